@@ -1,0 +1,266 @@
+import { createHash, generateKeyPairSync, X509Certificate, type KeyObject } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { PkiError } from './errors.js';
+import { buildCertificate, type Issuer } from './internal/cert-builder.js';
+import { parsePrivateKeyPem, privateKeyPem, publicKeyOf, x509 } from './internal/crypto.js';
+import { existing, writeFileAtomic } from './internal/files.js';
+import { SpiffeId, TrustDomain } from './spiffe-id.js';
+import { TrustBundle } from './trust-bundle.js';
+import { DEFAULT_SVID_TTL_SECONDS, MAX_SVID_TTL_SECONDS, SVID_BACKDATE_SECONDS, X509Svid } from './x509-svid.js';
+
+/** CA_FILES names the files of a CA directory made by `switchboard ca init`. */
+export const CA_FILES = Object.freeze({
+  meta: 'ca.json',
+  root: 'root.pem',
+  rootKey: 'root_key.pem',
+  intermediate: 'intermediate.pem',
+  intermediateKey: 'intermediate_key.pem',
+  jwtKey: 'jwt_key.pem',
+  bundle: 'bundle.pem',
+  bundleJwks: 'bundle.jwks.json',
+});
+
+const DAY = 86400;
+const ROOT_TTL_SECONDS = 10 * 365 * DAY;
+const INTERMEDIATE_TTL_SECONDS = 365 * DAY;
+
+/** CaCreateOptions configure a new CA. */
+export interface CaCreateOptions {
+  trustDomain: TrustDomain | string;
+  now?: Date;
+  rootTtlSeconds?: number;
+  intermediateTtlSeconds?: number;
+}
+
+/** IssueOptions configure one X509-SVID. */
+export interface IssueOptions {
+  /** ttlSeconds is the SVID lifetime (default 1 h, at most 24 h). */
+  ttlSeconds?: number;
+  now?: Date;
+}
+
+/** newP256Key makes an ECDSA P-256 key pair. */
+export function newP256Key(): KeyObject {
+  return generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
+}
+
+/** jwtKeyId derives the `kid` of a JWT-SVID signing key: a thumbprint of its public key. */
+export function jwtKeyId(publicKey: KeyObject): string {
+  return createHash('sha256').update(publicKey.export({ type: 'spki', format: 'der' })).digest('base64url').slice(0, 32);
+}
+
+/**
+ * CertificateAuthority is a trust domain's signing authority: a self-signed root CA, an
+ * intermediate CA that signs every X509-SVID, and a key that signs JWT-SVIDs. The root's
+ * certificate is the trust bundle.
+ *
+ * @example
+ * const ca = await CertificateAuthority.create({ trustDomain: 'example.org' });
+ * const svid = await ca.issueX509Svid(SpiffeId.parse('spiffe://example.org/agent/support'));
+ */
+export class CertificateAuthority {
+  readonly trustDomain: TrustDomain;
+  readonly rootCertificate: X509Certificate;
+  readonly intermediateCertificate: X509Certificate;
+  readonly jwtKeyId: string;
+  private readonly rootKey: KeyObject;
+  private readonly intermediateKey: KeyObject;
+  private readonly jwtKey: KeyObject;
+
+  private constructor(init: {
+    trustDomain: TrustDomain;
+    root: X509Certificate;
+    rootKey: KeyObject;
+    intermediate: X509Certificate;
+    intermediateKey: KeyObject;
+    jwtKey: KeyObject;
+  }) {
+    this.trustDomain = init.trustDomain;
+    this.rootCertificate = init.root;
+    this.rootKey = init.rootKey;
+    this.intermediateCertificate = init.intermediate;
+    this.intermediateKey = init.intermediateKey;
+    this.jwtKey = init.jwtKey;
+    this.jwtKeyId = jwtKeyId(publicKeyOf(init.jwtKey));
+  }
+
+  /** CertificateAuthority.create makes a new root, intermediate and JWT key in memory. */
+  static async create(options: CaCreateOptions): Promise<CertificateAuthority> {
+    const td = typeof options.trustDomain === 'string' ? TrustDomain.parse(options.trustDomain) : options.trustDomain;
+    const now = options.now ?? new Date();
+    const notBefore = new Date(now.getTime() - SVID_BACKDATE_SECONDS * 1000);
+    const rootKey = newP256Key();
+    const root = await buildCertificate(
+      {
+        subject: `CN=Switchboard Root CA ${td.name}, O=Switchboard`,
+        publicKey: publicKeyOf(rootKey),
+        notBefore,
+        notAfter: new Date(now.getTime() + (options.rootTtlSeconds ?? ROOT_TTL_SECONDS) * 1000),
+        uris: [td.idString()],
+        basicConstraints: { ca: true, pathLength: 1 },
+        keyUsage: { flags: x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, critical: true },
+      },
+      { selfSignKey: rootKey },
+    );
+    const intermediateKey = newP256Key();
+    const intermediate = await buildCertificate(
+      {
+        subject: `CN=Switchboard Intermediate CA ${td.name}, O=Switchboard`,
+        publicKey: publicKeyOf(intermediateKey),
+        notBefore,
+        notAfter: new Date(now.getTime() + (options.intermediateTtlSeconds ?? INTERMEDIATE_TTL_SECONDS) * 1000),
+        uris: [td.idString()],
+        basicConstraints: { ca: true, pathLength: 0 },
+        keyUsage: { flags: x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, critical: true },
+      },
+      { certificate: root, privateKey: rootKey },
+    );
+    return new CertificateAuthority({ trustDomain: td, root, rootKey, intermediate, intermediateKey, jwtKey: newP256Key() });
+  }
+
+  /**
+   * CertificateAuthority.load reads a CA directory written by {@link CertificateAuthority.save}.
+   * Throws `PKI_ERR_CA_UNREADABLE` when a file is missing or unreadable and
+   * `PKI_ERR_CA_KEY_MISMATCH` when a key does not belong to its certificate.
+   */
+  static async load(dir: string): Promise<CertificateAuthority> {
+    const read = async (name: string): Promise<string> => {
+      try {
+        return await readFile(join(dir, name), 'utf8');
+      } catch (err) {
+        throw new PkiError('PKI_ERR_CA_UNREADABLE', `ca: cannot read ${join(dir, name)}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { cause: err });
+      }
+    };
+    const meta = await read(CA_FILES.meta);
+    let td: TrustDomain;
+    try {
+      const parsed = JSON.parse(meta) as { trustDomain?: unknown };
+      if (typeof parsed.trustDomain !== 'string') throw new TypeError('trustDomain missing');
+      td = TrustDomain.parse(parsed.trustDomain);
+    } catch (err) {
+      throw new PkiError('PKI_ERR_CA_UNREADABLE', `ca: ${join(dir, CA_FILES.meta)} is not a valid CA description`, { cause: err });
+    }
+    const cert = (name: string, pem: string): X509Certificate => {
+      try {
+        return new X509Certificate(pem);
+      } catch (err) {
+        throw new PkiError('PKI_ERR_CA_UNREADABLE', `ca: ${join(dir, name)} is not a PEM certificate`, { cause: err });
+      }
+    };
+    const key = (name: string, pem: string): KeyObject => {
+      try {
+        return parsePrivateKeyPem(pem);
+      } catch (err) {
+        throw new PkiError('PKI_ERR_CA_UNREADABLE', `ca: ${join(dir, name)} is not an ECDSA P-256 private key`, { cause: err });
+      }
+    };
+    const root = cert(CA_FILES.root, await read(CA_FILES.root));
+    const rootKey = key(CA_FILES.rootKey, await read(CA_FILES.rootKey));
+    const intermediate = cert(CA_FILES.intermediate, await read(CA_FILES.intermediate));
+    const intermediateKey = key(CA_FILES.intermediateKey, await read(CA_FILES.intermediateKey));
+    const jwtKey = key(CA_FILES.jwtKey, await read(CA_FILES.jwtKey));
+    if (!root.checkPrivateKey(rootKey)) {
+      throw new PkiError('PKI_ERR_CA_KEY_MISMATCH', `ca: ${join(dir, CA_FILES.rootKey)} does not belong to ${CA_FILES.root}`);
+    }
+    if (!intermediate.checkPrivateKey(intermediateKey)) {
+      throw new PkiError('PKI_ERR_CA_KEY_MISMATCH', `ca: ${join(dir, CA_FILES.intermediateKey)} does not belong to ${CA_FILES.intermediate}`);
+    }
+    if (!intermediate.verify(root.publicKey)) {
+      throw new PkiError('PKI_ERR_CA_KEY_MISMATCH', `ca: ${CA_FILES.intermediate} is not signed by ${CA_FILES.root}`);
+    }
+    return new CertificateAuthority({ trustDomain: td, root, rootKey, intermediate, intermediateKey, jwtKey });
+  }
+
+  /**
+   * save writes the CA to `dir`: certificates 0644, keys 0600, `bundle.pem` and `bundle.jwks.json`.
+   * Refuses (`PKI_ERR_CA_EXISTS`) when a CA is already there, unless `force` is set.
+   */
+  async save(dir: string, options: { force?: boolean } = {}): Promise<void> {
+    const paths = Object.values(CA_FILES).map((f) => join(dir, f));
+    if (!options.force) {
+      const found = await existing(paths);
+      if (found.length > 0) {
+        throw new PkiError('PKI_ERR_CA_EXISTS', `ca: ${found[0]} already exists; use --force to replace the CA (every identity it issued stops being trusted)`);
+      }
+    }
+    const bundle = this.bundle();
+    await writeFileAtomic(join(dir, CA_FILES.rootKey), privateKeyPem(this.rootKey), 0o600);
+    await writeFileAtomic(join(dir, CA_FILES.intermediateKey), privateKeyPem(this.intermediateKey), 0o600);
+    await writeFileAtomic(join(dir, CA_FILES.jwtKey), privateKeyPem(this.jwtKey), 0o600);
+    await writeFileAtomic(join(dir, CA_FILES.root), this.rootCertificate.toString());
+    await writeFileAtomic(join(dir, CA_FILES.intermediate), this.intermediateCertificate.toString());
+    await writeFileAtomic(join(dir, CA_FILES.bundle), bundle.toPem());
+    await writeFileAtomic(join(dir, CA_FILES.bundleJwks), bundle.toJwks({ sequenceNumber: 1 }));
+    await writeFileAtomic(join(dir, CA_FILES.meta), `${JSON.stringify({ trustDomain: this.trustDomain.name, jwtKeyId: this.jwtKeyId }, null, 2)}\n`);
+  }
+
+  /** bundle is the trust bundle relying parties use: the root certificate and the JWT-SVID key. */
+  bundle(): TrustBundle {
+    return new TrustBundle({
+      trustDomain: this.trustDomain,
+      x509Authorities: [this.rootCertificate],
+      jwtAuthorities: [{ keyId: this.jwtKeyId, publicKey: publicKeyOf(this.jwtKey) }],
+    });
+  }
+
+  /** jwtSigningKey returns the JWT-SVID signing key and its `kid`. */
+  jwtSigner(): { keyId: string; privateKey: KeyObject } {
+    return { keyId: this.jwtKeyId, privateKey: this.jwtKey };
+  }
+
+  /** checkId throws unless `id` can be issued here: in this trust domain, with a non-root path. */
+  checkId(id: SpiffeId): void {
+    if (!id.memberOf(this.trustDomain)) {
+      throw new PkiError('PKI_ERR_ID_OUTSIDE_TRUST_DOMAIN', `ca: ${id.toString()} is outside this CA's trust domain "${this.trustDomain.name}"`);
+    }
+    if (id.isRoot) throw new PkiError('PKI_ERR_SVID_ROOT_PATH', 'ca: an X509-SVID must name a workload (a non-root path)');
+  }
+
+  /**
+   * signX509Svid certifies `publicKey` as `id` and returns the chain (leaf, intermediate). The
+   * CA alone decides the certificate's content.
+   */
+  async signX509Svid(id: SpiffeId, publicKey: KeyObject, options: IssueOptions = {}): Promise<X509Certificate[]> {
+    this.checkId(id);
+    const ttl = options.ttlSeconds ?? DEFAULT_SVID_TTL_SECONDS;
+    if (!Number.isFinite(ttl) || ttl <= 0) throw new PkiError('PKI_ERR_SVID_TTL_TOO_LONG', 'ca: TTL must be a positive number of seconds');
+    if (ttl > MAX_SVID_TTL_SECONDS) {
+      throw new PkiError('PKI_ERR_SVID_TTL_TOO_LONG', `ca: TTL ${ttl}s is over the maximum of ${MAX_SVID_TTL_SECONDS}s (24h)`);
+    }
+    if (publicKey.asymmetricKeyType !== 'ec' || publicKey.asymmetricKeyDetails?.namedCurve !== 'prime256v1') {
+      throw new PkiError('PKI_ERR_CSR_KEY_UNSUPPORTED', 'ca: only ECDSA P-256 keys are certified');
+    }
+    const now = options.now ?? new Date();
+    const notAfterMs = Math.min(now.getTime() + ttl * 1000, Date.parse(this.intermediateCertificate.validTo));
+    const leaf = await buildCertificate(leafSpec(id, publicKey, new Date(now.getTime() - SVID_BACKDATE_SECONDS * 1000), new Date(notAfterMs)), this.issuer());
+    return [leaf, this.intermediateCertificate];
+  }
+
+  /** issueX509Svid makes a fresh P-256 key and certifies it as `id`. */
+  async issueX509Svid(id: SpiffeId | string, options: IssueOptions = {}): Promise<X509Svid> {
+    const sid = typeof id === 'string' ? SpiffeId.parse(id) : id;
+    const key = newP256Key();
+    const chain = await this.signX509Svid(sid, publicKeyOf(key), options);
+    return new X509Svid(sid, chain, key);
+  }
+
+  private issuer(): Issuer {
+    return { certificate: this.intermediateCertificate, privateKey: this.intermediateKey };
+  }
+}
+
+/** leafSpec is the certificate content of an X509-SVID as the spec wants it. */
+export function leafSpec(id: SpiffeId, publicKey: KeyObject, notBefore: Date, notAfter: Date) {
+  const last = id.path.slice(id.path.lastIndexOf('/') + 1);
+  return {
+    subject: `CN=${last}, O=Switchboard`,
+    publicKey,
+    notBefore,
+    notAfter,
+    uris: [id.toString()],
+    basicConstraints: { ca: false },
+    keyUsage: { flags: x509.KeyUsageFlags.digitalSignature, critical: true },
+    eku: [x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth],
+  };
+}

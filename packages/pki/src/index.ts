@@ -1,0 +1,22 @@
+export { PkiError, isPkiError } from './errors.js';
+export type { PkiErrorCode } from './errors.js';
+export { SpiffeId, TrustDomain, tryParseSpiffeId } from './spiffe-id.js';
+export { matchExact, matchMemberOf, matchPathPrefix, matchGlob, parseIdMatcher } from './id-matcher.js';
+export type { IdMatcher } from './id-matcher.js';
+export { TrustBundle, BundleSet, parseCertificatesPem } from './trust-bundle.js';
+export type { BundleSource, JwtAuthority } from './trust-bundle.js';
+export {
+  X509Svid,
+  checkLeaf,
+  validateX509Svid,
+  DEFAULT_SVID_TTL_SECONDS,
+  MAX_SVID_TTL_SECONDS,
+  SVID_BACKDATE_SECONDS,
+  DEFAULT_CLOCK_SKEW_SECONDS,
+  MAX_CLOCK_SKEW_SECONDS,
+} from './x509-svid.js';
+export type { ValidateOptions, ValidatedSvid } from './x509-svid.js';
+export { CertificateAuthority, CA_FILES, newP256Key, jwtKeyId } from './ca.js';
+export type { CaCreateOptions, IssueOptions } from './ca.js';
+export { IDENTITY_FILES, writeIdentityFiles, loadIdentityFiles } from './identity-files.js';
+export type { Identity } from './identity-files.js';
