@@ -17,6 +17,7 @@ export const CA_FILES = Object.freeze({
   intermediate: 'intermediate.pem',
   intermediateKey: 'intermediate_key.pem',
   jwtKey: 'jwt_key.pem',
+  enrollmentKey: 'enrollment_key.pem',
   bundle: 'bundle.pem',
   bundleJwks: 'bundle.jwks.json',
 });
@@ -67,6 +68,7 @@ export class CertificateAuthority {
   private readonly rootKey: KeyObject;
   private readonly intermediateKey: KeyObject;
   private readonly jwtKey: KeyObject;
+  private readonly enrollmentKey: KeyObject;
 
   private constructor(init: {
     trustDomain: TrustDomain;
@@ -75,6 +77,7 @@ export class CertificateAuthority {
     intermediate: X509Certificate;
     intermediateKey: KeyObject;
     jwtKey: KeyObject;
+    enrollmentKey: KeyObject;
   }) {
     this.trustDomain = init.trustDomain;
     this.rootCertificate = init.root;
@@ -82,6 +85,7 @@ export class CertificateAuthority {
     this.intermediateCertificate = init.intermediate;
     this.intermediateKey = init.intermediateKey;
     this.jwtKey = init.jwtKey;
+    this.enrollmentKey = init.enrollmentKey;
     this.jwtKeyId = jwtKeyId(publicKeyOf(init.jwtKey));
   }
 
@@ -116,7 +120,7 @@ export class CertificateAuthority {
       },
       { certificate: root, privateKey: rootKey },
     );
-    return new CertificateAuthority({ trustDomain: td, root, rootKey, intermediate, intermediateKey, jwtKey: newP256Key() });
+    return new CertificateAuthority({ trustDomain: td, root, rootKey, intermediate, intermediateKey, jwtKey: newP256Key(), enrollmentKey: newP256Key() });
   }
 
   /**
@@ -160,6 +164,7 @@ export class CertificateAuthority {
     const intermediate = cert(CA_FILES.intermediate, await read(CA_FILES.intermediate));
     const intermediateKey = key(CA_FILES.intermediateKey, await read(CA_FILES.intermediateKey));
     const jwtKey = key(CA_FILES.jwtKey, await read(CA_FILES.jwtKey));
+    const enrollmentKey = key(CA_FILES.enrollmentKey, await read(CA_FILES.enrollmentKey));
     if (!root.checkPrivateKey(rootKey)) {
       throw new PkiError('PKI_ERR_CA_KEY_MISMATCH', `ca: ${join(dir, CA_FILES.rootKey)} does not belong to ${CA_FILES.root}`);
     }
@@ -169,7 +174,7 @@ export class CertificateAuthority {
     if (!intermediate.verify(root.publicKey)) {
       throw new PkiError('PKI_ERR_CA_KEY_MISMATCH', `ca: ${CA_FILES.intermediate} is not signed by ${CA_FILES.root}`);
     }
-    return new CertificateAuthority({ trustDomain: td, root, rootKey, intermediate, intermediateKey, jwtKey });
+    return new CertificateAuthority({ trustDomain: td, root, rootKey, intermediate, intermediateKey, jwtKey, enrollmentKey });
   }
 
   /**
@@ -188,6 +193,7 @@ export class CertificateAuthority {
     await writeFileAtomic(join(dir, CA_FILES.rootKey), privateKeyPem(this.rootKey), 0o600);
     await writeFileAtomic(join(dir, CA_FILES.intermediateKey), privateKeyPem(this.intermediateKey), 0o600);
     await writeFileAtomic(join(dir, CA_FILES.jwtKey), privateKeyPem(this.jwtKey), 0o600);
+    await writeFileAtomic(join(dir, CA_FILES.enrollmentKey), privateKeyPem(this.enrollmentKey), 0o600);
     await writeFileAtomic(join(dir, CA_FILES.root), this.rootCertificate.toString());
     await writeFileAtomic(join(dir, CA_FILES.intermediate), this.intermediateCertificate.toString());
     await writeFileAtomic(join(dir, CA_FILES.bundle), bundle.toPem());
@@ -204,9 +210,18 @@ export class CertificateAuthority {
     });
   }
 
-  /** jwtSigningKey returns the JWT-SVID signing key and its `kid`. */
+  /** jwtSigner returns the JWT-SVID signing key and its `kid`. */
   jwtSigner(): { keyId: string; privateKey: KeyObject } {
     return { keyId: this.jwtKeyId, privateKey: this.jwtKey };
+  }
+
+  /**
+   * enrollmentSigner returns the key that signs enrollment tokens. It is a key of its own, so an
+   * enrollment token can never pass as a JWT-SVID or the other way round.
+   */
+  enrollmentSigner(): { keyId: string; privateKey: KeyObject; publicKey: KeyObject } {
+    const publicKey = publicKeyOf(this.enrollmentKey);
+    return { keyId: jwtKeyId(publicKey), privateKey: this.enrollmentKey, publicKey };
   }
 
   /** checkId throws unless `id` can be issued here: in this trust domain, with a non-root path. */
