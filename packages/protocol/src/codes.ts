@@ -1,0 +1,51 @@
+/**
+ * Wire codes: WebSocket close codes and JSON-RPC error codes that peers see. Listed with their
+ * meaning in docs/errors.md; local error classes carry their own string codes.
+ */
+
+/** CloseCode lists the WebSocket close codes Switchboard sends. */
+export const CloseCode = Object.freeze({
+  NORMAL: 1000,
+  GOING_AWAY: 1001,
+  PROTOCOL_ERROR: 1002,
+  UNSUPPORTED_DATA: 1003,
+  INVALID_PAYLOAD: 1007,
+  POLICY_VIOLATION: 1008,
+  MESSAGE_TOO_BIG: 1009,
+  INTERNAL_ERROR: 1011,
+  /** the agent's identity was revoked or its certificate expired during the session. */
+  IDENTITY_REVOKED: 4401,
+  /** the agent may no longer use this server (policy changed). */
+  FORBIDDEN: 4403,
+  /** the backend MCP server failed to start or exited. */
+  BACKEND_FAILED: 4502,
+  /** no connector serves this server (any more). */
+  NO_CONNECTOR: 4503,
+  /** the connector did not open the backend session in time. */
+  OPEN_TIMEOUT: 4504,
+  /** a session's bounded buffer overflowed: its reader is not keeping up. */
+  SESSION_OVERFLOW: 4508,
+  /** the connector link carrying this session was lost. */
+  LINK_LOST: 4509,
+} as const);
+export type CloseCode = (typeof CloseCode)[keyof typeof CloseCode];
+
+/** RpcErrorCode lists the JSON-RPC error codes the relay answers with itself. */
+export const RpcErrorCode = Object.freeze({
+  PARSE_ERROR: -32700,
+  INVALID_REQUEST: -32600,
+  METHOD_NOT_FOUND: -32601,
+  INVALID_PARAMS: -32602,
+  /** a tool the identity may not use, or one that does not exist: deliberately the same answer. */
+  UNKNOWN_TOOL: -32602,
+  /** a server→agent request (sampling, elicitation, roots) that policy does not allow. */
+  SERVER_REQUEST_DENIED: -32001,
+  /** the call was refused by policy (resources, prompts, argument constraints). */
+  POLICY_DENIED: -32003,
+  /** a rate or concurrency limit was hit; `data.retryAfterMs` says when to retry. */
+  RATE_LIMITED: -32029,
+  /** the audit trail could not record the request; nothing was forwarded (fail closed). */
+  AUDIT_UNAVAILABLE: -32050,
+  /** the backend session ended before answering. */
+  BACKEND_UNAVAILABLE: -32051,
+} as const);

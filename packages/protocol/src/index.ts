@@ -1,0 +1,15 @@
+export {
+  LINK_PROTOCOL_VERSION,
+  LINK_SUBPROTOCOL,
+  AGENT_SUBPROTOCOL,
+  HEADER_BYTES,
+  DEFAULT_SESSION_WINDOW_BYTES,
+  FrameType,
+  LinkProtocolError,
+  encodeData,
+  encodeWindow,
+  encodeControl,
+  decodeFrame,
+} from './link-frames.js';
+export type { Frame, HelloPayload, WelcomePayload, OpenPayload, ClosePayload } from './link-frames.js';
+export { CloseCode, RpcErrorCode } from './codes.js';

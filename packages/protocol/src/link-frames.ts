@@ -1,0 +1,155 @@
+/**
+ * Frames of the connector link (`switchboard.v1`). Every frame is one binary WebSocket message:
+ *
+ *   byte 0      frame type (FrameType)
+ *   bytes 1..4  session id, uint32 big-endian (0 for link-level frames)
+ *   bytes 5..   payload: for DATA the JSON-RPC message (UTF-8, unchanged); for WINDOW a uint32
+ *               big-endian credit increment in bytes; for every other type a JSON object
+ *
+ * See docs/protocol.md for the state machine and flow control.
+ */
+
+/** LINK_PROTOCOL_VERSION is sent in HELLO and WELCOME; peers refuse a version they do not speak. */
+export const LINK_PROTOCOL_VERSION = 1;
+/** LINK_SUBPROTOCOL is the WebSocket subprotocol of the connector link. */
+export const LINK_SUBPROTOCOL = 'switchboard.v1';
+/** AGENT_SUBPROTOCOL is the WebSocket subprotocol of an agent session. */
+export const AGENT_SUBPROTOCOL = 'mcp';
+/** HEADER_BYTES is the size of a frame header. */
+export const HEADER_BYTES = 5;
+/** DEFAULT_SESSION_WINDOW_BYTES is each direction's initial flow-control credit per session. */
+export const DEFAULT_SESSION_WINDOW_BYTES = 256 * 1024;
+
+/** FrameType numbers the link frames. */
+export const FrameType = Object.freeze({
+  HELLO: 0x01,
+  WELCOME: 0x02,
+  GOAWAY: 0x03,
+  OPEN: 0x10,
+  OPEN_OK: 0x11,
+  OPEN_FAIL: 0x12,
+  DATA: 0x20,
+  WINDOW: 0x21,
+  CLOSE: 0x30,
+} as const);
+export type FrameType = (typeof FrameType)[keyof typeof FrameType];
+
+const KNOWN_TYPES = new Set<number>(Object.values(FrameType));
+
+/** HelloPayload is the connector's first frame: protocol version and the servers it offers. */
+export interface HelloPayload {
+  version: number;
+  servers: string[];
+  /** connector software version, informational. */
+  agent?: string;
+}
+
+/** WelcomePayload answers HELLO: which servers the relay registered for this link, which not. */
+export interface WelcomePayload {
+  version: number;
+  linkId: string;
+  accepted: string[];
+  rejected: { server: string; reason: string }[];
+  /** window is the per-session initial credit, in bytes, both directions. */
+  window: number;
+  /** relay is the relay's SPIFFE ID. */
+  relay: string;
+}
+
+/** OpenPayload asks the connector for a new backend session. */
+export interface OpenPayload {
+  server: string;
+  /** agent is the calling agent's SPIFFE ID. */
+  agent: string;
+  /** jwtSvid, when the server opted in, is a short-lived token naming the agent, for the backend. */
+  jwtSvid?: string;
+}
+
+/** ClosePayload ends a session (OPEN_FAIL and CLOSE) or a link (GOAWAY). */
+export interface ClosePayload {
+  code: number;
+  reason: string;
+}
+
+/** Frame is a decoded link frame. */
+export type Frame =
+  | { type: typeof FrameType.HELLO; sessionId: 0; payload: HelloPayload }
+  | { type: typeof FrameType.WELCOME; sessionId: 0; payload: WelcomePayload }
+  | { type: typeof FrameType.GOAWAY; sessionId: 0; payload: ClosePayload }
+  | { type: typeof FrameType.OPEN; sessionId: number; payload: OpenPayload }
+  | { type: typeof FrameType.OPEN_OK; sessionId: number; payload: Record<string, never> }
+  | { type: typeof FrameType.OPEN_FAIL; sessionId: number; payload: ClosePayload }
+  | { type: typeof FrameType.DATA; sessionId: number; data: Buffer }
+  | { type: typeof FrameType.WINDOW; sessionId: number; increment: number }
+  | { type: typeof FrameType.CLOSE; sessionId: number; payload: ClosePayload };
+
+/** LinkProtocolError is a frame that breaks the framing rules; the link is closed with 1002. */
+export class LinkProtocolError extends Error {
+  readonly code = 'LINK_ERR_PROTOCOL' as const;
+  constructor(message: string) {
+    super(`link: ${message}`);
+    this.name = 'LinkProtocolError';
+  }
+}
+
+function header(type: number, sessionId: number, payloadBytes: number): Buffer {
+  const buf = Buffer.allocUnsafe(HEADER_BYTES + payloadBytes);
+  buf[0] = type;
+  buf.writeUInt32BE(sessionId >>> 0, 1);
+  return buf;
+}
+
+/** encodeData frames one JSON-RPC message for a session. The message bytes are copied once. */
+export function encodeData(sessionId: number, message: Buffer | string): Buffer {
+  const len = typeof message === 'string' ? Buffer.byteLength(message) : message.length;
+  const buf = header(FrameType.DATA, sessionId, len);
+  if (typeof message === 'string') buf.write(message, HEADER_BYTES, 'utf8');
+  else message.copy(buf, HEADER_BYTES);
+  return buf;
+}
+
+/** encodeWindow grants `increment` more bytes of credit for a session. */
+export function encodeWindow(sessionId: number, increment: number): Buffer {
+  if (!Number.isInteger(increment) || increment <= 0 || increment > 0xffffffff) throw new RangeError('link: window increment out of range');
+  const buf = header(FrameType.WINDOW, sessionId, 4);
+  buf.writeUInt32BE(increment, HEADER_BYTES);
+  return buf;
+}
+
+/** encodeControl frames a JSON control payload (HELLO, WELCOME, GOAWAY, OPEN, OPEN_OK, OPEN_FAIL, CLOSE). */
+export function encodeControl(type: FrameType, sessionId: number, payload: object): Buffer {
+  if (type === FrameType.DATA || type === FrameType.WINDOW) throw new TypeError('link: use encodeData / encodeWindow');
+  const json = JSON.stringify(payload);
+  const buf = header(type, sessionId, Buffer.byteLength(json));
+  buf.write(json, HEADER_BYTES, 'utf8');
+  return buf;
+}
+
+/** decodeFrame parses one binary WebSocket message; throws {@link LinkProtocolError} on bad framing. */
+export function decodeFrame(buf: Buffer): Frame {
+  if (buf.length < HEADER_BYTES) throw new LinkProtocolError(`frame of ${buf.length} bytes is shorter than its header`);
+  const type = buf[0] as number;
+  if (!KNOWN_TYPES.has(type)) throw new LinkProtocolError(`unknown frame type 0x${type.toString(16)}`);
+  const sessionId = buf.readUInt32BE(1);
+  const linkLevel = type === FrameType.HELLO || type === FrameType.WELCOME || type === FrameType.GOAWAY;
+  if (linkLevel !== (sessionId === 0)) {
+    throw new LinkProtocolError(linkLevel ? 'link-level frame with a session id' : 'session frame with session id 0');
+  }
+  if (type === FrameType.DATA) return { type, sessionId, data: buf.subarray(HEADER_BYTES) };
+  if (type === FrameType.WINDOW) {
+    if (buf.length !== HEADER_BYTES + 4) throw new LinkProtocolError('WINDOW frame must carry exactly 4 bytes');
+    const increment = buf.readUInt32BE(HEADER_BYTES);
+    if (increment === 0) throw new LinkProtocolError('WINDOW increment must be positive');
+    return { type, sessionId, increment };
+  }
+  let payload: unknown;
+  try {
+    payload = JSON.parse(buf.toString('utf8', HEADER_BYTES));
+  } catch {
+    throw new LinkProtocolError(`control frame 0x${type.toString(16)} does not carry valid JSON`);
+  }
+  if (typeof payload !== 'object' || payload === null || Array.isArray(payload)) {
+    throw new LinkProtocolError(`control frame 0x${type.toString(16)} payload must be a JSON object`);
+  }
+  return { type, sessionId, payload } as Frame;
+}
