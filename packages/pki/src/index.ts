@@ -20,3 +20,28 @@ export { CertificateAuthority, CA_FILES, newP256Key, jwtKeyId } from './ca.js';
 export type { CaCreateOptions, IssueOptions } from './ca.js';
 export { IDENTITY_FILES, writeIdentityFiles, loadIdentityFiles } from './identity-files.js';
 export type { Identity } from './identity-files.js';
+export {
+  issueJwtSvid,
+  validateJwtSvid,
+  JWT_SVID_ALGORITHMS,
+  DEFAULT_JWT_SVID_TTL_SECONDS,
+  MAX_JWT_SVID_TTL_SECONDS,
+  DEFAULT_JWT_LEEWAY_SECONDS,
+  MAX_JWT_LEEWAY_SECONDS,
+} from './jwt-svid.js';
+export type { JwtSvidIssueOptions, JwtSvidValidateOptions, ValidatedJwtSvid } from './jwt-svid.js';
+export { createCsr, parseCsr, issueFromCsr } from './csr.js';
+export type { ParsedCsr } from './csr.js';
+export {
+  issueEnrollmentToken,
+  EnrollmentTokenVerifier,
+  MemoryUsedTokenStore,
+  DEFAULT_ENROLLMENT_TTL_SECONDS,
+  MAX_ENROLLMENT_TTL_SECONDS,
+  ENROLLMENT_TOKEN_TYPE,
+  ENROLLMENT_AUDIENCE,
+  ENROLLMENT_CLOCK_SKEW_SECONDS,
+} from './enrollment-token.js';
+export type { UsedTokenStore, EnrollmentTokenOptions, EnrollmentTokenVerifierOptions } from './enrollment-token.js';
+export { exportPkcs12 } from './pkcs12.js';
+export type { Pkcs12Options } from './pkcs12.js';

@@ -1,0 +1,45 @@
+import { Command, CommanderError } from 'commander';
+import { caCommand, identityCommand, type CliIo } from '@switchboard/pki/cli';
+import { promptSecret } from './prompt.js';
+
+/**
+ * main runs the `switchboard` command with `argv` (as `process.argv`) and resolves to the exit
+ * code: 0 success, 1 runtime failure, 2 invalid input or usage.
+ */
+export async function main(argv: readonly string[], io: CliIo = processIo()): Promise<number> {
+  let exitCode = 0;
+  const setExit = (code: number): void => {
+    exitCode = code;
+  };
+  const program = new Command('switchboard')
+    .description('Switchboard: an outbound-only, zero-trust tunnel for MCP servers')
+    .version('0.1.0')
+    .showHelpAfterError()
+    .exitOverride()
+    .configureOutput({
+      writeOut: (s) => io.stdout.write(s),
+      writeErr: (s) => io.stderr.write(s),
+    });
+  program.addCommand(caCommand(io, setExit));
+  program.addCommand(identityCommand(io, setExit));
+  for (const cmd of program.commands) cmd.exitOverride();
+  try {
+    await program.parseAsync([...argv]);
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // --help and --version end here with exit code 0.
+      return err.exitCode === 0 ? 0 : 2;
+    }
+    throw err;
+  }
+  return exitCode;
+}
+
+function processIo(): CliIo {
+  return {
+    stdout: process.stdout,
+    stderr: process.stderr,
+    env: process.env,
+    promptSecret: process.stdin.isTTY ? promptSecret : undefined,
+  };
+}
