@@ -22,7 +22,7 @@ export async function main(argv: readonly string[], io: CliIo = processIo()): Pr
     });
   program.addCommand(caCommand(io, setExit));
   program.addCommand(identityCommand(io, setExit));
-  for (const cmd of program.commands) cmd.exitOverride();
+  configureTree(program, io);
   try {
     await program.parseAsync([...argv]);
   } catch (err) {
@@ -33,6 +33,15 @@ export async function main(argv: readonly string[], io: CliIo = processIo()): Pr
     throw err;
   }
   return exitCode;
+}
+
+// Commander settings do not reach commands added before they were set: apply them to the tree,
+// so a usage error anywhere exits 2 instead of calling process.exit(1).
+function configureTree(cmd: Command, io: CliIo): void {
+  for (const sub of cmd.commands) {
+    sub.exitOverride().configureOutput({ writeOut: (s) => io.stdout.write(s), writeErr: (s) => io.stderr.write(s) });
+    configureTree(sub, io);
+  }
 }
 
 function processIo(): CliIo {

@@ -134,7 +134,8 @@ export async function validateJwtSvid(token: string, bundles: BundleSource, opti
   if (typeof token !== 'string') fail('PKI_ERR_JWT_MALFORMED', 'token must be a string');
   if (token.length > MAX_TOKEN_LENGTH) fail('PKI_ERR_JWT_MALFORMED', `token is longer than ${MAX_TOKEN_LENGTH} characters`);
   const parts = token.split('.');
-  if (parts.length !== 3 || parts.some((p) => p.length === 0)) {
+  // An empty signature is left for the checks below: `alg: none` must be refused by name.
+  if (parts.length !== 3 || (parts[0] as string).length === 0 || (parts[1] as string).length === 0) {
     fail('PKI_ERR_JWT_MALFORMED', 'token is not a JWS in compact serialization (header.payload.signature)');
   }
 
