@@ -21,9 +21,16 @@ export async function generateP256(): Promise<CryptoKeyPair> {
 
 /** toSigningKey converts a Node private key to the WebCrypto key @peculiar/x509 signs with. */
 export async function toSigningKey(key: KeyObject): Promise<CryptoKey> {
+  // A CA signs with the same key again and again: convert it once.
+  const hit = signingKeys.get(key);
+  if (hit) return hit;
   const der = key.export({ type: 'pkcs8', format: 'der' });
-  return subtle.importKey('pkcs8', der, EC_P256, true, ['sign']);
+  const ck = await subtle.importKey('pkcs8', der, EC_P256, true, ['sign']);
+  signingKeys.set(key, ck);
+  return ck;
 }
+
+const signingKeys = new WeakMap<KeyObject, CryptoKey>();
 
 /** toVerifyKey converts a Node public key to a WebCrypto key. */
 export async function toVerifyKey(key: KeyObject): Promise<CryptoKey> {
