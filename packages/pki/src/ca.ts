@@ -229,7 +229,7 @@ export class CertificateAuthority {
     if (!id.memberOf(this.trustDomain)) {
       throw new PkiError('PKI_ERR_ID_OUTSIDE_TRUST_DOMAIN', `ca: ${id.toString()} is outside this CA's trust domain "${this.trustDomain.name}"`);
     }
-    if (id.isRoot) throw new PkiError('PKI_ERR_SVID_ROOT_PATH', 'ca: an X509-SVID must name a workload (a non-root path)');
+    if (id.isRoot) throw new PkiError('PKI_ERR_SVID_ROOT_PATH', 'ca: an identity must name a workload (a SPIFFE ID with a non-root path)');
   }
 
   /**

@@ -76,6 +76,9 @@ export class TrustBundle {
         }
       } else if (entry.use === 'jwt-svid') {
         if (typeof entry.kid !== 'string' || entry.kid.length === 0) continue;
+        if ('d' in entry || 'p' in entry || 'k' in entry) {
+          throw new PkiError('PKI_ERR_BUNDLE_MALFORMED', `bundle: jwt-svid key ${JSON.stringify(entry.kid)} carries private key material`);
+        }
         let publicKey: KeyObject;
         try {
           const { use: _use, kid: _kid, ...jwk } = entry;

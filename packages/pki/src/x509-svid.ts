@@ -233,7 +233,8 @@ function issuedBy(child: X509Certificate, parent: X509Certificate): boolean {
  * basic constraints, key usage and path length). Returns the peer's SPIFFE ID.
  *
  * @example
- * const { id } = validateX509Svid(socket.getPeerX509Certificate() chain, bundles);
+ * const svid = await ca.issueX509Svid('spiffe://example.org/agent/a');
+ * const { id } = validateX509Svid(svid.certificates, new BundleSet([ca.bundle()]));
  */
 export function validateX509Svid(chain: readonly X509Certificate[], bundles: BundleSource, options: ValidateOptions = {}): ValidatedSvid {
   if (chain.length === 0) throw svidError('PKI_ERR_SVID_MALFORMED', 'no certificate presented');

@@ -22,11 +22,13 @@ interface RunResult {
 function openssl(args: string[]): Promise<RunResult> {
   return new Promise((resolve, reject) => {
     execFile('openssl', args, { timeout: WAIT_MS }, (err, stdout, stderr) => {
-      if (err && typeof (err as NodeJS.ErrnoException).code === 'string') {
-        reject(err); // openssl missing or killed: the test must not pass silently
+      const exit = err ? (err as { code?: unknown }).code : 0;
+      if (typeof exit !== 'number') {
+        // openssl missing, killed or timed out: a "fails" test must not pass on that.
+        reject(err);
         return;
       }
-      resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
+      resolve({ code: exit, stdout, stderr });
     });
   });
 }
@@ -127,23 +129,33 @@ interface Outcome {
   clientPeerId?: string;
   /** reply is what the client read from the server (only sent after a full handshake). */
   reply?: string;
+  /** serverError is what the server's tlsClientError event reported. */
   serverError?: NodeJS.ErrnoException;
+  /** serverVerifyError is the OpenSSL verify result of the client certificate, on the server. */
+  serverVerifyError?: string;
   clientError?: NodeJS.ErrnoException;
+  /** clientClosed is set once the client socket closed. */
+  clientClosed?: boolean;
 }
 
-// peerChain rebuilds the chain the peer presented, leaf first, from getPeerCertificate(true).
+// peerChain rebuilds the chain the peer presented, leaf first, by walking `issuerCertificate` of
+// getPeerCertificate(true). (Node quirk: that walk must come before getPeerX509Certificate(), which
+// otherwise leaves the detailed certificate without its issuers.)
 function peerChain(socket: tls.TLSSocket): X509Certificate[] {
-  const leaf = socket.getPeerX509Certificate();
-  if (!leaf) return [];
-  const chain = [leaf];
   let cur = socket.getPeerCertificate(true);
-  const seen = new Set([leaf.fingerprint256]);
+  if (!cur.raw) return [];
+  const chain = [new X509Certificate(cur.raw)];
+  const seen = new Set(chain.map((c) => c.fingerprint256));
   while (cur.issuerCertificate && cur.issuerCertificate !== cur) {
     cur = cur.issuerCertificate;
     const cert = new X509Certificate(cur.raw);
     if (seen.has(cert.fingerprint256)) break;
     seen.add(cert.fingerprint256);
     chain.push(cert);
+  }
+  // The leaf Node hands out directly is the one at the head of the walked chain.
+  if (socket.getPeerX509Certificate()?.fingerprint256 !== chain[0]?.fingerprint256) {
+    throw new Error('peer leaf and walked chain disagree');
   }
   return chain;
 }
@@ -177,6 +189,10 @@ async function mutualTls(server: { svid: X509Svid; ca: TestCA }, client: { svid:
   srv.on('tlsClientError', (err, socket) => {
     sockets.add(socket);
     out.serverError = err as NodeJS.ErrnoException;
+    // With rejectUnauthorized, node:tls destroys a TLS 1.3 socket whose client certificate failed
+    // verification; the reason is kept in authorizationError.
+    const reason = socket.authorizationError;
+    if (reason !== undefined && reason !== null) out.serverVerifyError = String(reason);
     serverDone();
   });
   await new Promise<void>((resolve, reject) => {
@@ -216,7 +232,10 @@ async function mutualTls(server: { svid: X509Svid; ca: TestCA }, client: { svid:
     socket.on('error', (err) => {
       out.clientError ??= err;
     });
-    socket.on('close', () => resolve());
+    socket.on('close', () => {
+      out.clientClosed = true;
+      resolve();
+    });
   });
 
   let timer: NodeJS.Timeout | undefined;
@@ -306,18 +325,21 @@ describe('mutual TLS 1.3 with node:tls', () => {
     const client = await ca.issue(CLIENT_ID, { expired: true });
     const out = await mutualTls({ svid: serverSvid, ca }, { svid: client, ca });
     expect(out.serverPeerId).toBeUndefined();
-    expect(out.reply).toBeUndefined();
-    expect(out.serverError?.code).toBe('CERT_HAS_EXPIRED');
-    expect(out.clientError).toBeDefined();
+    expect(out.serverError).toBeInstanceOf(Error);
+    expect(out.serverVerifyError).toBe('CERT_HAS_EXPIRED');
+    // The client is cut off: it never gets the reply a full handshake would bring.
+    expect(out.clientClosed).toBe(true);
+    expect(out.reply ?? '').toBe('');
   });
 
   it('fails for a client from another CA: the server cannot chain it to its bundle', async () => {
     const client = await other.issue(CLIENT_ID);
     const out = await mutualTls({ svid: serverSvid, ca }, { svid: client, ca });
     expect(out.serverPeerId).toBeUndefined();
-    expect(out.reply).toBeUndefined();
-    expect(out.serverError?.code).toMatch(/^(UNABLE_TO_GET_ISSUER_CERT_LOCALLY|UNABLE_TO_VERIFY_LEAF_SIGNATURE|CERT_SIGNATURE_FAILURE)$/);
-    expect(out.clientError).toBeDefined();
+    expect(out.serverError).toBeInstanceOf(Error);
+    expect(out.serverVerifyError).toMatch(/^(UNABLE_TO_GET_ISSUER_CERT_LOCALLY|UNABLE_TO_VERIFY_LEAF_SIGNATURE|CERT_SIGNATURE_FAILURE)$/);
+    expect(out.clientClosed).toBe(true);
+    expect(out.reply ?? '').toBe('');
   });
 
   it('fails when the client trusts another CA: the client refuses the server', async () => {
@@ -325,7 +347,9 @@ describe('mutual TLS 1.3 with node:tls', () => {
     const out = await mutualTls({ svid: serverSvid, ca }, { svid: client, ca: other });
     expect(out.clientPeerId).toBeUndefined();
     expect(out.serverPeerId).toBeUndefined();
-    expect(out.reply).toBeUndefined();
+    expect(out.reply ?? '').toBe('');
     expect(out.clientError?.code).toMatch(/^(UNABLE_TO_GET_ISSUER_CERT_LOCALLY|UNABLE_TO_VERIFY_LEAF_SIGNATURE|CERT_SIGNATURE_FAILURE)$/);
+    // The client's alert reaches the server as a handshake error.
+    expect(out.serverError).toBeInstanceOf(Error);
   });
 });
