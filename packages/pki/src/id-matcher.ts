@@ -53,6 +53,8 @@ export function matchGlob(pattern: string): IdMatcher {
   const m = /^spiffe:\/\/([^/]+)(\/.*)$/.exec(pattern);
   if (!m) throw new PkiError('PKI_ERR_ID_SCHEME', `spiffeid: glob must look like spiffe://<td>/<path>: ${JSON.stringify(pattern)}`);
   const td = TrustDomain.parse(m[1] as string);
+  // Check the whole path once (empty segments, trailing slash), wildcards standing in as letters.
+  SpiffeId.fromPath(td, (m[2] as string).replaceAll('*', 'x'));
   const segments = (m[2] as string).slice(1).split('/');
   let re = '';
   for (const seg of segments) {

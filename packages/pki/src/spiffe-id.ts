@@ -26,6 +26,8 @@ function truncate(s: string): string {
 
 function checkTrustDomain(td: string, input: string): void {
   if (td.length === 0) fail('PKI_ERR_ID_TRUST_DOMAIN_EMPTY', input, 'trust domain is missing');
+  // userinfo may hold a ':' (user:password@host): name it before the ':' reads as a port.
+  if (td.includes('@')) fail('PKI_ERR_ID_USERINFO', input, 'trust domain must not contain userinfo');
   // ASCII-only check first, so the byte length equals the string length below.
   for (let i = 0; i < td.length; i++) {
     const c = td.charCodeAt(i);

@@ -267,6 +267,10 @@ export function validateX509Svid(chain: readonly X509Certificate[], bundles: Bun
     }
     const idx = unused.findIndex((c) => issuedBy(current, c));
     if (idx < 0) {
+      // OpenSSL's checkIssued refuses an issuer without keyCertSign; name that rule instead of
+      // the vaguer "untrusted". Only on the failure path.
+      const named = [...bundle.x509Authorities, ...unused].find((c) => current.issuer === c.subject && current.verify(c.publicKey));
+      if (named) checkSigning(named);
       throw svidError(
         'PKI_ERR_SVID_UNTRUSTED',
         `certificate chain of ${id.toString()} does not lead to an authority of trust domain "${id.trustDomain.name}"`,
