@@ -2,7 +2,9 @@
 // `pnpm bench`: every figure is measured in this run, next to its baseline from the same run.
 // `--quick` runs fewer iterations (used by the test suite to check the benchmark still runs).
 import { benchPki, printPki } from './pki.mjs';
+import { benchTunnel, printTunnel } from './tunnel.mjs';
 
 const quick = process.argv.includes('--quick');
 console.log(`Switchboard benchmark — node ${process.version}, ${new Date().toISOString()}${quick ? ' (quick)' : ''}\n`);
 printPki(await benchPki({ quick }));
+printTunnel(await benchTunnel({ quick }));

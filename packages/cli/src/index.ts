@@ -1,5 +1,10 @@
 import { Command, CommanderError } from 'commander';
+import { auditCommand } from '@switchboard/audit/cli';
 import { caCommand, identityCommand, type CliIo } from '@switchboard/pki/cli';
+import { relayCommand } from '@switchboard/relay';
+import { connectorCommand } from '@switchboard/connector';
+import { agentCommand } from '@switchboard/agent-sdk';
+import { demoCommand } from './demo.js';
 import { promptSecret } from './prompt.js';
 
 /**
@@ -22,6 +27,11 @@ export async function main(argv: readonly string[], io: CliIo = processIo()): Pr
     });
   program.addCommand(caCommand(io, setExit));
   program.addCommand(identityCommand(io, setExit));
+  program.addCommand(relayCommand());
+  program.addCommand(connectorCommand(io, setExit));
+  program.addCommand(agentCommand(io, setExit));
+  program.addCommand(auditCommand(io, setExit));
+  program.addCommand(demoCommand(io, setExit));
   configureTree(program, io);
   try {
     await program.parseAsync([...argv]);
@@ -32,6 +42,8 @@ export async function main(argv: readonly string[], io: CliIo = processIo()): Pr
     }
     throw err;
   }
+  // `relay` reports its exit code through process.exitCode (it runs until a signal).
+  if (exitCode === 0 && typeof process.exitCode === 'number') exitCode = process.exitCode;
   return exitCode;
 }
 

@@ -52,6 +52,8 @@ async function files(d: string): Promise<string[]> {
 describe('switchboard ca init', () => {
   it('writes the CA with private keys at mode 0600', async () => {
     expect(await files(caDir)).toEqual([
+      'audit_key.pem',
+      'audit_pub.pem',
       'bundle.jwks.json',
       'bundle.pem',
       'ca.json',
@@ -62,7 +64,7 @@ describe('switchboard ca init', () => {
       'root.pem',
       'root_key.pem',
     ]);
-    for (const key of ['root_key.pem', 'intermediate_key.pem', 'jwt_key.pem', 'enrollment_key.pem']) {
+    for (const key of ['root_key.pem', 'intermediate_key.pem', 'jwt_key.pem', 'enrollment_key.pem', 'audit_key.pem']) {
       expect((await stat(join(caDir, key))).mode & 0o777).toBe(0o600);
     }
     expect(await readFile(join(caDir, 'bundle.pem'), 'utf8')).toBe(await readFile(join(caDir, 'root.pem'), 'utf8'));

@@ -1,4 +1,4 @@
-import { createHash, generateKeyPairSync, X509Certificate, type KeyObject } from 'node:crypto';
+import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, X509Certificate, type KeyObject } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PkiError } from './errors.js';
@@ -18,6 +18,8 @@ export const CA_FILES = Object.freeze({
   intermediateKey: 'intermediate_key.pem',
   jwtKey: 'jwt_key.pem',
   enrollmentKey: 'enrollment_key.pem',
+  auditKey: 'audit_key.pem',
+  auditPublicKey: 'audit_pub.pem',
   bundle: 'bundle.pem',
   bundleJwks: 'bundle.jwks.json',
 });
@@ -46,6 +48,11 @@ export function newP256Key(): KeyObject {
   return generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
 }
 
+/** newEd25519Key makes an Ed25519 key pair (audit checkpoint signatures). */
+export function newEd25519Key(): KeyObject {
+  return generateKeyPairSync('ed25519').privateKey;
+}
+
 /** jwtKeyId derives the `kid` of a JWT-SVID signing key: a thumbprint of its public key. */
 export function jwtKeyId(publicKey: KeyObject): string {
   return createHash('sha256').update(publicKey.export({ type: 'spki', format: 'der' })).digest('base64url').slice(0, 32);
@@ -69,6 +76,7 @@ export class CertificateAuthority {
   private readonly intermediateKey: KeyObject;
   private readonly jwtKey: KeyObject;
   private readonly enrollmentKey: KeyObject;
+  private readonly auditKey: KeyObject;
 
   private constructor(init: {
     trustDomain: TrustDomain;
@@ -78,6 +86,7 @@ export class CertificateAuthority {
     intermediateKey: KeyObject;
     jwtKey: KeyObject;
     enrollmentKey: KeyObject;
+    auditKey: KeyObject;
   }) {
     this.trustDomain = init.trustDomain;
     this.rootCertificate = init.root;
@@ -86,6 +95,7 @@ export class CertificateAuthority {
     this.intermediateKey = init.intermediateKey;
     this.jwtKey = init.jwtKey;
     this.enrollmentKey = init.enrollmentKey;
+    this.auditKey = init.auditKey;
     this.jwtKeyId = jwtKeyId(publicKeyOf(init.jwtKey));
   }
 
@@ -120,7 +130,7 @@ export class CertificateAuthority {
       },
       { certificate: root, privateKey: rootKey },
     );
-    return new CertificateAuthority({ trustDomain: td, root, rootKey, intermediate, intermediateKey, jwtKey: newP256Key(), enrollmentKey: newP256Key() });
+    return new CertificateAuthority({ trustDomain: td, root, rootKey, intermediate, intermediateKey, jwtKey: newP256Key(), enrollmentKey: newP256Key(), auditKey: newEd25519Key() });
   }
 
   /**
@@ -165,6 +175,14 @@ export class CertificateAuthority {
     const intermediateKey = key(CA_FILES.intermediateKey, await read(CA_FILES.intermediateKey));
     const jwtKey = key(CA_FILES.jwtKey, await read(CA_FILES.jwtKey));
     const enrollmentKey = key(CA_FILES.enrollmentKey, await read(CA_FILES.enrollmentKey));
+    let auditKey: KeyObject;
+    try {
+      auditKey = createPrivateKey(await read(CA_FILES.auditKey));
+      if (auditKey.asymmetricKeyType !== 'ed25519') throw new TypeError('not Ed25519');
+    } catch (err) {
+      if (err instanceof PkiError) throw err;
+      throw new PkiError('PKI_ERR_CA_UNREADABLE', `ca: ${join(dir, CA_FILES.auditKey)} is not an Ed25519 private key`, { cause: err });
+    }
     if (!root.checkPrivateKey(rootKey)) {
       throw new PkiError('PKI_ERR_CA_KEY_MISMATCH', `ca: ${join(dir, CA_FILES.rootKey)} does not belong to ${CA_FILES.root}`);
     }
@@ -174,7 +192,7 @@ export class CertificateAuthority {
     if (!intermediate.verify(root.publicKey)) {
       throw new PkiError('PKI_ERR_CA_KEY_MISMATCH', `ca: ${CA_FILES.intermediate} is not signed by ${CA_FILES.root}`);
     }
-    return new CertificateAuthority({ trustDomain: td, root, rootKey, intermediate, intermediateKey, jwtKey, enrollmentKey });
+    return new CertificateAuthority({ trustDomain: td, root, rootKey, intermediate, intermediateKey, jwtKey, enrollmentKey, auditKey });
   }
 
   /**
@@ -194,11 +212,26 @@ export class CertificateAuthority {
     await writeFileAtomic(join(dir, CA_FILES.intermediateKey), privateKeyPem(this.intermediateKey), 0o600);
     await writeFileAtomic(join(dir, CA_FILES.jwtKey), privateKeyPem(this.jwtKey), 0o600);
     await writeFileAtomic(join(dir, CA_FILES.enrollmentKey), privateKeyPem(this.enrollmentKey), 0o600);
+    await writeFileAtomic(join(dir, CA_FILES.auditKey), privateKeyPem(this.auditKey), 0o600);
+    await writeFileAtomic(join(dir, CA_FILES.auditPublicKey), this.auditPublicKeyPem());
     await writeFileAtomic(join(dir, CA_FILES.root), this.rootCertificate.toString());
     await writeFileAtomic(join(dir, CA_FILES.intermediate), this.intermediateCertificate.toString());
     await writeFileAtomic(join(dir, CA_FILES.bundle), bundle.toPem());
     await writeFileAtomic(join(dir, CA_FILES.bundleJwks), bundle.toJwks({ sequenceNumber: 1 }));
     await writeFileAtomic(join(dir, CA_FILES.meta), `${JSON.stringify({ trustDomain: this.trustDomain.name, jwtKeyId: this.jwtKeyId }, null, 2)}\n`);
+  }
+
+  /**
+   * auditPublicKeyPem is the SPKI PEM of the Ed25519 key that signs audit checkpoints, for
+   * verifiers (`switchboard audit verify --key audit_pub.pem`).
+   */
+  auditPublicKeyPem(): string {
+    return createPublicKey(this.auditKey).export({ type: 'spki', format: 'pem' }) as string;
+  }
+
+  /** auditSigningKeyPem is the PKCS#8 PEM of the audit checkpoint signing key (give it to relays). */
+  auditSigningKeyPem(): string {
+    return privateKeyPem(this.auditKey);
   }
 
   /** bundle is the trust bundle relying parties use: the root certificate and the JWT-SVID key. */

@@ -1,0 +1,145 @@
+import type { Readable, Writable } from 'node:stream';
+import { Command, Option } from 'commander';
+import { pino } from 'pino';
+import { runStdioBridge } from '../bridge/stdio.js';
+import { startHttpBridge, type HttpBridge } from '../bridge/http.js';
+import type { Logger } from '../logger.js';
+
+/** AgentStdioOptions are the flags of `switchboard agent stdio`. */
+export interface AgentStdioOptions {
+  relay: string;
+  server: string;
+  /** identity is the identity directory (`svid.pem`, `svid_key.pem`, `bundle.pem`). */
+  identity: string;
+  relayId?: string;
+  logLevel?: 'debug' | 'info' | 'warn' | 'error' | 'silent';
+}
+
+/** AgentHttpOptions are the flags of `switchboard agent http`. */
+export interface AgentHttpOptions extends AgentStdioOptions {
+  /** listen is the loopback `host:port` to serve on. */
+  listen: string;
+}
+
+/** AgentCliDeps are the side effects of the agent commands, injected so tests drive them in-process. */
+export interface AgentCliDeps {
+  stdin: Readable;
+  stdout: Writable;
+  stderr: { write(chunk: string): unknown };
+  /** logger replaces the pino logger on stderr (stdout is reserved for MCP). */
+  logger?: Logger;
+  signals?: { once(signal: 'SIGTERM' | 'SIGINT', handler: () => void): unknown; off(signal: 'SIGTERM' | 'SIGINT', handler: () => void): unknown };
+  /** onListening is called with the HTTP bridge once it listens (tests). */
+  onListening?: (bridge: HttpBridge) => void;
+}
+
+function makeLogger(level: AgentStdioOptions['logLevel']): Logger {
+  // stderr only: stdout carries the MCP stream.
+  return pino({ level: level ?? 'warn', base: undefined }, pino.destination(2)) as unknown as Logger;
+}
+
+function printError(stderr: AgentCliDeps['stderr'], err: unknown): void {
+  const code = err instanceof TypeError ? 'AGENT_ERR_INVALID_ARGUMENT' : typeof (err as { code?: unknown })?.code === 'string' ? (err as { code: string }).code : 'AGENT_ERR_RUNTIME';
+  stderr.write(`${code}: ${(err as Error)?.message ?? String(err)}\n`);
+}
+
+/**
+ * runAgentStdio is `switchboard agent stdio`: bridge stdin/stdout to a server behind the relay.
+ * Resolves with the exit code: 0 when stdin closes, 1 when the relay refuses or ends the session
+ * (a `code: message` line on stderr says why), 2 for invalid flags.
+ */
+export async function runAgentStdio(opts: AgentStdioOptions, deps: AgentCliDeps): Promise<number> {
+  const logger = deps.logger ?? makeLogger(opts.logLevel);
+  try {
+    const { exitCode, error } = await runStdioBridge({
+      relay: opts.relay,
+      server: opts.server,
+      identity: opts.identity,
+      ...(opts.relayId !== undefined ? { relayId: opts.relayId } : {}),
+      stdin: deps.stdin,
+      stdout: deps.stdout,
+      logger,
+    });
+    if (error) printError(deps.stderr, error);
+    return exitCode;
+  } catch (err) {
+    printError(deps.stderr, err);
+    return err instanceof TypeError ? 2 : 1;
+  }
+}
+
+/**
+ * runAgentHttp is `switchboard agent http`: a loopback Streamable-HTTP endpoint, one relay session
+ * per MCP session, until SIGTERM / SIGINT. Resolves with the exit code (2 for invalid flags, 1 when
+ * it cannot start).
+ */
+export async function runAgentHttp(opts: AgentHttpOptions, deps: AgentCliDeps): Promise<number> {
+  const logger = deps.logger ?? makeLogger(opts.logLevel ?? 'info');
+  let bridge: HttpBridge;
+  try {
+    bridge = await startHttpBridge({
+      listen: opts.listen,
+      relay: opts.relay,
+      server: opts.server,
+      identity: opts.identity,
+      ...(opts.relayId !== undefined ? { relayId: opts.relayId } : {}),
+      logger,
+    });
+  } catch (err) {
+    printError(deps.stderr, err);
+    return err instanceof TypeError ? 2 : 1;
+  }
+  deps.stderr.write(`switchboard agent http: serving ${opts.server} at ${bridge.url}\n`);
+  deps.onListening?.(bridge);
+  const signals = deps.signals ?? process;
+  await new Promise<void>((resolve) => {
+    const stop = (): void => {
+      signals.off('SIGTERM', stop);
+      signals.off('SIGINT', stop);
+      resolve();
+    };
+    signals.once('SIGTERM', stop);
+    signals.once('SIGINT', stop);
+  });
+  await bridge.close();
+  return 0;
+}
+
+const levels = ['debug', 'info', 'warn', 'error', 'silent'];
+
+function common(cmd: Command): Command {
+  return cmd
+    .requiredOption('--relay <url>', 'relay URL, wss://host:port')
+    .requiredOption('--server <name>', 'MCP server name in the relay policy')
+    .requiredOption('--identity <dir>', 'identity directory (svid.pem, svid_key.pem, bundle.pem)')
+    .option('--relay-id <spiffe-id>', 'SPIFFE ID the relay must present (default: any ID of our trust domain)')
+    .addOption(new Option('--log-level <level>', 'log level (logs go to stderr)').choices(levels));
+}
+
+/**
+ * agentCommand builds `switchboard agent stdio|http`. Messages go to `io.stderr`; the exit code
+ * goes to `setExit` when given (the `switchboard` CLI's convention), else to `process.exitCode`.
+ *
+ * @example
+ * program.addCommand(agentCommand(io, setExit));
+ * // switchboard agent stdio --relay wss://relay.example.org:8443 --server crm --identity ./ids/support
+ */
+export function agentCommand(io: { stderr: { write(chunk: string): unknown } } = process, setExit?: (code: number) => void): Command {
+  const exit = (code: number): void => {
+    if (setExit) setExit(code);
+    else process.exitCode = code;
+  };
+  const agent = new Command('agent').description('reach an MCP server through a Switchboard relay');
+  // The MCP stream is the process's own stdin/stdout whatever `io` is: clients spawn us and pipe them.
+  agent.addCommand(
+    common(new Command('stdio').description('bridge a stdio MCP client (Claude Desktop, Cursor, VS Code, MCP Inspector) to the relay')).action(
+      async (opts: AgentStdioOptions) => exit(await runAgentStdio(opts, { stdin: process.stdin, stdout: process.stdout, stderr: io.stderr })),
+    ),
+  );
+  agent.addCommand(
+    common(new Command('http').description('serve a loopback Streamable-HTTP MCP endpoint that reaches the relay'))
+      .requiredOption('--listen <host:port>', 'loopback address to listen on, e.g. 127.0.0.1:7000')
+      .action(async (opts: AgentHttpOptions) => exit(await runAgentHttp(opts, { stdin: process.stdin, stdout: process.stdout, stderr: io.stderr }))),
+  );
+  return agent;
+}

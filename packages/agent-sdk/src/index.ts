@@ -1,0 +1,27 @@
+export { RelayClientTransport, MAX_INBOUND_MESSAGE_BYTES, SERVER_NAME_PATTERN } from './relay-client-transport.js';
+export type { RelayClientTransportOptions } from './relay-client-transport.js';
+export { connect } from './connect.js';
+export type { ConnectOptions } from './connect.js';
+export { AgentIdentity, loadIdentity } from './identity.js';
+export {
+  AgentError,
+  AccessDeniedError,
+  NoConnectorError,
+  CertificateRejectedError,
+  RelayUnreachableError,
+  SessionClosedError,
+  HandshakeError,
+  IdentityError,
+  NotConnectedError,
+  isAgentError,
+} from './errors.js';
+export type { AgentErrorCode } from './errors.js';
+export { runStdioBridge } from './bridge/stdio.js';
+export type { StdioBridgeOptions, StdioBridgeResult } from './bridge/stdio.js';
+export { startHttpBridge, parseLoopbackListen } from './bridge/http.js';
+export type { HttpBridge, HttpBridgeOptions } from './bridge/http.js';
+export { agentCommand, runAgentStdio, runAgentHttp } from './cli/agent-command.js';
+export type { AgentStdioOptions, AgentHttpOptions, AgentCliDeps } from './cli/agent-command.js';
+export { silentLogger } from './logger.js';
+export type { Logger } from './logger.js';
+export { AGENT_SDK_VERSION } from './version.js';

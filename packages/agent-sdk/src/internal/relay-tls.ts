@@ -1,0 +1,174 @@
+// Kept in step with packages/connector/src/internal/relay-tls.ts: the agent SDK must not depend on
+// the connector, and pki opens no sockets. Only the error type differs.
+import { X509Certificate } from 'node:crypto';
+import { isIP } from 'node:net';
+import { connect, createSecureContext, type ConnectionOptions, type DetailedPeerCertificate, type PeerCertificate, type SecureContext, type TLSSocket } from 'node:tls';
+import { BundleSet, validateX509Svid, type Identity, type SpiffeId } from '@switchboard/pki';
+import { CertificateRejectedError } from '../errors.js';
+
+const MAX_CHAIN = 8;
+/** How long to hold the upgrade request for the relay's verdict on our certificate when it sends no session ticket. */
+const VERDICT_WAIT_MS = 250;
+
+/**
+ * RelayTls is the client side of mutual TLS to a relay for one identity: a secure context built
+ * once (our SVID chain and key, our bundle as CA, TLS 1.3 only) and a `checkServerIdentity` that
+ * replaces Node's hostname check, which does not apply to SPIFFE certificates, with X509-SVID
+ * validation plus an authorizer (the expected relay ID, else membership of our trust domain).
+ */
+export class RelayTls {
+  readonly identity: Identity;
+  readonly secureContext: SecureContext;
+  private readonly bundles: BundleSet;
+  private readonly relayId: SpiffeId | undefined;
+  private readonly resumption: boolean;
+  private readonly sessions = new Map<string, { session: Buffer; until: number }>();
+  // Relays (host|port) that accepted this certificate once: later connections skip the verdict wait.
+  private readonly accepted = new Set<string>();
+
+  constructor(identity: Identity, options: { relayId?: SpiffeId | undefined; resumption?: boolean } = {}) {
+    this.identity = identity;
+    this.relayId = options.relayId;
+    this.resumption = options.resumption ?? true;
+    this.bundles = new BundleSet([identity.bundle]);
+    this.secureContext = createSecureContext({
+      cert: identity.svid.certificatesPem(),
+      key: identity.svid.privateKeyPem(),
+      ca: identity.bundle.toPem(),
+      minVersion: 'TLSv1.3',
+    });
+  }
+
+  /** checkServerIdentity validates the relay's X509-SVID; returns an error to fail the handshake (fail closed). */
+  readonly checkServerIdentity = (_host: string, cert: PeerCertificate): Error | undefined => {
+    try {
+      const chain = peerChain(cert as DetailedPeerCertificate);
+      const { id } = validateX509Svid(chain, this.bundles);
+      if (this.relayId) {
+        if (!id.equals(this.relayId)) return untrusted(`the relay presented ${id.toString()}, expected ${this.relayId.toString()}`);
+      } else if (!id.memberOf(this.identity.svid.id.trustDomain)) {
+        return untrusted(`the relay presented ${id.toString()}, outside our trust domain ${this.identity.svid.id.trustDomain.name}`);
+      }
+      return undefined;
+    } catch (err) {
+      return untrusted(`the relay's certificate is not acceptable: ${(err as Error).message}`, err);
+    }
+  };
+
+  /**
+   * createConnection is handed to `ws` as its socket factory: every connection uses the one secure
+   * context and our identity check; with resumption on, TLS sessions of verified relays are reused.
+   */
+  readonly createConnection = (options: ConnectionOptions & { host?: string; port?: number; path?: string | undefined }): TLSSocket => {
+    options.path = undefined;
+    if (!options.servername && options.servername !== '') options.servername = options.host && isIP(options.host) ? '' : options.host;
+    options.secureContext = this.secureContext;
+    options.checkServerIdentity = this.checkServerIdentity;
+    options.minVersion = 'TLSv1.3';
+    options.rejectUnauthorized = true;
+    const key = `${options.host}|${options.port}|${options.servername}`;
+    if (this.resumption) {
+      const cached = this.sessions.get(key);
+      if (cached && cached.until > Date.now()) options.session = cached.session;
+      else this.sessions.delete(key);
+    }
+    const socket = connect(options);
+    const relay = `${options.host}|${options.port}`;
+    if (!this.accepted.has(relay)) {
+      holdUntilVerdict(socket);
+      socket.once('session', () => {
+        if (this.accepted.size >= 64) this.accepted.clear();
+        this.accepted.add(relay);
+      });
+    }
+    if (this.resumption) {
+      // Node skips checkServerIdentity on a resumed session, so only sessions whose peer we verified
+      // are cached, and never past the relay leaf's expiry.
+      socket.on('session', (session: Buffer) => {
+        const peer = socket.getPeerX509Certificate();
+        if (!socket.authorized || !peer) return;
+        if (this.sessions.size >= 64) this.sessions.clear();
+        this.sessions.set(key, { session, until: Math.min(Date.parse(peer.validTo), Date.now() + 3_600_000) });
+      });
+    }
+    return socket;
+  };
+}
+
+/**
+ * holdUntilVerdict keeps the HTTP upgrade request in the socket until the relay has judged our
+ * certificate. In TLS 1.3 the client finishes its handshake before the server has checked the
+ * client certificate; a request written at once races the server's alert, and the server, closing
+ * with our unread request in its buffer, sends a TCP reset that destroys the alert: the client sees
+ * ECONNRESET instead of "unknown ca". A NewSessionTicket (the 'session' event) is only sent after
+ * the server accepted us, and an alert now arrives cleanly. This costs one round trip, so it is
+ * only done until a relay has accepted this certificate once; relays that send no tickets cost
+ * {@link VERDICT_WAIT_MS} per connection until then.
+ */
+function holdUntilVerdict(socket: TLSSocket): void {
+  socket.cork();
+  let timer: NodeJS.Timeout | undefined;
+  let held = true;
+  let handshaken = false;
+  const release = (): void => {
+    if (!held) return;
+    held = false;
+    clearTimeout(timer);
+    socket.off('session', release);
+    socket.off('end', onEnd);
+    // Not from inside the 'session' callback: OpenSSL is mid-read there and the write would stall.
+    setImmediate(uncork, socket);
+  };
+  // Node's TLS server (and others) reject a client certificate by closing right after the
+  // handshake, without an alert: an end of stream while we still wait for the verdict is that.
+  const onEnd = (): void => {
+    if (!held || !handshaken) return;
+    const err = new CertificateVerdictError();
+    // Emitted synchronously, ahead of the HTTP client's own 'end' handler, so the request fails
+    // with this error rather than a generic "socket hang up" (destroy(err) emits a tick later).
+    if (socket.listenerCount('error') > 0) {
+      socket.emit('error', err);
+      socket.destroy();
+    } else socket.destroy(err);
+  };
+  socket.on('session', release);
+  socket.once('end', onEnd);
+  socket.once('secureConnect', () => {
+    handshaken = true;
+    if (socket.getProtocol() !== 'TLSv1.3' || socket.isSessionReused()) release();
+    else timer = setTimeout(release, VERDICT_WAIT_MS);
+  });
+  socket.once('close', release);
+}
+
+function untrusted(message: string, cause?: unknown): CertificateRejectedError {
+  return new CertificateRejectedError('relay-untrusted', message, cause === undefined ? {} : { cause });
+}
+
+function uncork(socket: TLSSocket): void {
+  if (!socket.destroyed) socket.uncork();
+}
+
+/**
+ * CertificateVerdictError is a relay that closed the connection after the TLS handshake, before
+ * accepting our certificate (no session ticket, no HTTP answer): it refused our certificate.
+ */
+export class CertificateVerdictError extends Error {
+  readonly code = 'ERR_SWITCHBOARD_CERT_REFUSED';
+  constructor() {
+    super('the relay closed the connection right after the TLS handshake, before accepting our certificate');
+    this.name = 'CertificateVerdictError';
+  }
+}
+
+function peerChain(cert: DetailedPeerCertificate): X509Certificate[] {
+  const chain: X509Certificate[] = [];
+  const seen = new Set<string>();
+  let c: DetailedPeerCertificate | undefined = cert;
+  while (c && c.raw && chain.length < MAX_CHAIN && !seen.has(c.fingerprint256)) {
+    seen.add(c.fingerprint256);
+    chain.push(new X509Certificate(c.raw));
+    c = c.issuerCertificate;
+  }
+  return chain;
+}

@@ -1,0 +1,297 @@
+import type { ClientRequest, IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
+import type { Transport, TransportSendOptions } from '@modelcontextprotocol/sdk/shared/transport.js';
+import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
+import type { Identity, SpiffeId } from '@switchboard/pki';
+import { AGENT_SUBPROTOCOL } from '@switchboard/protocol';
+import WebSocket from 'ws';
+import { AccessDeniedError, AgentError, HandshakeError, NoConnectorError, NotConnectedError, SessionClosedError } from './errors.js';
+import { AgentIdentity, resolveRelayId } from './identity.js';
+import { dialError } from './internal/dial-errors.js';
+import type { RelayTls } from './internal/relay-tls.js';
+
+/** MAX_INBOUND_MESSAGE_BYTES bounds one server → agent message (the relay's limit: 16 MiB). */
+export const MAX_INBOUND_MESSAGE_BYTES = 16 * 1024 * 1024;
+/** SERVER_NAME_PATTERN is the shape of a server name (a URL path segment). */
+export const SERVER_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+const SEND_HIGH_WATER_BYTES = 1024 * 1024;
+const CLOSE_TIMEOUT_MS = 3000;
+
+/** RelayClientTransportOptions configure a {@link RelayClientTransport}. */
+export interface RelayClientTransportOptions {
+  /** relay is the relay's base URL, `wss://host:port` (a path prefix is kept). */
+  relay: string | URL;
+  /** server is the MCP server's name in the relay policy. */
+  server: string;
+  /** identity is our X509-SVID with its bundle; an {@link AgentIdentity} shares its TLS context across transports. */
+  identity: Identity | AgentIdentity;
+  /** relayId is the SPIFFE ID the relay must present; by default any ID of our trust domain. */
+  relayId?: string | SpiffeId;
+  /** handshakeTimeoutMs bounds TCP + TLS + upgrade (default 10 s). */
+  handshakeTimeoutMs?: number;
+  /** now is the clock used for the local certificate check (tests). */
+  now?: () => number;
+}
+
+type State = 'new' | 'connecting' | 'open' | 'closing' | 'closed';
+
+/**
+ * RelayClientTransport is an MCP SDK `Transport` over a Switchboard relay: one mutual-TLS
+ * WebSocket to `wss://<relay>/v1/agent/<server>` with subprotocol `mcp`, one JSON-RPC message per
+ * text frame. It follows the Transport contract exactly: `start()` once (a second call throws),
+ * `send()` rejects when not open, a bad frame goes to `onerror` and the stream goes on, and
+ * `onclose` fires once. `start()` rejects with a typed error ({@link AccessDeniedError},
+ * {@link NoConnectorError}, `CertificateRejectedError`, `RelayUnreachableError`); a close code from
+ * the relay surfaces as {@link SessionClosedError} through `onerror`, before `onclose`.
+ *
+ * @example
+ * const transport = new RelayClientTransport({ relay: 'wss://relay.example.org:8443', server: 'crm', identity });
+ * const client = new Client({ name: 'support-bot', version: '1.0.0' });
+ * await client.connect(transport);
+ */
+export class RelayClientTransport implements Transport {
+  onclose?: (() => void) | undefined;
+  onerror?: ((error: Error) => void) | undefined;
+  onmessage?: (<T extends JSONRPCMessage>(message: T) => void) | undefined;
+  /** sessionId is not used: the relay keeps one MCP session per WebSocket. */
+  sessionId?: string | undefined;
+
+  /** url is the WebSocket URL this transport dials. */
+  readonly url: string;
+  readonly server: string;
+  private readonly identity: AgentIdentity;
+  private readonly tls: RelayTls;
+  private readonly handshakeTimeoutMs: number;
+  private readonly now: () => number;
+  private state: State = 'new';
+  private started = false;
+  private ws: WebSocket | undefined;
+  private socket: Socket | undefined;
+  private closeErr: AgentError | undefined;
+  private closedByUs = false;
+  private oncloseFired = false;
+  private drain: Promise<void> | undefined;
+  private closeWaiters: (() => void)[] = [];
+
+  constructor(options: RelayClientTransportOptions) {
+    const base = new URL(options.relay.toString());
+    if (base.protocol !== 'wss:') throw new TypeError(`agent: relay must be a wss:// URL, not ${base.protocol}`);
+    if (base.search !== '' || base.hash !== '' || base.username !== '' || base.password !== '') {
+      throw new TypeError('agent: relay URL must not carry credentials, a query or a fragment');
+    }
+    if (!SERVER_NAME_PATTERN.test(options.server)) {
+      throw new TypeError(`agent: server name ${JSON.stringify(options.server)} must be 1-64 letters, digits, dots, dashes or underscores`);
+    }
+    this.server = options.server;
+    this.url = `${base.href.replace(/\/+$/, '')}/v1/agent/${options.server}`;
+    this.identity = AgentIdentity.from(options.identity);
+    this.tls = this.identity.tlsFor(resolveRelayId(options.relayId));
+    this.handshakeTimeoutMs = options.handshakeTimeoutMs ?? 10_000;
+    this.now = options.now ?? Date.now;
+  }
+
+  /** closeError is why the relay ended the session (close code or lost connection), once it has. */
+  get closeError(): AgentError | undefined {
+    return this.closeErr;
+  }
+
+  /** bufferedAmount is the number of bytes queued for the relay and not yet written. */
+  get bufferedAmount(): number {
+    return this.ws?.bufferedAmount ?? 0;
+  }
+
+  /**
+   * start opens the session. Rejects with a typed {@link AgentError} when our certificate is expired
+   * (before dialing) or the relay refuses; throws when called twice.
+   */
+  start(): Promise<void> {
+    if (this.state === 'closed' && this.ws === undefined && !this.started) return Promise.reject(new NotConnectedError('transport was closed before it started'));
+    if (this.started) {
+      throw new Error('RelayClientTransport already started! If using Client class, note that connect() calls start() automatically.');
+    }
+    this.started = true;
+    this.state = 'connecting';
+    try {
+      this.identity.checkValidity(this.now());
+    } catch (err) {
+      this.state = 'closed';
+      return Promise.reject(err);
+    }
+    return new Promise<void>((resolve, reject) => {
+      const ws = new WebSocket(this.url, AGENT_SUBPROTOCOL, {
+        createConnection: this.tls.createConnection as never,
+        perMessageDeflate: false,
+        handshakeTimeout: this.handshakeTimeoutMs,
+        maxPayload: MAX_INBOUND_MESSAGE_BYTES,
+        followRedirects: false,
+      });
+      this.ws = ws;
+      let settled = false;
+      const fail = (err: AgentError): void => {
+        if (settled) return;
+        settled = true;
+        this.state = 'closed';
+        reject(err);
+      };
+      ws.on('upgrade', (res: IncomingMessage) => {
+        this.socket = res.socket as Socket;
+      });
+      ws.on('unexpected-response', (req: ClientRequest, res: IncomingMessage) => {
+        readReason(res, (reason) => {
+          fail(this.refusal(res.statusCode ?? 0, reason));
+          req.destroy();
+          ws.terminate();
+        });
+      });
+      ws.once('open', () => {
+        if (settled) return;
+        settled = true;
+        if (this.state === 'closing') {
+          ws.close(1000);
+          reject(new NotConnectedError('transport was closed while connecting'));
+          return;
+        }
+        this.state = 'open';
+        resolve();
+      });
+      ws.on('error', (err: Error) => {
+        if (!settled) fail(this.closedByUs ? new NotConnectedError('transport was closed while connecting') : dialError(err, this.url));
+        else if (this.state === 'open') this.closeErr ??= new SessionClosedError(1006, err.message);
+      });
+      ws.on('message', this.onMessage);
+      ws.on('close', this.onClose);
+    });
+  }
+
+  /** send writes one JSON-RPC message as one text frame; resolves at once unless the socket is backed up. */
+  send(message: JSONRPCMessage, _options?: TransportSendOptions): Promise<void> {
+    const ws = this.ws;
+    if (this.state !== 'open' || !ws) return Promise.reject(this.closeErr ?? new NotConnectedError());
+    ws.send(JSON.stringify(message));
+    if (ws.bufferedAmount <= SEND_HIGH_WATER_BYTES || !this.socket) return Promise.resolve();
+    // Backpressure: callers that await send() stop producing until the socket drains.
+    this.drain ??= new Promise<void>((resolve) => {
+      const socket = this.socket as Socket;
+      const done = (): void => {
+        socket.off('drain', done);
+        socket.off('close', done);
+        this.drain = undefined;
+        resolve();
+      };
+      socket.on('drain', done);
+      socket.on('close', done);
+    });
+    return this.drain;
+  }
+
+  /** pause stops reading from the relay (the stdio bridge uses it when its stdout is backed up). */
+  pause(): void {
+    if (this.state === 'open') this.ws?.pause();
+  }
+
+  /** resume undoes {@link RelayClientTransport.pause}. */
+  resume(): void {
+    if (this.state === 'open') this.ws?.resume();
+  }
+
+  /** close ends the session (WebSocket close 1000) and fires `onclose` once. */
+  async close(): Promise<void> {
+    const ws = this.ws;
+    if (this.state === 'new' || this.state === 'closed' || !ws) {
+      this.state = 'closed';
+      this.fireClose();
+      return;
+    }
+    this.closedByUs = true;
+    if (this.state === 'connecting') {
+      this.state = 'closing';
+      ws.terminate();
+    } else if (this.state === 'open') {
+      this.state = 'closing';
+      ws.close(1000);
+    }
+    await new Promise<void>((resolve) => {
+      if (this.oncloseFired) return resolve();
+      const timer = setTimeout(() => {
+        ws.terminate();
+        resolve();
+      }, CLOSE_TIMEOUT_MS);
+      this.closeWaiters.push(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+
+  private refusal(status: number, reason: string): AgentError {
+    if (status === 403) return new AccessDeniedError(this.server, this.identity.id.toString(), reason);
+    if (status === 503) return new NoConnectorError(this.server, reason);
+    return new HandshakeError(`${this.url} refused the session (HTTP ${status}${reason ? `: ${reason}` : ''})`, { status });
+  }
+
+  private readonly onMessage = (data: WebSocket.RawData, isBinary: boolean): void => {
+    if (isBinary) {
+      this.onerror?.(new SyntaxError('agent: ignored a binary frame from the relay (MCP messages are text frames)'));
+      return;
+    }
+    let message: unknown;
+    try {
+      message = JSON.parse((data as Buffer).toString('utf8'));
+    } catch {
+      this.onerror?.(new SyntaxError('agent: ignored a frame that is not JSON'));
+      return;
+    }
+    if (!isJsonRpcMessage(message)) {
+      this.onerror?.(new SyntaxError('agent: ignored a frame that is not one JSON-RPC 2.0 message'));
+      return;
+    }
+    this.onmessage?.(message);
+  };
+
+  private readonly onClose = (code: number, reason: Buffer): void => {
+    const wasOpen = this.state === 'open';
+    this.state = 'closed';
+    if (wasOpen && !this.closedByUs && code !== 1000) {
+      // An abnormal close (1006) keeps the socket error seen just before it, which says more.
+      const err = code === 1006 && this.closeErr ? this.closeErr : new SessionClosedError(code, reason.toString('utf8'));
+      this.closeErr = err;
+      this.onerror?.(err);
+    }
+    if (wasOpen || this.closedByUs) this.fireClose();
+  };
+
+  private fireClose(): void {
+    const waiters = this.closeWaiters;
+    this.closeWaiters = [];
+    for (const w of waiters) w();
+    if (this.oncloseFired) return;
+    this.oncloseFired = true;
+    this.onclose?.();
+  }
+}
+
+function readReason(res: IncomingMessage, done: (reason: string) => void): void {
+  let body = '';
+  let finished = false;
+  const finish = (): void => {
+    if (finished) return;
+    finished = true;
+    done(body.split('\n')[0]?.trim().slice(0, 200) ?? '');
+  };
+  res.setEncoding('utf8');
+  res.on('data', (chunk: string) => {
+    body += chunk;
+    if (body.length > 512) finish();
+  });
+  res.on('end', finish);
+  res.on('error', finish);
+  res.on('close', finish);
+}
+
+function isJsonRpcMessage(m: unknown): m is JSONRPCMessage {
+  if (typeof m !== 'object' || m === null || Array.isArray(m)) return false;
+  const o = m as Record<string, unknown>;
+  if (o.jsonrpc !== '2.0') return false;
+  if (typeof o.method === 'string') return true;
+  return 'id' in o && ('result' in o || 'error' in o);
+}

@@ -1,0 +1,38 @@
+import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
+import type { OpenPayload } from '@switchboard/protocol';
+import type { ServerConfig } from '../config.js';
+import type { Logger } from '../logger.js';
+
+/**
+ * BackendSink receives what one backend session produces. The link's session object implements
+ * it; a backend calls it from its transport callbacks, never after `close()` began.
+ */
+export interface BackendSink {
+  /** message is one JSON-RPC message from the backend, to forward to the agent. */
+  message(message: JSONRPCMessage): void;
+  /** written reports that `bytes` of agent input were handed to the backend and it drained. */
+  written(bytes: number): void;
+  /** ended reports that the backend session ended on its own (process exit, HTTP failure). */
+  ended(reason: string): void;
+}
+
+/**
+ * BackendSession is one MCP session on a backend server for one agent session: a stdio process,
+ * or one Streamable-HTTP MCP session. It is a raw message pipe built on the MCP SDK's client
+ * transports; it does not interpret MCP.
+ */
+export interface BackendSession {
+  /** start spawns or connects; rejects when the backend cannot be started. */
+  start(): Promise<void>;
+  /** send hands one message to the backend; `bytes` is its wire size, reported back via `written`. */
+  send(message: JSONRPCMessage, bytes: number): void;
+  /** pause stops reading the backend's output where the transport allows it (stdio). */
+  pause(): void;
+  /** resume undoes {@link BackendSession.pause}. */
+  resume(): void;
+  /** close ends the session (kills the process / terminates the MCP session); idempotent. */
+  close(): Promise<void>;
+}
+
+/** BackendFactory makes the backend session for an OPEN of a configured server. */
+export type BackendFactory = (server: ServerConfig, open: OpenPayload, sink: BackendSink, logger: Logger) => BackendSession;

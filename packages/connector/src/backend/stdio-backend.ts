@@ -1,0 +1,146 @@
+import type { ChildProcess } from 'node:child_process';
+import type { Readable } from 'node:stream';
+import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
+import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
+import type { OpenPayload } from '@switchboard/protocol';
+import type { StdioServerConfig } from '../config.js';
+import { BackendError } from '../errors.js';
+import type { Logger } from '../logger.js';
+import type { BackendSession, BackendSink } from './backend.js';
+
+/** MAX_BACKEND_MESSAGE_BYTES bounds one server → agent message (protocol limit: 16 MiB). */
+export const MAX_BACKEND_MESSAGE_BYTES = 16 * 1024 * 1024;
+const MAX_STDERR_LINE = 4096;
+const STDERR_TAIL_LINES = 5;
+
+/**
+ * StdioBackend runs one MCP server process for one agent session through the SDK's
+ * `StdioClientTransport` (its framing, its process handling), used as a raw message pipe. The
+ * process gets the configured env on top of the SDK's small default environment, plus
+ * `SWITCHBOARD_AGENT_ID` (and `SWITCHBOARD_AGENT_JWT_SVID` when the relay sent one). Its stderr
+ * goes to the connector's log.
+ */
+export class StdioBackend implements BackendSession {
+  private readonly transport: StdioClientTransport;
+  private readonly sink: BackendSink;
+  private readonly logger: Logger;
+  private readonly command: string;
+  private child: ChildProcess | undefined;
+  private closing = false;
+  // Sizes of messages written to stdin, in order: the SDK resolves sends in write order.
+  private sizes: number[] = [];
+  private sizesHead = 0;
+  private stderrPartial = '';
+  private readonly stderrTail: string[] = [];
+
+  constructor(config: StdioServerConfig, open: OpenPayload, sink: BackendSink, logger: Logger) {
+    this.sink = sink;
+    this.logger = logger;
+    this.command = config.command;
+    const env: Record<string, string> = { ...config.env, SWITCHBOARD_AGENT_ID: open.agent };
+    if (open.jwtSvid) env.SWITCHBOARD_AGENT_JWT_SVID = open.jwtSvid;
+    this.transport = new StdioClientTransport({
+      command: config.command,
+      args: [...config.args],
+      env,
+      cwd: config.cwd,
+      stderr: 'pipe',
+      maxBufferSize: MAX_BACKEND_MESSAGE_BYTES + 1,
+    });
+    this.transport.onmessage = this.onMessage;
+    this.transport.onerror = this.onError;
+    this.transport.onclose = this.onClose;
+    (this.transport.stderr as Readable).on('data', this.onStderr);
+  }
+
+  /** pid is the backend process id once started. */
+  get pid(): number | null {
+    return this.transport.pid;
+  }
+
+  async start(): Promise<void> {
+    try {
+      await this.transport.start();
+    } catch (err) {
+      throw new BackendError(`cannot start ${this.command}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { cause: err });
+    }
+    // The SDK keeps the child private; it is needed to pause stdout and to report the exit status.
+    // Best effort: without it the session still works, bounded by the output buffer.
+    const child = (this.transport as unknown as { _process?: ChildProcess })._process;
+    if (child && typeof child.once === 'function') this.child = child;
+  }
+
+  send(message: JSONRPCMessage, bytes: number): void {
+    this.sizes.push(bytes);
+    this.transport.send(message).then(this.onSent, this.onSendFailed);
+  }
+
+  pause(): void {
+    this.child?.stdout?.pause();
+  }
+
+  resume(): void {
+    this.child?.stdout?.resume();
+  }
+
+  async close(): Promise<void> {
+    if (this.closing) return;
+    this.closing = true;
+    await this.transport.close().catch((err: unknown) => this.logger.debug({ err: (err as Error).message }, 'backend close failed'));
+  }
+
+  private readonly onMessage = (message: JSONRPCMessage): void => {
+    if (!this.closing) this.sink.message(message);
+  };
+
+  private readonly onSent = (): void => {
+    const bytes = this.sizes[this.sizesHead++] ?? 0;
+    if (this.sizesHead > 1024 && this.sizesHead * 2 > this.sizes.length) {
+      this.sizes = this.sizes.slice(this.sizesHead);
+      this.sizesHead = 0;
+    }
+    if (!this.closing) this.sink.written(bytes);
+  };
+
+  private readonly onSendFailed = (err: unknown): void => {
+    // The process is gone or its stdin broke; onclose reports the end of the session.
+    this.logger.debug({ err: (err as Error).message }, 'write to backend failed');
+  };
+
+  private readonly onError = (err: Error): void => {
+    if (!this.closing) this.logger.warn({ err: err.message }, 'backend transport error');
+  };
+
+  private readonly onClose = (): void => {
+    if (this.closing) return;
+    this.closing = true;
+    const code = this.child?.exitCode;
+    const signal = this.child?.signalCode;
+    const how = code !== null && code !== undefined ? `with code ${code}` : signal ? `on ${signal}` : '';
+    this.logger.warn({ exitCode: code ?? null, signal: signal ?? null, stderrTail: this.stderrTail }, 'backend process exited');
+    this.sink.ended(`backend process exited${how ? ` ${how}` : ''}`);
+  };
+
+  private readonly onStderr = (chunk: Buffer): void => {
+    let text = this.stderrPartial + chunk.toString('utf8');
+    let nl = text.indexOf('\n');
+    while (nl >= 0) {
+      this.stderrLine(text.slice(0, nl));
+      text = text.slice(nl + 1);
+      nl = text.indexOf('\n');
+    }
+    if (text.length > MAX_STDERR_LINE) {
+      this.stderrLine(text);
+      text = '';
+    }
+    this.stderrPartial = text;
+  };
+
+  private stderrLine(raw: string): void {
+    const line = raw.replace(/\r$/, '').slice(0, MAX_STDERR_LINE);
+    if (line.length === 0) return;
+    this.stderrTail.push(line);
+    if (this.stderrTail.length > STDERR_TAIL_LINES) this.stderrTail.shift();
+    this.logger.debug({ line }, 'backend stderr');
+  }
+}

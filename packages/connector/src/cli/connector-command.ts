@@ -1,0 +1,101 @@
+import { Command, Option } from 'commander';
+import { pino } from 'pino';
+import { loadConnectorConfig, type ConnectorConfig } from '../config.js';
+import { ConnectorError } from '../errors.js';
+import type { Logger } from '../logger.js';
+import { startConnector, type Connector, type StartConnectorOptions } from '../supervisor/connector.js';
+
+/** ConnectorCommandOptions are the parsed flags of `switchboard connector`. */
+export interface ConnectorCommandOptions {
+  /** config is the path of `connector.yaml`. */
+  config: string;
+  logLevel?: 'debug' | 'info' | 'warn' | 'error' | 'silent';
+}
+
+/** SignalSource is the part of `process` that delivers SIGTERM / SIGINT. */
+export interface SignalSource {
+  on(signal: 'SIGTERM' | 'SIGINT', handler: () => void): unknown;
+  off(signal: 'SIGTERM' | 'SIGINT', handler: () => void): unknown;
+}
+
+/** RunConnectorDeps are the side effects of {@link runConnector}, injected so tests drive it in-process. */
+export interface RunConnectorDeps {
+  stderr: { write(chunk: string): unknown };
+  /** logger replaces the pino logger the command makes on stderr. */
+  logger?: Logger;
+  signals?: SignalSource;
+  /** onStarted is called with the running connector (tests). */
+  onStarted?: (connector: Connector) => void;
+  /** startOptions are passed to {@link startConnector} (tests). */
+  startOptions?: StartConnectorOptions;
+}
+
+/**
+ * runConnector is the whole of `switchboard connector`: load the config, start, run until SIGTERM
+ * or SIGINT (then drain and stop) or until a fatal error. Resolves with the exit code: 0 after a
+ * clean shutdown, 2 for an invalid config, 1 for a runtime failure (printed as `code: message`).
+ */
+export async function runConnector(opts: ConnectorCommandOptions, deps: RunConnectorDeps): Promise<number> {
+  let config: ConnectorConfig;
+  try {
+    config = await loadConnectorConfig(opts.config);
+  } catch (err) {
+    printError(deps.stderr, err);
+    return 2;
+  }
+  const logger =
+    deps.logger ??
+    (pino(
+      { level: opts.logLevel ?? 'info', base: undefined, redact: { paths: ['jwtSvid', '*.jwtSvid', 'authorization', '*.authorization'], censor: '[redacted]' } },
+      pino.destination(2),
+    ) as unknown as Logger);
+  let connector: Connector;
+  try {
+    connector = await startConnector(config, { logger, ...deps.startOptions });
+  } catch (err) {
+    printError(deps.stderr, err);
+    return err instanceof ConnectorError && err.code === 'CONNECTOR_ERR_CONFIG_INVALID' ? 2 : 1;
+  }
+  deps.onStarted?.(connector);
+  const signals = deps.signals ?? process;
+  const onSignal = (): void => {
+    logger.info({}, 'signal received; draining');
+    void connector.close();
+  };
+  signals.on('SIGTERM', onSignal);
+  signals.on('SIGINT', onSignal);
+  try {
+    await connector.wait();
+    return 0;
+  } catch (err) {
+    printError(deps.stderr, err);
+    return 1;
+  } finally {
+    signals.off('SIGTERM', onSignal);
+    signals.off('SIGINT', onSignal);
+  }
+}
+
+function printError(stderr: { write(chunk: string): unknown }, err: unknown): void {
+  const code = typeof (err as { code?: unknown })?.code === 'string' ? (err as { code: string }).code : 'CONNECTOR_ERR_RUNTIME';
+  stderr.write(`${code}: ${(err as Error)?.message ?? String(err)}\n`);
+}
+
+/**
+ * connectorCommand builds `switchboard connector --config connector.yaml`. The exit code goes to
+ * `setExit` when given (the `switchboard` CLI's convention), else to `process.exitCode`.
+ *
+ * @example
+ * program.addCommand(connectorCommand(io, setExit));
+ */
+export function connectorCommand(io: { stderr: { write(chunk: string): unknown } } = process, setExit?: (code: number) => void): Command {
+  return new Command('connector')
+    .description('run the connector: dial out to the relays and serve the configured MCP servers')
+    .requiredOption('-c, --config <path>', 'connector.yaml')
+    .addOption(new Option('--log-level <level>', 'log level').choices(['debug', 'info', 'warn', 'error', 'silent']).default('info'))
+    .action(async (opts: ConnectorCommandOptions) => {
+      const code = await runConnector(opts, { stderr: io.stderr });
+      if (setExit) setExit(code);
+      else process.exitCode = code;
+    });
+}

@@ -1,0 +1,216 @@
+import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
+import { CloseCode, encodeControl, encodeData, encodeWindow, FrameType } from '@switchboard/protocol';
+import type { BackendSession, BackendSink } from '../backend/backend.js';
+import { MAX_BACKEND_MESSAGE_BYTES } from '../backend/stdio-backend.js';
+import type { Logger } from '../logger.js';
+
+/** DEFAULT_OUTPUT_BUFFER_BYTES bounds what one session may buffer while the relay withholds credit (8 MiB). */
+export const DEFAULT_OUTPUT_BUFFER_BYTES = 8 * 1024 * 1024;
+
+/** SessionHost is what a session needs from its link. */
+export interface SessionHost {
+  /** sendFrame writes one encoded frame on the link (dropped when the link is gone). */
+  sendFrame(frame: Buffer): void;
+  /** sessionEnded removes the session from the link's table. */
+  sessionEnded(session: Session): void;
+  /** track keeps a backend's closing so the link's shutdown can wait for it. */
+  track(closing: Promise<void>): void;
+  /** countOverflow counts a session closed with 4508. */
+  countOverflow(): void;
+  readonly outputBufferBytes: number;
+}
+
+/** SessionState is where a session is in its life cycle. */
+export type SessionState = 'opening' | 'open' | 'closed';
+
+/**
+ * Session is one agent session on a link: the bridge between DATA frames and a backend session,
+ * with the per-direction credit of docs/protocol.md. Output beyond the relay's credit waits in a
+ * bounded buffer (the backend's stdout is paused meanwhile); past the bound the session is closed
+ * with 4508. Credit for agent input is returned only once the backend took the bytes.
+ */
+export class Session implements BackendSink {
+  readonly id: number;
+  readonly server: string;
+  readonly agent: string;
+  readonly logger: Logger;
+  state: SessionState = 'opening';
+  backend: BackendSession | undefined;
+
+  private readonly host: SessionHost;
+  private outCredit: number;
+  private inCredit: number;
+  private pendingGrant = 0;
+  private readonly grantThreshold: number;
+  private queue: string[] = [];
+  private queueHead = 0;
+  private queuedBytes = 0;
+  private paused = false;
+  // Agent input that arrived before the backend was ready; bounded by the input credit.
+  private early: Buffer[] | undefined;
+
+  constructor(host: SessionHost, id: number, server: string, agent: string, window: number, logger: Logger) {
+    this.host = host;
+    this.id = id;
+    this.server = server;
+    this.agent = agent;
+    this.outCredit = window;
+    this.inCredit = window;
+    // Return credit in batches (a quarter window) rather than one WINDOW frame per message; the
+    // relay keeps at least three quarters of its window, so it never stalls on our batching.
+    this.grantThreshold = Math.max(1, Math.floor(window / 4));
+    this.logger = logger;
+  }
+
+  /** opened marks the backend ready: OPEN_OK goes out, then any input that arrived early is delivered. */
+  opened(backend: BackendSession): void {
+    this.backend = backend;
+    this.state = 'open';
+    this.host.sendFrame(encodeControl(FrameType.OPEN_OK, this.id, {}));
+    // Output the backend produced before OPEN_OK went out waits in the queue: DATA never precedes it.
+    this.flush();
+    const early = this.early;
+    this.early = undefined;
+    if (early) for (const data of early) this.deliver(data);
+  }
+
+  /** data handles a DATA frame from the relay. */
+  data(data: Buffer): void {
+    if (this.state === 'closed') return;
+    if (this.inCredit <= 0) {
+      this.fail(CloseCode.POLICY_VIOLATION, 'relay exceeded the session window');
+      return;
+    }
+    this.inCredit -= data.length;
+    if (this.state === 'opening') {
+      // The frame's buffer is a view of the WebSocket message; it is not reused by ws.
+      (this.early ??= []).push(data);
+      return;
+    }
+    this.deliver(data);
+  }
+
+  private deliver(data: Buffer): void {
+    let message: JSONRPCMessage;
+    try {
+      message = JSON.parse(data.toString('utf8')) as JSONRPCMessage;
+    } catch {
+      // The relay forwards only parsed messages; drop the frame and keep the credit flowing.
+      this.logger.warn({ bytes: data.length }, 'dropped a DATA frame that is not JSON');
+      this.written(data.length);
+      return;
+    }
+    (this.backend as BackendSession).send(message, data.length);
+  }
+
+  /** window handles a WINDOW frame: more output credit, which flushes buffered output. */
+  window(increment: number): void {
+    if (this.state === 'closed') return;
+    this.outCredit += increment;
+    this.flush();
+  }
+
+  private flush(): void {
+    if (this.state !== 'open') return;
+    while (this.outCredit > 0 && this.queueHead < this.queue.length) {
+      const json = this.queue[this.queueHead] as string;
+      this.queue[this.queueHead++] = '';
+      const bytes = Buffer.byteLength(json);
+      this.queuedBytes -= bytes;
+      this.outCredit -= bytes;
+      this.host.sendFrame(encodeData(this.id, json));
+    }
+    if (this.queueHead > 1024 && this.queueHead * 2 > this.queue.length) {
+      this.queue = this.queue.slice(this.queueHead);
+      this.queueHead = 0;
+    }
+    if (this.queueHead === this.queue.length) {
+      this.queue = [];
+      this.queueHead = 0;
+      if (this.paused) {
+        this.paused = false;
+        this.backend?.resume();
+      }
+    }
+  }
+
+  // BackendSink
+
+  /** message forwards one backend message to the agent, within the relay's credit. */
+  message(message: JSONRPCMessage): void {
+    if (this.state === 'closed') return;
+    const json = JSON.stringify(message);
+    const bytes = Buffer.byteLength(json);
+    if (bytes > MAX_BACKEND_MESSAGE_BYTES) {
+      this.fail(CloseCode.MESSAGE_TOO_BIG, `backend message of ${bytes} bytes exceeds the ${MAX_BACKEND_MESSAGE_BYTES}-byte limit`);
+      return;
+    }
+    if (this.state === 'open' && this.outCredit > 0 && this.queueHead === this.queue.length) {
+      this.outCredit -= bytes;
+      this.host.sendFrame(encodeData(this.id, json));
+      return;
+    }
+    this.queuedBytes += bytes;
+    if (this.queuedBytes > this.host.outputBufferBytes) {
+      this.host.countOverflow();
+      this.fail(CloseCode.SESSION_OVERFLOW, `agent is not reading: more than ${this.host.outputBufferBytes} bytes of output buffered`);
+      return;
+    }
+    this.queue.push(json);
+    if (!this.paused) {
+      this.paused = true;
+      this.backend?.pause();
+    }
+  }
+
+  /** written returns input credit once the backend took the bytes, in quarter-window batches. */
+  written(bytes: number): void {
+    if (this.state === 'closed') return;
+    this.pendingGrant += bytes;
+    if (this.pendingGrant >= this.grantThreshold) {
+      this.inCredit += this.pendingGrant;
+      this.host.sendFrame(encodeWindow(this.id, this.pendingGrant));
+      this.pendingGrant = 0;
+    }
+  }
+
+  /** ended reports a backend that ended on its own: CLOSE 4502 to the relay. */
+  ended(reason: string): void {
+    this.fail(CloseCode.BACKEND_FAILED, reason);
+  }
+
+  /** buffered is the number of output bytes waiting for credit. */
+  get buffered(): number {
+    return this.queuedBytes;
+  }
+
+  /** fail ends the session from our side: CLOSE with `code` to the relay, then the backend is closed. */
+  fail(code: number, reason: string): void {
+    if (this.state === 'closed') return;
+    this.host.sendFrame(encodeControl(FrameType.CLOSE, this.id, { code, reason }));
+    this.logger.info({ code, reason }, 'session closed by connector');
+    this.release();
+  }
+
+  /** closedByRelay ends the session on the relay's CLOSE; nothing is sent back. */
+  closedByRelay(code: number, reason: string): void {
+    if (this.state === 'closed') return;
+    this.logger.info({ code, reason }, 'session closed by relay');
+    this.release();
+  }
+
+  /** release frees the session without telling the relay (the link is gone, or it was told already). */
+  release(): Promise<void> {
+    if (this.state === 'closed') return Promise.resolve();
+    this.state = 'closed';
+    this.queue = [];
+    this.queueHead = 0;
+    this.queuedBytes = 0;
+    this.early = undefined;
+    this.host.sessionEnded(this);
+    if (!this.backend) return Promise.resolve();
+    const closing = this.backend.close();
+    this.host.track(closing);
+    return closing;
+  }
+}

@@ -1,0 +1,209 @@
+import { AdminServer } from '../admin/admin-server.js';
+import type { BackendFactory } from '../backend/backend.js';
+import { createBackend } from '../backend/create-backend.js';
+import type { ConnectorConfig } from '../config.js';
+import type { ConnectorError } from '../errors.js';
+import { IdentitySource } from '../internal/identity-source.js';
+import { DEFAULT_LINK_TIMING, type LinkCounters, type LinkTiming } from '../link/link.js';
+import { DEFAULT_OUTPUT_BUFFER_BYTES } from '../link/session.js';
+import { silentLogger, type Logger } from '../logger.js';
+import { realSleep, type BackoffOptions, type Sleep } from './backoff.js';
+import { RelaySupervisor, type LinkStatus } from './relay-supervisor.js';
+
+/** DEFAULT_DRAIN_TIMEOUT_MS is how long `close()` lets open sessions finish (30 s). */
+export const DEFAULT_DRAIN_TIMEOUT_MS = 30_000;
+const SOCKET_CLOSE_TIMEOUT_MS = 5000;
+
+/** StartConnectorOptions tune {@link startConnector}; every field is optional and defaults to the protocol's values. */
+export interface StartConnectorOptions {
+  /** logger receives structured logs; the connector is silent without one. */
+  logger?: Logger;
+  /** drainTimeoutMs bounds how long `close()` waits for open sessions (default 30 s). */
+  drainTimeoutMs?: number;
+  /** maxSessionsPerLink refuses OPEN beyond this many sessions on one link (default 1024). */
+  maxSessionsPerLink?: number;
+  /** outputBufferBytes bounds one session's output waiting for credit (default 8 MiB; past it: close 4508). */
+  outputBufferBytes?: number;
+  /** timing overrides the link timers (ping 10 s, silence 30 s, WELCOME 10 s, handshake 10 s). */
+  timing?: Partial<LinkTiming>;
+  /** backoff overrides the reconnect backoff (1 s base, 30 s cap, reset after 60 s) and its clock. */
+  backoff?: BackoffOptions;
+  /**
+   * tlsResumption reuses TLS sessions when redialing a relay (default on: 2.4–2.7× faster
+   * handshakes). On a resumed TLS 1.3 session the relay sees only our leaf certificate, which the
+   * Switchboard relay handles; turn it off for a relay that does not.
+   */
+  tlsResumption?: boolean;
+  /** createBackend replaces the backend factory (tests, embedding). */
+  createBackend?: BackendFactory;
+  /** now is the clock in milliseconds (tests). */
+  now?: () => number;
+  /** sleep is the timer used between reconnects (tests). */
+  sleep?: Sleep;
+}
+
+/** Connector is a running connector. */
+export interface Connector {
+  /** ready resolves after the first WELCOME that accepted at least one server on some link; rejects if the connector fails first. */
+  ready(): Promise<void>;
+  /**
+   * close shuts down gracefully: GOAWAY on every link, open sessions drain for up to the drain
+   * timeout, the rest are closed with 4509, links close with 1001, backends are stopped.
+   */
+  close(options?: { drainTimeoutMs?: number }): Promise<void>;
+  /** links reports one {@link LinkStatus} per configured relay. */
+  links(): LinkStatus[];
+  /** wait settles when the connector stops: resolves after `close()`, rejects with the error that made it give up. */
+  wait(): Promise<void>;
+  /** adminAddress is where the admin listener is bound, when one is configured. */
+  readonly adminAddress: { host: string; port: number } | undefined;
+}
+
+/**
+ * startConnector loads the identity, starts the optional loopback admin listener, and dials every
+ * relay. It returns once dialing began; use `ready()` to wait for the first accepted WELCOME.
+ * Throws at once on an unreadable or expired identity, or a relayId outside our trust domain.
+ *
+ * @example
+ * const connector = await startConnector(await loadConnectorConfig('connector.yaml'), { logger });
+ * await connector.ready();
+ * process.once('SIGTERM', () => void connector.close());
+ * await connector.wait();
+ */
+export async function startConnector(config: ConnectorConfig, options: StartConnectorOptions = {}): Promise<Connector> {
+  const now = options.now ?? Date.now;
+  const identity = new IdentitySource(config.identity, { relayId: config.relayId, resumption: options.tlsResumption ?? true, now });
+  // Fail fast on identity problems: they are the operator's to fix, before anything is dialed.
+  await identity.current();
+  const impl = new ConnectorImpl(config, options, identity, now);
+  if (config.admin) impl.admin = await AdminServer.listen(config.admin, impl);
+  impl.start();
+  return impl;
+}
+
+class ConnectorImpl implements Connector {
+  admin: AdminServer | undefined;
+  private readonly supervisors: RelaySupervisor[] = [];
+  private readonly logger: Logger;
+  private readonly stats: LinkCounters & { reconnects: number } = {
+    sessionsOpened: 0,
+    openFailures: 0,
+    sessionsClosed: 0,
+    backendFailures: 0,
+    overflows: 0,
+    reconnects: 0,
+  };
+  private readonly readyPromise: Promise<void>;
+  private readonly waitPromise: Promise<void>;
+  private resolveReady!: () => void;
+  private rejectReady!: (err: Error) => void;
+  private resolveWait!: () => void;
+  private rejectWait!: (err: Error) => void;
+  private closing: Promise<void> | undefined;
+  private failed = false;
+
+  constructor(
+    private readonly config: ConnectorConfig,
+    private readonly options: StartConnectorOptions,
+    private readonly identity: IdentitySource,
+    private readonly now: () => number,
+  ) {
+    this.logger = (options.logger ?? silentLogger).child({ component: 'connector' });
+    this.readyPromise = new Promise((resolve, reject) => {
+      this.resolveReady = resolve;
+      this.rejectReady = reject;
+    });
+    this.waitPromise = new Promise((resolve, reject) => {
+      this.resolveWait = resolve;
+      this.rejectWait = reject;
+    });
+    // Callers may never ask; a fatal error must not become an unhandled rejection.
+    this.readyPromise.catch(() => undefined);
+    this.waitPromise.catch(() => undefined);
+  }
+
+  get adminAddress(): { host: string; port: number } | undefined {
+    return this.admin?.address;
+  }
+
+  start(): void {
+    const timing = { ...DEFAULT_LINK_TIMING, ...this.options.timing };
+    for (const relay of this.config.relays) {
+      this.supervisors.push(
+        new RelaySupervisor(relay, {
+          identity: this.identity,
+          servers: this.config.servers,
+          createBackend: this.options.createBackend ?? createBackend,
+          logger: this.logger,
+          timing,
+          backoff: { sleep: this.options.sleep ?? realSleep, ...this.options.backoff },
+          maxSessions: this.options.maxSessionsPerLink ?? 1024,
+          outputBufferBytes: this.options.outputBufferBytes ?? DEFAULT_OUTPUT_BUFFER_BYTES,
+          counters: this.stats,
+          now: this.now,
+          onReady: () => this.resolveReady(),
+          onFatal: (err) => this.fail(err),
+        }),
+      );
+    }
+    this.logger.info({ relays: this.config.relays, servers: Object.keys(this.config.servers) }, 'connector started');
+  }
+
+  ready(): Promise<void> {
+    return this.readyPromise;
+  }
+
+  wait(): Promise<void> {
+    return this.waitPromise;
+  }
+
+  links(): LinkStatus[] {
+    return this.supervisors.map((s) => s.status());
+  }
+
+  counters(): Readonly<Record<string, number>> {
+    return { ...this.stats };
+  }
+
+  close(options: { drainTimeoutMs?: number } = {}): Promise<void> {
+    this.closing ??= this.shutdown(options.drainTimeoutMs ?? this.options.drainTimeoutMs ?? DEFAULT_DRAIN_TIMEOUT_MS, 'connector shutting down').then(
+      () => {
+        this.rejectReady(new Error('connector: closed before any relay accepted it'));
+        if (!this.failed) this.resolveWait();
+      },
+    );
+    return this.closing;
+  }
+
+  private fail(err: ConnectorError): void {
+    if (this.failed || this.closing) return;
+    this.failed = true;
+    this.rejectReady(err);
+    this.closing = this.shutdown(0, 'connector stopped').then(() => this.rejectWait(err));
+  }
+
+  private async shutdown(drainMs: number, reason: string): Promise<void> {
+    for (const s of this.supervisors) s.stop();
+    const links = this.supervisors.flatMap((s) => s.links());
+    for (const l of links) {
+      if (l.state === 'up' || l.state === 'draining') l.goaway(reason);
+      else l.terminate();
+    }
+    if (drainMs > 0) {
+      const drained = Promise.all(links.map((l) => l.whenDrained()));
+      const timer = new AbortController();
+      await Promise.race([drained, realSleep(drainMs, timer.signal)]);
+      timer.abort();
+      this.logger.info({ remaining: links.reduce((n, l) => n + l.sessionCount, 0) }, 'drain finished');
+    }
+    const timer = new AbortController();
+    await Promise.race([Promise.all(links.map((l) => l.shutdown('connector shut down'))), realSleep(SOCKET_CLOSE_TIMEOUT_MS, timer.signal)]);
+    timer.abort();
+    for (const l of links) l.terminate();
+    await Promise.all(this.supervisors.map((s) => s.loop));
+    // Links dialed while we were stopping (a supervisor between its checks) are gone with the loop.
+    for (const l of this.supervisors.flatMap((s) => s.links())) l.terminate();
+    await this.admin?.close();
+    this.logger.info({}, 'connector stopped');
+  }
+}

@@ -1,0 +1,141 @@
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { loadConnectorConfig, parseConnectorConfig, isLoopbackHost, type ConnectorErrorCode } from '../src/index.js';
+
+const base = { relays: ['wss://relay.example.org:8443'], identity: './ids/crm', servers: { crm: { command: 'node', args: ['./crm.js'] } } };
+
+function fails(input: unknown): { code: ConnectorErrorCode; path: string; message: string } {
+  try {
+    parseConnectorConfig(input, { baseDir: '/etc/sb' });
+  } catch (err) {
+    return err as { code: ConnectorErrorCode; path: string; message: string };
+  }
+  throw new Error('config was accepted');
+}
+
+describe('parseConnectorConfig', () => {
+  it('normalises a valid config: relative paths against the config dir, kinds inferred', () => {
+    const c = parseConnectorConfig(
+      {
+        ...base,
+        relayId: 'spiffe://example.org/relay/main',
+        servers: {
+          crm: { command: 'node', args: ['./crm.js'], env: { LOG: 'debug' } },
+          local: { command: './bin/server', cwd: 'srv' },
+          tickets: { url: 'http://127.0.0.1:3000/mcp', headers: { 'x-api-key': 'k' } },
+          v6: { url: 'http://[::1]:3000/mcp' },
+          named: { url: 'https://localhost/mcp' },
+          remote: { url: 'https://mcp.internal.example:443/mcp', allowRemote: true },
+        },
+        admin: { listen: '127.0.0.1:9465' },
+      },
+      { baseDir: '/etc/sb' },
+    );
+    expect(c.relays).toEqual(['wss://relay.example.org:8443']);
+    expect(c.identity).toBe('/etc/sb/ids/crm');
+    expect(c.relayId?.toString()).toBe('spiffe://example.org/relay/main');
+    expect(c.servers.crm).toEqual({ kind: 'stdio', command: 'node', args: ['./crm.js'], env: { LOG: 'debug' }, cwd: '/etc/sb' });
+    expect(c.servers.local).toMatchObject({ kind: 'stdio', command: '/etc/sb/bin/server', cwd: '/etc/sb/srv' });
+    expect(c.servers.tickets).toEqual({ kind: 'http', url: 'http://127.0.0.1:3000/mcp', headers: { 'x-api-key': 'k' }, allowRemote: false });
+    expect(c.servers.remote).toMatchObject({ kind: 'http', allowRemote: true });
+    expect(c.admin).toEqual({ host: '127.0.0.1', port: 9465 });
+  });
+
+  it.each([
+    ['unknown top-level key', { ...base, relay: 'x' }, 'relay'],
+    ['unknown stdio key', { ...base, servers: { crm: { command: 'node', comand: 'x' } } }, 'servers.crm.comand'],
+    ['unknown http key', { ...base, servers: { t: { url: 'http://127.0.0.1/mcp', header: {} } } }, 'servers.t.header'],
+    ['http key on a stdio server', { ...base, servers: { crm: { command: 'node', url: 'http://127.0.0.1/' } } }, 'servers.crm'],
+    ['unknown admin key', { ...base, admin: { listen: '127.0.0.1:1', port: 2 } }, 'admin.port'],
+  ])('%s is an error naming the key path', (_name, input, path) => {
+    const err = fails(input);
+    expect(err.code).toBe('CONNECTOR_ERR_CONFIG_INVALID');
+    expect(err.path).toBe(path);
+    expect(err.message.startsWith(`config: ${path}: `)).toBe(true);
+  });
+
+  it.each([
+    ['public IP', 'http://10.0.0.5:3000/mcp'],
+    ['public host name', 'https://mcp.example.com/mcp'],
+    ['0.0.0.0', 'http://0.0.0.0:3000/mcp'],
+    ['IPv6 non-loopback', 'http://[fe80::1]:3000/mcp'],
+    ['localhost look-alike', 'http://localhost.evil.com/mcp'],
+  ])('a url backend on a non-loopback host is refused (%s)', (_name, url) => {
+    const err = fails({ ...base, servers: { t: { url } } });
+    expect(err.path).toBe('servers.t.url');
+    expect(err.message).toMatch(/not a loopback address.*allowRemote: true/);
+  });
+
+  it.each([
+    ['0.0.0.0', '0.0.0.0:9465'],
+    ['a LAN address', '192.168.1.10:9465'],
+    ['a host name', 'admin.example.org:9465'],
+    ['IPv6 any', '[::]:9465'],
+  ])('the admin listener on a non-loopback address is refused (%s)', (_name, listen) => {
+    const err = fails({ ...base, admin: { listen } });
+    expect(err.path).toBe('admin.listen');
+    expect(err.message).toMatch(/loopback/);
+  });
+
+  it.each([
+    ['no relays', { ...base, relays: [] }, 'relays', /non-empty/],
+    ['missing relays', { identity: 'x', servers: base.servers }, 'relays', /required/],
+    ['ws: relay (no TLS)', { ...base, relays: ['ws://relay:8443'] }, 'relays[0]', /wss:/],
+    ['relay with query', { ...base, relays: ['wss://relay:8443/?a=1'] }, 'relays[0]', /query/],
+    ['duplicate relay', { ...base, relays: ['wss://r:1', 'wss://r:1/'] }, 'relays[1]', /duplicate/],
+    ['missing identity', { relays: base.relays, servers: base.servers }, 'identity', /required/],
+    ['no servers', { ...base, servers: {} }, 'servers', /at least one/],
+    ['bad server name', { ...base, servers: { 'a/b': { command: 'x' } } }, 'servers.a/b', /server names/],
+    ['neither command nor url', { ...base, servers: { crm: { args: [] } } }, 'servers.crm', /needs "command"/],
+    ['numeric arg', { ...base, servers: { crm: { command: 'node', args: [1] } } }, 'servers.crm.args[0]', /string/],
+    ['numeric env value', { ...base, servers: { crm: { command: 'node', env: { PORT: 3000 } } } }, 'servers.crm.env.PORT', /quote/],
+    ['bad env name', { ...base, servers: { crm: { command: 'node', env: { 'A-B': 'x' } } } }, 'servers.crm.env.A-B', /environment variable/],
+    ['url with credentials', { ...base, servers: { t: { url: 'http://u:p@127.0.0.1/mcp' } } }, 'servers.t.url', /credentials/],
+    ['non-http url', { ...base, servers: { t: { url: 'ftp://127.0.0.1/mcp' } } }, 'servers.t.url', /http/],
+    ['allowRemote not boolean', { ...base, servers: { t: { url: 'http://127.0.0.1/mcp', allowRemote: 'yes' } } }, 'servers.t.allowRemote', /true or false/],
+    ['header with CRLF', { ...base, servers: { t: { url: 'http://127.0.0.1/mcp', headers: { a: 'x\r\nb: y' } } } }, 'servers.t.headers.a', /CR, LF/],
+    ['relayId not a SPIFFE ID', { ...base, relayId: 'relay.example.org' }, 'relayId', /scheme/],
+    ['relayId a trust domain root', { ...base, relayId: 'spiffe://example.org' }, 'relayId', /path/],
+    ['admin without port', { ...base, admin: { listen: '127.0.0.1' } }, 'admin.listen', /host:port/],
+    ['document not a mapping', ['x'], '', /mapping/],
+  ])('%s', (_name, input, path, message) => {
+    const err = fails(input);
+    expect(err.path).toBe(path);
+    expect(err.message).toMatch(message);
+  });
+
+  it('isLoopbackHost knows the loopback names', () => {
+    expect(['localhost', '127.0.0.1', '127.1.2.3', '[::1]', '::1'].every(isLoopbackHost)).toBe(true);
+    expect(['0.0.0.0', '10.0.0.1', '::', 'localhost.', 'example.com'].some(isLoopbackHost)).toBe(false);
+  });
+});
+
+describe('loadConnectorConfig', () => {
+  it('reads YAML and resolves paths against the file', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'sb-conf-'));
+    const path = join(dir, 'connector.yaml');
+    await writeFile(path, 'relays: [wss://relay.example.org:8443]\nidentity: ./ids/connector-crm\nservers:\n  crm: { command: node, args: [./crm-server.js] }\n  tickets: { url: http://127.0.0.1:3000/mcp }\n');
+    const c = await loadConnectorConfig(path);
+    expect(c.identity).toBe(join(dir, 'ids/connector-crm'));
+    expect(c.servers.crm).toMatchObject({ kind: 'stdio', cwd: dir });
+    expect(c.servers.tickets).toMatchObject({ kind: 'http' });
+  });
+
+  it.each([
+    ['duplicate keys', 'relays: [wss://a:1]\nrelays: [wss://b:1]\n', /not valid YAML/],
+    ['broken YAML', 'relays: [wss://a:1\n', /not valid YAML/],
+  ])('refuses %s', async (_name, text, message) => {
+    const dir = await mkdtemp(join(tmpdir(), 'sb-conf-'));
+    await writeFile(join(dir, 'c.yaml'), text);
+    await expect(loadConnectorConfig(join(dir, 'c.yaml'))).rejects.toMatchObject({ code: 'CONNECTOR_ERR_CONFIG_UNREADABLE', message });
+  });
+
+  it('reports a missing file', async () => {
+    await expect(loadConnectorConfig('/nonexistent/connector.yaml')).rejects.toMatchObject({
+      code: 'CONNECTOR_ERR_CONFIG_UNREADABLE',
+      message: 'config: cannot read /nonexistent/connector.yaml: ENOENT',
+    });
+  });
+});

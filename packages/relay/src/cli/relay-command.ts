@@ -1,0 +1,87 @@
+import { Command } from 'commander';
+import { pino, type Logger } from 'pino';
+import { loadRelayConfig } from '../config.js';
+import { isRelayError, type RelayErrorCode } from '../errors.js';
+import { startRelay, type Relay } from '../relay.js';
+
+/** RunRelayOptions are the `switchboard relay` flags. */
+export interface RunRelayOptions {
+  /** config is the path of relay.yaml. */
+  config: string;
+}
+
+/** SignalSource is where the command listens for SIGTERM, SIGINT and SIGHUP (process, in production). */
+export interface SignalSource {
+  on(signal: NodeJS.Signals, listener: () => void): unknown;
+  off(signal: NodeJS.Signals, listener: () => void): unknown;
+}
+
+/** RunRelayDeps are what {@link runRelay} needs from its environment; tests pass fakes. */
+export interface RunRelayDeps {
+  stderr: { write(text: string): unknown };
+  logger?: Logger;
+  signals?: SignalSource;
+  /** onStarted is called with the running relay (tests use it to reach the relay). */
+  onStarted?: (relay: Relay) => void;
+}
+
+const INPUT_ERRORS: ReadonlySet<RelayErrorCode> = new Set(['RELAY_ERR_CONFIG', 'RELAY_ERR_POLICY', 'RELAY_ERR_IDENTITY']);
+
+/**
+ * runRelay runs `switchboard relay --config relay.yaml` until SIGTERM or SIGINT, then drains and
+ * stops. SIGHUP reloads the policy (an invalid file is logged and the old policy stays). Resolves
+ * to the exit code: 0 after a clean stop, 2 for invalid input (config, policy, identity) with
+ * `code: message` on stderr, 1 for a runtime failure.
+ */
+export async function runRelay(opts: RunRelayOptions, deps: RunRelayDeps): Promise<number> {
+  const signals: SignalSource = deps.signals ?? process;
+  let relay: Relay;
+  try {
+    const config = await loadRelayConfig(opts.config);
+    relay = await startRelay(config, deps.logger ? { logger: deps.logger } : {});
+  } catch (err) {
+    if (isRelayError(err)) {
+      deps.stderr.write(`${err.code}: ${err.message}\n`);
+      return INPUT_ERRORS.has(err.code) ? 2 : 1;
+    }
+    deps.stderr.write(`RELAY_ERR_RUNTIME: ${(err as Error).message ?? String(err)}\n`);
+    return 1;
+  }
+  const done = new Promise<number>((resolve) => {
+    const stop = (): void => {
+      signals.off('SIGTERM', stop);
+      signals.off('SIGINT', stop);
+      signals.off('SIGHUP', reload);
+      relay.close().then(
+        () => resolve(0),
+        (err: unknown) => {
+          deps.stderr.write(`RELAY_ERR_RUNTIME: shutdown failed: ${(err as Error).message ?? String(err)}\n`);
+          resolve(1);
+        },
+      );
+    };
+    const reload = (): void => {
+      void relay.reloadPolicy();
+    };
+    signals.on('SIGTERM', stop);
+    signals.on('SIGINT', stop);
+    signals.on('SIGHUP', reload);
+  });
+  // Signal handlers are in place before anyone learns the relay is up.
+  deps.onStarted?.(relay);
+  return done;
+}
+
+/**
+ * relayCommand builds `switchboard relay --config relay.yaml` for the CLI. Logs go to stdout as
+ * JSON lines (pino); `LOG_LEVEL` sets the level (default `info`).
+ */
+export function relayCommand(): Command {
+  return new Command('relay')
+    .description('run the relay: the mTLS listener agents and connectors dial out to')
+    .requiredOption('--config <path>', 'relay.yaml')
+    .action(async (opts: RunRelayOptions) => {
+      const logger = pino({ name: 'switchboard', level: process.env.LOG_LEVEL ?? 'info' });
+      process.exitCode = await runRelay(opts, { stderr: process.stderr, logger });
+    });
+}

@@ -1,0 +1,41 @@
+import { createServer, type Server } from 'node:http';
+
+/** AdminHandlers supplies what the admin endpoints report. */
+export interface AdminHandlers {
+  /** ready is true while the main listener is listening, the policy is loaded and no shutdown began. */
+  ready(): boolean;
+  /** metrics renders the Prometheus text exposition. */
+  metrics(): string;
+}
+
+/**
+ * createAdminServer builds the loopback admin listener: `GET /healthz` (200 while the process
+ * serves), `GET /readyz` (200 when ready, else 503) and `GET /metrics` (Prometheus text).
+ */
+export function createAdminServer(handlers: AdminHandlers): Server {
+  const server = createServer((req, res) => {
+    const path = (req.url ?? '').split('?')[0];
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.writeHead(405, { 'content-type': 'text/plain; charset=utf-8', allow: 'GET, HEAD' }).end('method not allowed\n');
+      return;
+    }
+    switch (path) {
+      case '/healthz':
+        res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8' }).end('ok\n');
+        return;
+      case '/readyz': {
+        const ok = handlers.ready();
+        res.writeHead(ok ? 200 : 503, { 'content-type': 'text/plain; charset=utf-8' }).end(ok ? 'ready\n' : 'not ready\n');
+        return;
+      }
+      case '/metrics':
+        res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' }).end(handlers.metrics());
+        return;
+      default:
+        res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8' }).end('not found\n');
+    }
+  });
+  server.headersTimeout = 5_000;
+  server.requestTimeout = 5_000;
+  return server;
+}

@@ -1,0 +1,158 @@
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { TLSSocket } from 'node:tls';
+import { PkiError } from '@switchboard/pki';
+import { AGENT_SUBPROTOCOL, CloseCode, LINK_SUBPROTOCOL } from '@switchboard/protocol';
+import { WebSocketServer, type WebSocket } from 'ws';
+import type { UpgradeRefusal } from '../metrics.js';
+import { SERVER_NAME_PATTERN } from '../policy/compile.js';
+import { PolicyScope, isConnector } from '../policy/decide.js';
+import { AgentSession, type PeerIdentity } from '../session/agent-session.js';
+import { isoNow, type RelayContext } from '../session/context.js';
+import { ConnectorLink } from '../session/link.js';
+import type { PeerAuthenticator } from './peer-auth.js';
+import { refuseUpgrade } from './refuse.js';
+
+const AGENT_PREFIX = '/v1/agent/';
+const CONNECTOR_PATH = '/v1/connector';
+
+function offered(req: IncomingMessage): string[] {
+  const h = req.headers['sec-websocket-protocol'];
+  if (typeof h !== 'string') return [];
+  return h.split(',').map((p) => p.trim());
+}
+
+function pickAgent(protocols: Set<string>): string | false {
+  return protocols.has(AGENT_SUBPROTOCOL) ? AGENT_SUBPROTOCOL : false;
+}
+
+function pickLink(protocols: Set<string>): string | false {
+  return protocols.has(LINK_SUBPROTOCOL) ? LINK_SUBPROTOCOL : false;
+}
+
+/** UpgradeRouterHooks lets the relay track what the router creates. */
+export interface UpgradeRouterHooks {
+  /** closing is true once shutdown began: new upgrades are refused with 503. */
+  closing(): boolean;
+  linkStarted(link: ConnectorLink): void;
+}
+
+/**
+ * UpgradeRouter authorizes every WebSocket upgrade on the main listener: it authenticates the
+ * peer's X509-SVID, then routes by path — `/v1/agent/<server>` (subprotocol `mcp`, policy, a
+ * connector online) or `/v1/connector` (subprotocol `switchboard.v1`, listed as a connector).
+ * Refusals are plain HTTP responses before the upgrade; see docs/errors.md.
+ */
+export class UpgradeRouter {
+  private readonly ctx: RelayContext;
+  private readonly auth: PeerAuthenticator;
+  private readonly hooks: UpgradeRouterHooks;
+  private readonly agentServer: WebSocketServer;
+  private readonly linkServer: WebSocketServer;
+
+  constructor(ctx: RelayContext, auth: PeerAuthenticator, hooks: UpgradeRouterHooks) {
+    this.ctx = ctx;
+    this.auth = auth;
+    this.hooks = hooks;
+    const common = { noServer: true, perMessageDeflate: false, clientTracking: false, skipUTF8Validation: false } as const;
+    this.agentServer = new WebSocketServer({ ...common, maxPayload: ctx.limits.maxMessageBytes, handleProtocols: pickAgent });
+    this.linkServer = new WebSocketServer({ ...common, maxPayload: ctx.limits.maxServerMessageBytes + 5, handleProtocols: pickLink });
+  }
+
+  /** handleUpgrade is the https server's `upgrade` listener. */
+  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    const url = req.url ?? '';
+    const q = url.indexOf('?');
+    const path = q < 0 ? url : url.slice(0, q);
+    let peer: PeerIdentity;
+    try {
+      peer = this.auth.authenticate(socket as TLSSocket);
+    } catch (err) {
+      const rule = err instanceof PkiError ? `${err.code}: ${err.message}` : String(err);
+      this.refuse(req, socket, path, 403, 'invalid_svid', 'the client certificate is not a valid X509-SVID', undefined, rule);
+      return;
+    }
+    if (this.hooks.closing()) {
+      this.refuse(req, socket, path, 503, 'shutting_down', 'the relay is shutting down', peer);
+      return;
+    }
+    if (path === CONNECTOR_PATH) {
+      this.connector(req, socket, head, path, peer);
+    } else if (path.startsWith(AGENT_PREFIX)) {
+      this.agent(req, socket, head, path, peer);
+    } else {
+      this.refuse(req, socket, path, 404, 'not_found', 'no such endpoint', peer);
+    }
+  }
+
+  private agent(req: IncomingMessage, socket: Duplex, head: Buffer, path: string, peer: PeerIdentity): void {
+    const server = path.slice(AGENT_PREFIX.length);
+    if (!SERVER_NAME_PATTERN.test(server)) {
+      this.refuse(req, socket, path, 400, 'bad_request', 'malformed server name in the path', peer);
+      return;
+    }
+    if (!offered(req).includes(AGENT_SUBPROTOCOL)) {
+      this.refuse(req, socket, path, 400, 'bad_subprotocol', `the WebSocket subprotocol must be "${AGENT_SUBPROTOCOL}"`, peer);
+      return;
+    }
+    const scope = new PolicyScope(this.ctx.policy.current, peer.id, server);
+    if (!scope.session.allow) {
+      // An undeclared server and a forbidden one get the same answer on purpose.
+      this.refuse(req, socket, path, 403, 'forbidden', 'this identity may not use this server', peer, scope.session.reason);
+      return;
+    }
+    const link = this.ctx.registry.pick(server, this.ctx.limits.maxSessionsPerLink);
+    if (link === undefined) {
+      this.refuse(req, socket, path, 503, 'no_connector', 'no connector serves this server right now', peer);
+      return;
+    }
+    this.agentServer.handleUpgrade(req, socket, head, (ws: WebSocket) => {
+      if (!link.accepting) {
+        ws.close(CloseCode.NO_CONNECTOR, 'no connector serves this server right now');
+        return;
+      }
+      new AgentSession({ ctx: this.ctx, ws, socket, agent: peer, server, scope, link }).start();
+    });
+  }
+
+  private connector(req: IncomingMessage, socket: Duplex, head: Buffer, path: string, peer: PeerIdentity): void {
+    if (!offered(req).includes(LINK_SUBPROTOCOL)) {
+      this.refuse(req, socket, path, 400, 'bad_subprotocol', `the WebSocket subprotocol must be "${LINK_SUBPROTOCOL}"`, peer);
+      return;
+    }
+    if (!isConnector(this.ctx.policy.current, peer.id)) {
+      this.refuse(req, socket, path, 403, 'not_a_connector', 'this identity is not a connector of any server', peer);
+      return;
+    }
+    this.linkServer.handleUpgrade(req, socket, head, (ws: WebSocket) => {
+      const link = new ConnectorLink(this.ctx, ws, socket, peer);
+      this.hooks.linkStarted(link);
+      link.start();
+    });
+  }
+
+  private refuse(
+    req: IncomingMessage,
+    socket: Duplex,
+    path: string,
+    status: number,
+    why: UpgradeRefusal,
+    message: string,
+    peer?: PeerIdentity,
+    detail?: string,
+  ): void {
+    this.ctx.metrics.refused[why]++;
+    this.ctx.audit.write({
+      type: 'upgrade.refused',
+      time: isoNow(),
+      peer: peer?.id.toString() ?? null,
+      certSerial: peer?.certSerial ?? null,
+      remote: `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? '?'}`,
+      path: path.length > 256 ? `${path.slice(0, 256)}…` : path,
+      status,
+      reason: detail ?? message,
+    });
+    this.ctx.logger.info({ status, reason: why, peer: peer?.id.toString(), detail }, 'upgrade refused');
+    refuseUpgrade(socket, status, message);
+  }
+}

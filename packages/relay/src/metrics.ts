@@ -1,0 +1,131 @@
+/**
+ * Relay counters, exported as Prometheus text on the admin listener and as a plain object from
+ * `relay.metrics()`. Counters are plain fields bumped on the hot path; labels are fixed sets.
+ */
+
+/** UpgradeRefusal names why an upgrade was refused (the `reason` label). */
+export type UpgradeRefusal =
+  | 'not_found'
+  | 'bad_request'
+  | 'bad_subprotocol'
+  | 'invalid_svid'
+  | 'forbidden'
+  | 'no_connector'
+  | 'not_a_connector'
+  | 'shutting_down';
+
+/** DenyReason names why a message was refused or dropped (the `reason` label). */
+export type DenyReason =
+  | 'parse_error'
+  | 'batch'
+  | 'invalid_request'
+  | 'duplicate_key'
+  | 'too_deep'
+  | 'tool_denied'
+  | 'server_request_denied'
+  | 'unknown_response_id'
+  | 'id_in_flight'
+  | 'too_many_in_flight'
+  | 'invalid_server_message'
+  | 'audit_unavailable'
+  | 'binary_frame';
+
+/** RelayMetricsSnapshot is the value of every counter and gauge at one moment. */
+export interface RelayMetricsSnapshot {
+  sessionsOpen: number;
+  sessionsOpenedTotal: number;
+  linksUp: number;
+  /** messagesForwarded counts messages passed on, per direction. */
+  messagesForwarded: { agentToServer: number; serverToAgent: number };
+  /** messagesDenied counts refused or dropped messages by reason. */
+  messagesDenied: Record<DenyReason, number>;
+  /** upgradesRefused counts refused HTTP upgrades by reason. */
+  upgradesRefused: Record<UpgradeRefusal, number>;
+  tlsHandshakeFailures: number;
+  /** sessionsClosed counts closed sessions by WebSocket close code. */
+  sessionsClosed: Record<string, number>;
+  policyReloads: { ok: number; failed: number };
+  linkProtocolErrors: number;
+}
+
+const DENY_REASONS: readonly DenyReason[] = [
+  'parse_error', 'batch', 'invalid_request', 'duplicate_key', 'too_deep', 'tool_denied', 'server_request_denied',
+  'unknown_response_id', 'id_in_flight', 'too_many_in_flight', 'invalid_server_message', 'audit_unavailable', 'binary_frame',
+];
+const REFUSALS: readonly UpgradeRefusal[] = [
+  'not_found', 'bad_request', 'bad_subprotocol', 'invalid_svid', 'forbidden', 'no_connector', 'not_a_connector', 'shutting_down',
+];
+
+function zeros<K extends string>(keys: readonly K[]): Record<K, number> {
+  const o = {} as Record<K, number>;
+  for (const k of keys) o[k] = 0;
+  return o;
+}
+
+/** RelayMetrics holds the relay's counters. */
+export class RelayMetrics {
+  sessionsOpen = 0;
+  sessionsOpenedTotal = 0;
+  linksUp = 0;
+  forwardedUp = 0;
+  forwardedDown = 0;
+  tlsHandshakeFailures = 0;
+  linkProtocolErrors = 0;
+  reloadsOk = 0;
+  reloadsFailed = 0;
+  readonly denied: Record<DenyReason, number> = zeros(DENY_REASONS);
+  readonly refused: Record<UpgradeRefusal, number> = zeros(REFUSALS);
+  readonly closed = new Map<number, number>();
+
+  /** sessionClosed counts a session end with its close code. */
+  sessionClosed(code: number): void {
+    this.closed.set(code, (this.closed.get(code) ?? 0) + 1);
+  }
+
+  /** snapshot copies every counter. */
+  snapshot(): RelayMetricsSnapshot {
+    return {
+      sessionsOpen: this.sessionsOpen,
+      sessionsOpenedTotal: this.sessionsOpenedTotal,
+      linksUp: this.linksUp,
+      messagesForwarded: { agentToServer: this.forwardedUp, serverToAgent: this.forwardedDown },
+      messagesDenied: { ...this.denied },
+      upgradesRefused: { ...this.refused },
+      tlsHandshakeFailures: this.tlsHandshakeFailures,
+      sessionsClosed: Object.fromEntries([...this.closed].map(([k, v]) => [String(k), v])),
+      policyReloads: { ok: this.reloadsOk, failed: this.reloadsFailed },
+      linkProtocolErrors: this.linkProtocolErrors,
+    };
+  }
+
+  /** prometheus renders the counters in the Prometheus text exposition format (0.0.4). */
+  prometheus(): string {
+    const out: string[] = [];
+    const metric = (name: string, type: 'counter' | 'gauge', help: string, rows: [string, number][]): void => {
+      out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
+      for (const [labels, v] of rows) out.push(`${name}${labels} ${v}`);
+    };
+    metric('switchboard_relay_sessions_open', 'gauge', 'Agent sessions currently open.', [['', this.sessionsOpen]]);
+    metric('switchboard_relay_sessions_opened_total', 'counter', 'Agent sessions opened.', [['', this.sessionsOpenedTotal]]);
+    metric('switchboard_relay_sessions_closed_total', 'counter', 'Agent sessions closed, by WebSocket close code.',
+      [...this.closed].map(([code, v]) => [`{code="${code}"}`, v]));
+    metric('switchboard_relay_links_up', 'gauge', 'Connector links currently registered.', [['', this.linksUp]]);
+    metric('switchboard_relay_messages_forwarded_total', 'counter', 'JSON-RPC messages passed on, by direction.', [
+      ['{direction="agent_to_server"}', this.forwardedUp],
+      ['{direction="server_to_agent"}', this.forwardedDown],
+    ]);
+    metric('switchboard_relay_messages_denied_total', 'counter', 'Messages refused or dropped, by reason.',
+      DENY_REASONS.map((r) => [`{reason="${r}"}`, this.denied[r]]));
+    metric('switchboard_relay_upgrades_refused_total', 'counter', 'WebSocket upgrades refused before the upgrade, by reason.',
+      REFUSALS.map((r) => [`{reason="${r}"}`, this.refused[r]]));
+    metric('switchboard_relay_tls_handshake_failures_total', 'counter', 'TLS handshakes that failed (no, expired or untrusted client certificate, …).',
+      [['', this.tlsHandshakeFailures]]);
+    metric('switchboard_relay_link_protocol_errors_total', 'counter', 'Connector links closed for breaking the link protocol.',
+      [['', this.linkProtocolErrors]]);
+    metric('switchboard_relay_policy_reloads_total', 'counter', 'Policy reloads, by result.', [
+      ['{result="ok"}', this.reloadsOk],
+      ['{result="failed"}', this.reloadsFailed],
+    ]);
+    return `${out.join('\n')}\n`;
+  }
+}

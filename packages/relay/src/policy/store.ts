@@ -1,0 +1,122 @@
+import { readFile } from 'node:fs/promises';
+import { PolicyError, RelayError } from '../errors.js';
+import { YamlSyntaxError, parseYaml } from '../internal/yaml-file.js';
+import { compilePolicy, type PolicySnapshot } from './compile.js';
+
+/**
+ * loadPolicyFile reads and compiles `policy.yaml`. Errors name the file, line and key path:
+ * `policy: ./policy.yaml:7:9: rules[0].tools.allow: must be a list of strings, not a string`.
+ */
+export async function loadPolicyFile(path: string): Promise<PolicySnapshot> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    throw new PolicyError(`policy: cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, { cause: err });
+  }
+  return parsePolicyText(text, path);
+}
+
+/** parsePolicyText parses and compiles policy YAML text; `source` names it in errors. */
+export function parsePolicyText(text: string, source?: string): PolicySnapshot {
+  let parsed;
+  try {
+    parsed = parseYaml(text);
+  } catch (err) {
+    if (err instanceof YamlSyntaxError) {
+      const where = `${source ?? 'policy'}${err.line ? `:${err.line}` : ''}`;
+      throw new PolicyError(`policy: ${where}: not valid YAML: ${err.message}`, { ...(err.line ? { line: err.line } : {}), cause: err });
+    }
+    throw err;
+  }
+  return compilePolicy(parsed.value, { ...(source ? { source } : {}), locate: parsed.locate });
+}
+
+/** PolicyReloadResult reports a reload: the snapshot now in force, and the error if it failed. */
+export type PolicyReloadResult = { ok: true; snapshot: PolicySnapshot } | { ok: false; snapshot: PolicySnapshot; error: RelayError };
+
+/** PolicySwapListener is told about every swap, after the new snapshot is in force. */
+export type PolicySwapListener = (next: PolicySnapshot, previous: PolicySnapshot) => void;
+
+/**
+ * PolicyStore holds the snapshot in force. Readers take `store.current` (one field read, no
+ * lock); `swap` replaces it atomically; `reload` re-reads the file and keeps the old snapshot when
+ * the new file is invalid.
+ *
+ * @example
+ * const store = await PolicyStore.fromFile('./policy.yaml');
+ * process.on('SIGHUP', () => void store.reload());
+ */
+export class PolicyStore {
+  private snapshot: PolicySnapshot;
+  private readonly path: string | undefined;
+  private readonly listeners = new Set<PolicySwapListener>();
+  private reloading: Promise<PolicyReloadResult> | undefined;
+
+  /** Creates a store holding `initial`; `path`, when given, is what {@link reload} re-reads. */
+  constructor(initial: PolicySnapshot, path?: string) {
+    this.snapshot = initial;
+    this.path = path ?? initial.source;
+  }
+
+  /** PolicyStore.fromFile loads `path` and returns a store that reloads from it. */
+  static async fromFile(path: string): Promise<PolicyStore> {
+    return new PolicyStore(await loadPolicyFile(path), path);
+  }
+
+  /** current is the snapshot in force. */
+  get current(): PolicySnapshot {
+    return this.snapshot;
+  }
+
+  /** sourcePath is the file {@link reload} reads, if any. */
+  get sourcePath(): string | undefined {
+    return this.path;
+  }
+
+  /** swap puts `next` in force and notifies listeners; returns the previous snapshot. */
+  swap(next: PolicySnapshot): PolicySnapshot {
+    const previous = this.snapshot;
+    this.snapshot = next;
+    for (const l of this.listeners) {
+      try {
+        l(next, previous);
+      } catch {
+        // A listener's failure must not undo or block the swap.
+      }
+    }
+    return previous;
+  }
+
+  /**
+   * reload re-reads the policy file and swaps it in. When the file is invalid the old snapshot
+   * stays in force and the result carries the error. Concurrent calls share one read.
+   */
+  reload(): Promise<PolicyReloadResult> {
+    if (this.reloading) return this.reloading;
+    const path = this.path;
+    const run = async (): Promise<PolicyReloadResult> => {
+      if (path === undefined) {
+        return { ok: false, snapshot: this.snapshot, error: new PolicyError('policy: this policy was not loaded from a file; nothing to reload') };
+      }
+      try {
+        const next = await loadPolicyFile(path);
+        this.swap(next);
+        return { ok: true, snapshot: next };
+      } catch (err) {
+        const error = err instanceof RelayError ? err : new PolicyError(`policy: reload failed: ${String(err)}`, { cause: err });
+        return { ok: false, snapshot: this.snapshot, error };
+      }
+    };
+    this.reloading = run().finally(() => {
+      this.reloading = undefined;
+    });
+    return this.reloading;
+  }
+
+  /** onSwap registers `listener` for future swaps; returns a function that removes it. */
+  onSwap(listener: PolicySwapListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+}
