@@ -293,6 +293,22 @@ async function runTargets(targets, opts, rows) {
     }
   };
   try {
+    // Gateways, relay and connector are long-running processes: warm their code paths on a
+    // throwaway session first, as a deployment that has been up for a while would be (without
+    // this, p50 through a relay and connector fresh from start is 2–3× its warm value). The
+    // sessions measured below still get fresh server processes where the target spawns per session.
+    for (const t of live()) {
+      if (!t.longLived) continue;
+      await step(t, 'gateway warm-up', async () => {
+        const c = await withTimeout(t.open(), 30_000, 'session setup');
+        try {
+          const end = Date.now() + opts.gatewayWarmupMs;
+          for (let i = 0; i < opts.gatewayWarmup && Date.now() < end; i++) await call(c);
+        } finally {
+          await closeClients([c]);
+        }
+      });
+    }
     // Setup time: sessions opened one after another, the targets taking turns (median per target).
     for (let i = 0; i < opts.timedSetups; i++) {
       for (const t of live()) await step(t, 'session setup', (s) => open(t, s, true));
@@ -380,6 +396,7 @@ function supergatewayTarget(name, cmd, output) {
   const extra = output === 'ws' ? ['--outputTransport', 'ws'] : ['--outputTransport', 'streamableHttp', '--stateful'];
   return {
     name,
+    longLived: true,
     async start() {
       port = await freePort();
       // supergateway has no host option: it listens on every interface; we only dial 127.0.0.1.
@@ -399,6 +416,7 @@ function mcpProxyTarget(cmd) {
   let port;
   return {
     name: 'mcp-proxy',
+    longLived: true,
     async start() {
       port = await freePort();
       proc = startProcess('mcp-proxy', process.execPath, [MCP_PROXY, '--host', '127.0.0.1', '--port', String(port), '--server', 'stream', '--', cmd.command, ...cmd.args]);
@@ -492,6 +510,7 @@ function switchboardTarget(sdk, world) {
   const open = () => sdk.connect({ relay: world.url, server: 'echo', identity });
   return {
     name: 'switchboard',
+    longLived: true,
     async start() {
       if (typeof sdk.AgentIdentity?.fromDirectory === 'function') identity = await sdk.AgentIdentity.fromDirectory(world.ids.agent);
       // The connector registers asynchronously: retry (bounded) until a session opens.
@@ -645,8 +664,8 @@ async function ensureIdleLinks(world, maxCount) {
 
 export async function benchTunnel({ quick = false } = {}) {
   const opts = quick
-    ? { sliceMs: 500, rounds: 2, warmup: 100, timedSetups: 4, idleCounts: [1000], idleTimeLimitMs: 60_000 }
-    : { sliceMs: 1000, rounds: 3, warmup: 200, timedSetups: 8, idleCounts: [1000, 10_000], idleTimeLimitMs: 120_000 };
+    ? { sliceMs: 500, rounds: 2, warmup: 100, gatewayWarmup: 1000, gatewayWarmupMs: 2000, timedSetups: 4, idleCounts: [1000], idleTimeLimitMs: 60_000 }
+    : { sliceMs: 1000, rounds: 3, warmup: 200, gatewayWarmup: 3000, gatewayWarmupMs: 5000, timedSetups: 8, idleCounts: [1000, 10_000], idleTimeLimitMs: 120_000 };
   const dir = await mkdtemp(join(tmpdir(), 'sb-bench-'));
   const out = { opts, rows: {}, idle: undefined, notes: [] };
   let world;
@@ -713,7 +732,8 @@ export function printTunnel(r) {
   console.log('\n## Tunnel (issue 4)');
   console.log(
     `MCP tools/call "echo" to test/fixtures/stdio-crash-server.mjs; ${(opts.rounds * opts.sliceMs) / 1000} s per measurement ` +
-      `(${opts.rounds} rounds of ${opts.sliceMs} ms slices, targets interleaved) after ${opts.warmup} warm-up calls per session; ` +
+      `(${opts.rounds} rounds of ${opts.sliceMs} ms slices, targets interleaved) after ${opts.warmup} warm-up calls per session ` +
+      `(and up to ${opts.gatewayWarmup} calls / ${opts.gatewayWarmupMs / 1000} s on a throwaway session to warm each long-running gateway, relay and connector); ` +
       `p50/p99 with 1 session; calls/s with 1 and ${SESSIONS} concurrent sessions (one call in flight each); ` +
       `setup = median of ${opts.timedSetups} sequential session setups (connect + initialize).`,
   );
@@ -757,6 +777,7 @@ export function printTunnel(r) {
   console.log('\nRelay RSS per idle agent session (raw wss clients, mTLS, subprotocol mcp, Streamable-HTTP backend):');
   const idle = r.idle;
   let perSession;
+  let perSessionN;
   if (!idle || idle.unavailable) console.log(`  unavailable: ${idle?.unavailable ?? 'not run'}`);
   else if (idle.failed) console.log(`  failed: ${idle.failed}`);
   else {
@@ -767,7 +788,7 @@ export function printTunnel(r) {
           `${x.relaySays === undefined ? 'relay count unknown' : `${f0(x.relaySays)} open says the relay`}; ${x.links} connector link${x.links === 1 ? '' : 's'}; ${x.seconds.toFixed(0)} s)${partial}`,
       );
       if (x.closes) console.log(`    closed by the far side: ${x.closes}`);
-      if (x.open === x.n) perSession = x.perSession;
+      if (x.open === x.n) (perSession = x.perSession), (perSessionN = x.n);
       else console.log(`    only ${f0(x.open)} of ${f0(x.n)} sessions held: this N does not count towards the goal`);
     }
     if (opts.idleCounts.length === 1) console.log('  (N = 10,000 runs without --quick)');
@@ -786,5 +807,5 @@ export function printTunnel(r) {
       mark(sw && g && sw.p50 < g.p50 && sw.rate1 > g.rate1 && sw.rate32 > g.rate32, sw && g),
   );
   const haveIdle = Number.isFinite(perSession);
-  console.log(`  ≤ 64 KiB relay RSS per idle session: ${haveIdle ? `${f2(perSession)} KiB → ` : ''}${haveIdle ? (perSession <= 64 ? 'met' : 'NOT met') : `not measured (${idle?.unavailable ? why : (idle?.failed ?? why)})`}`);
+  console.log(`  ≤ 64 KiB relay RSS per idle session (goal set at 10,000): ${haveIdle ? `${f2(perSession)} KiB at N = ${f0(perSessionN)} → ` : ''}${haveIdle ? (perSession <= 64 ? 'met' : 'NOT met') : `not measured (${idle?.unavailable ? why : (idle?.failed ?? why)})`}`);
 }
