@@ -5,7 +5,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { AuditSigningKey, AuditTrail, digestArguments, generateAuditKey } from '../packages/audit/dist/index.js';
+import { AuditSigningKey, AuditTrail, digestArguments, generateAuditKey } from '@switchboard/audit';
 
 const MODES = ['off', 'batched', 'strict'];
 const CONCURRENCY = [1, 32];

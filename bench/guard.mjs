@@ -11,7 +11,7 @@ import {
   getProfile,
   redactJsonValue,
   redactText,
-} from '../packages/guard/dist/index.js';
+} from '@switchboard/guard';
 
 function median(xs) {
   const s = [...xs].sort((a, b) => a - b);

@@ -3,8 +3,14 @@
 // `--quick` runs fewer iterations (used by the test suite to check the benchmark still runs).
 import { benchPki, printPki } from './pki.mjs';
 import { benchTunnel, printTunnel } from './tunnel.mjs';
+import { benchGuard, printGuard } from './guard.mjs';
+import { benchAudit, printAudit } from './audit.mjs';
 
 const quick = process.argv.includes('--quick');
 console.log(`Switchboard benchmark — node ${process.version}, ${new Date().toISOString()}${quick ? ' (quick)' : ''}\n`);
 printPki(await benchPki({ quick }));
 printTunnel(await benchTunnel({ quick }));
+console.log('');
+printGuard(await benchGuard({ quick }));
+console.log('');
+printAudit(await benchAudit({ quick }));
