@@ -5,6 +5,7 @@ import { benchPki, printPki } from './pki.mjs';
 import { benchTunnel, printTunnel } from './tunnel.mjs';
 import { benchGuard, printGuard } from './guard.mjs';
 import { benchAudit, printAudit } from './audit.mjs';
+import { benchRelayAudit, printRelayAudit } from './audit-relay.mjs';
 
 const quick = process.argv.includes('--quick');
 console.log(`Switchboard benchmark — node ${process.version}, ${new Date().toISOString()}${quick ? ' (quick)' : ''}\n`);
@@ -14,3 +15,5 @@ console.log('');
 printGuard(await benchGuard({ quick }));
 console.log('');
 printAudit(await benchAudit({ quick }));
+console.log('');
+printRelayAudit(await benchRelayAudit({ quick }));

@@ -20,6 +20,10 @@ describe('switchboard demo', () => {
     // The audit trail records both decisions.
     expect(stdout).toMatch(/read_text_file[^\n]*allow/);
     expect(stdout).toMatch(/write_file[^\n]*deny/);
+    // …compactly (one line per record, no raw JSON), and the trail verifies with the checkpoint key.
+    expect(stdout).not.toMatch(/"type":/);
+    expect(stdout).toMatch(/#\d+ +checkpoint +Ed25519 signature/);
+    expect(stdout).toMatch(/OK: \d+ records, seq 1–\d+, \d+ checkpoints \(signatures verified\)/);
     expect(stdout).toContain('Done:');
   }, 120_000);
 });

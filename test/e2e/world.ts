@@ -34,7 +34,12 @@ export interface World {
   close(): Promise<void>;
 }
 
-export async function createWorld(policyYaml: string): Promise<World> {
+/** WorldOptions: `startRelay: false` leaves the relay to the test (e.g. a relay child process). */
+export interface WorldOptions {
+  startRelay?: boolean;
+}
+
+export async function createWorld(policyYaml: string, worldOptions: WorldOptions = {}): Promise<World> {
   const dir = await mkdtemp(join(tmpdir(), 'sb-e2e-'));
   const ca = await createTestCA({ trustDomain: TD });
   const identity = async (name: string, id: string, options?: Parameters<TestCA['issue']>[1]): Promise<string> => {
@@ -71,6 +76,6 @@ export async function createWorld(policyYaml: string): Promise<World> {
       await rm(dir, { recursive: true, force: true });
     },
   };
-  await w.startRelay();
+  if (worldOptions.startRelay !== false) await w.startRelay();
   return w;
 }

@@ -16,6 +16,11 @@ export const MAX_INBOUND_MESSAGE_BYTES = 16 * 1024 * 1024;
 export const SERVER_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 const SEND_HIGH_WATER_BYTES = 1024 * 1024;
 const CLOSE_TIMEOUT_MS = 3000;
+// A Buffer given to ws with `binary: false` goes out as a text frame whose header and masked
+// payload ws builds in one buffer (one stream write); a string leaves as two chunks via a writev.
+const TEXT_FRAME = Object.freeze({ binary: false });
+// send() resolves at once unless the socket is backed up: one settled promise serves every call.
+const SENT: Promise<void> = Promise.resolve();
 
 /** RelayClientTransportOptions configure a {@link RelayClientTransport}. */
 export interface RelayClientTransportOptions {
@@ -167,8 +172,8 @@ export class RelayClientTransport implements Transport {
   send(message: JSONRPCMessage, _options?: TransportSendOptions): Promise<void> {
     const ws = this.ws;
     if (this.state !== 'open' || !ws) return Promise.reject(this.closeErr ?? new NotConnectedError());
-    ws.send(JSON.stringify(message));
-    if (ws.bufferedAmount <= SEND_HIGH_WATER_BYTES || !this.socket) return Promise.resolve();
+    ws.send(Buffer.from(JSON.stringify(message), 'utf8'), TEXT_FRAME);
+    if (ws.bufferedAmount <= SEND_HIGH_WATER_BYTES || !this.socket) return SENT;
     // Backpressure: callers that await send() stop producing until the socket drains.
     this.drain ??= new Promise<void>((resolve) => {
       const socket = this.socket as Socket;

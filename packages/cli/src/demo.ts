@@ -5,9 +5,12 @@ import { join } from 'node:path';
 import { Command } from 'commander';
 import { CertificateAuthority, writeIdentityFiles } from '@switchboard/pki';
 import type { CliIo } from '@switchboard/pki/cli';
+import type { AuditRecord } from '@switchboard/audit';
+import { runAuditVerify } from '@switchboard/audit/cli';
 import { startRelay } from '@switchboard/relay';
 import { parseConnectorConfig, startConnector } from '@switchboard/connector';
 import { connect } from '@switchboard/agent-sdk';
+import { formatAuditRecord } from './demo-audit.js';
 
 const TD = 'demo.switchboard.test';
 const AGENT = `spiffe://${TD}/agent/support`;
@@ -36,8 +39,9 @@ export interface DemoOptions {
 /**
  * runDemo starts a real relay, a connector in front of `@modelcontextprotocol/server-filesystem`
  * over a temporary folder, and an agent that lists its tools, reads a file (allowed), tries to
- * write one (refused by the relay) and prints the audit trail. Everything binds loopback and is
- * removed afterwards. Returns the exit code.
+ * write one (refused by the relay), then prints the audit trail and verifies it as
+ * `switchboard audit verify` does. Everything binds loopback and is removed afterwards. Returns
+ * the exit code.
  */
 export async function runDemo(opts: DemoOptions, io: CliIo): Promise<number> {
   const say = (s = ''): void => {
@@ -48,8 +52,10 @@ export async function runDemo(opts: DemoOptions, io: CliIo): Promise<number> {
   try {
     say('Switchboard demo: an agent reaches a private MCP server that has no inbound port.\n');
 
-    say(`1. A throwaway trust domain "${TD}": a CA, and identities for the relay, the connector and the agent.`);
+    say(`1. A throwaway trust domain "${TD}": a CA (with its audit signing key), and identities for the relay, the connector and the agent.`);
     const ca = await CertificateAuthority.create({ trustDomain: TD });
+    const pki = join(dir, 'pki');
+    await ca.save(pki);
     const bundle = ca.bundle();
     const ids = join(dir, 'ids');
     for (const [name, id] of [['relay', RELAY], ['connector', CONNECTOR], ['agent', AGENT]] as const) {
@@ -63,12 +69,13 @@ export async function runDemo(opts: DemoOptions, io: CliIo): Promise<number> {
     await writeFile(join(dir, 'policy.yaml'), POLICY);
     const auditPath = join(dir, 'audit.log');
 
-    say('\n2. The relay: mutual TLS 1.3 on 127.0.0.1, policy = read tools allowed, write tools denied.');
+    say('\n2. The relay: mutual TLS 1.3 on 127.0.0.1, policy = read tools allowed, write tools denied,');
+    say('   audit trail in strict mode (a call goes through only once its record is on disk), checkpoints signed.');
     const relay = await startRelay({
       listen: '127.0.0.1:0',
       identity: join(ids, 'relay'),
       policy: join(dir, 'policy.yaml'),
-      audit: { path: auditPath },
+      audit: { path: auditPath, durability: 'strict', signingKey: join(pki, 'audit_key.pem') },
     });
     closers.push(() => relay.close());
     say(`   listening at ${relay.url}`);
@@ -115,15 +122,25 @@ export async function runDemo(opts: DemoOptions, io: CliIo): Promise<number> {
 
     await client.close();
     closers.shift();
-    // Give the relay a moment to record the session close.
-    await new Promise((r) => setTimeout(r, 200));
+    // Let the relay see the agent leave (bounded), then shut down cleanly: the relay records the
+    // session and link ends and signs a final checkpoint.
+    for (let i = 0; i < 50 && relay.metrics().sessionsOpen > 0; i++) await new Promise((r) => setTimeout(r, 20));
+    for (const close of closers.splice(0)) await close();
 
-    say('\n5. The audit trail (audit.log):');
-    const lines = (await readFile(auditPath, 'utf8')).trim().split('\n');
-    for (const line of lines) say(`   ${line}`);
+    say('\n5. The audit trail (audit.log, one hash-chained JSON line per record; arguments only as a digest):');
+    const records = (await readFile(auditPath, 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as AuditRecord);
+    for (const r of records) say(`   ${formatAuditRecord(r)}`);
 
-    const ok = !created && refusal.startsWith('refused') && text.includes('Quarterly');
-    say(ok ? '\nDone: allowed call served, denied call refused at the relay, every decision recorded.' : '\nDemo FAILED: see above.');
+    say('\n6. switchboard audit verify audit.log --key pki/audit_pub.pem');
+    let verifyOut = '';
+    const verified = await runAuditVerify(
+      { files: [auditPath], key: join(pki, 'audit_pub.pem') },
+      { stdout: { write: (s: string) => (verifyOut += s) }, stderr: { write: (s: string) => (verifyOut += s) }, env: {} },
+    );
+    for (const line of verifyOut.trim().split('\n')) say(`   ${line.replace(dir, '.')}`);
+
+    const ok = !created && refusal.startsWith('refused') && text.includes('Quarterly') && verified === 0;
+    say(ok ? '\nDone: allowed call served, denied call refused at the relay, every decision recorded and verified.' : '\nDemo FAILED: see above.');
     return ok ? 0 : 1;
   } catch (err) {
     io.stderr.write(`demo: ${(err as Error).stack ?? String(err)}\n`);

@@ -1,7 +1,7 @@
 import { Command, CommanderError } from 'commander';
 import { auditCommand } from '@switchboard/audit/cli';
 import { caCommand, identityCommand, type CliIo } from '@switchboard/pki/cli';
-import { relayCommand } from '@switchboard/relay';
+import { policyCommand, relayCommand, toolsCommand } from '@switchboard/relay';
 import { connectorCommand } from '@switchboard/connector';
 import { agentCommand } from '@switchboard/agent-sdk';
 import { demoCommand } from './demo.js';
@@ -28,6 +28,8 @@ export async function main(argv: readonly string[], io: CliIo = processIo()): Pr
   program.addCommand(caCommand(io, setExit));
   program.addCommand(identityCommand(io, setExit));
   program.addCommand(relayCommand());
+  program.addCommand(policyCommand(io, setExit));
+  program.addCommand(toolsCommand(io, setExit));
   program.addCommand(connectorCommand(io, setExit));
   program.addCommand(agentCommand(io, setExit));
   program.addCommand(auditCommand(io, setExit));

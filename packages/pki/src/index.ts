@@ -30,6 +30,8 @@ export {
   MAX_JWT_LEEWAY_SECONDS,
 } from './jwt-svid.js';
 export type { JwtSvidIssueOptions, JwtSvidValidateOptions, ValidatedJwtSvid } from './jwt-svid.js';
+export { createJwtSvidSigner, loadJwtSvidSigner } from './jwt-svid-signer.js';
+export type { JwtSvidSigner, JwtSvidSignerInit, JwtSvidSignOptions } from './jwt-svid-signer.js';
 export { createCsr, parseCsr, issueFromCsr } from './csr.js';
 export type { ParsedCsr } from './csr.js';
 export {

@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
+import { parseAuditSection, type RelayAuditConfig } from './audit/config.js';
 import { RelayConfigError } from './errors.js';
 import {
   SchemaViolation,
@@ -11,6 +12,8 @@ import {
   type PathSegment,
 } from './internal/schema.js';
 import { YamlSyntaxError, parseYaml } from './internal/yaml-file.js';
+import { GUARD_CONFIG_KEYS, parseGuardConfig, type JwtSignerOptions } from './session/guard-config.js';
+import type { PinsOptions } from './session/pin-runtime.js';
 
 /** RelayLimits bound what one peer can make the relay hold or wait for. */
 export interface RelayLimits {
@@ -81,11 +84,18 @@ export interface RelayConfig {
   identity: string;
   /** policy is the path of policy.yaml. */
   policy: string;
-  audit: { path: string };
+  /** audit configures the tamper-evident trail (docs/audit.md). */
+  audit: RelayAuditConfig;
   /** admin, when set, is the loopback listener for /healthz, /readyz and /metrics. */
   admin?: { listen: string };
   limits: RelayLimits;
   enforcement: EnforcementOptions;
+  /** pins, when set, is the tool pin store (docs/policy.md, "Tool pinning"). */
+  pins?: PinsOptions;
+  /** jwtSigner, when set, mints JWT-SVIDs for servers with `identityToBackend`. */
+  jwtSigner?: JwtSignerOptions;
+  /** watchPolicy reloads policy.yaml when the file changes (default true). */
+  watchPolicy: boolean;
 }
 
 /** ListenAddress is a parsed `host:port`. */
@@ -186,13 +196,12 @@ export function parseRelayConfig(
 ): RelayConfig {
   return wrap(
     () => {
-      const root = checkObject(doc, [], ['listen', 'identity', 'policy', 'audit', 'admin', 'limits', 'enforcement'], ['listen', 'identity', 'policy', 'audit']);
+      const root = checkObject(doc, [], ['listen', 'identity', 'policy', 'audit', 'admin', 'limits', 'enforcement', ...GUARD_CONFIG_KEYS], ['listen', 'identity', 'policy', 'audit']);
       const listen = checkString(root.listen, ['listen']);
       parseListenAddress(listen);
       const identity = resolve(baseDir, checkString(root.identity, ['identity']));
       const policy = resolve(baseDir, checkString(root.policy, ['policy']));
-      const audit = checkObject(root.audit, ['audit'], ['path'], ['path']);
-      const auditPath = resolve(baseDir, checkString(audit.path, ['audit', 'path']));
+      const audit = parseAuditSection(root.audit, baseDir);
       let admin: { listen: string } | undefined;
       if (root.admin !== undefined) {
         const a = checkObject(root.admin, ['admin'], ['listen'], ['listen']);
@@ -202,7 +211,8 @@ export function parseRelayConfig(
       }
       const limits = resolveLimitsRaw(root.limits, ['limits']);
       const enforcement = resolveEnforcement(root.enforcement);
-      return { listen, identity, policy, audit: { path: auditPath }, ...(admin ? { admin } : {}), limits, enforcement };
+      const guard = parseGuardConfig(root, baseDir);
+      return { listen, identity, policy, audit, ...(admin ? { admin } : {}), limits, enforcement, ...guard };
     },
     options.source,
     options.locate,

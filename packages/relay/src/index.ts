@@ -13,8 +13,8 @@ export { startRelay, Relay } from './relay.js';
 export type { RelayOptions, StartRelayDeps, RelayCloseOptions } from './relay.js';
 export type { RelayTiming } from './session/context.js';
 export { DEFAULT_TIMING } from './session/context.js';
-export { compilePolicy, PolicySnapshot, SERVER_NAME_PATTERN } from './policy/compile.js';
-export type { CompileOptions, CompiledRule, CompiledServer } from './policy/compile.js';
+export { compilePolicy, normalizeSerial, PolicySnapshot, SERVER_NAME_PATTERN } from './policy/compile.js';
+export type { CompileOptions, CompiledRule, CompiledServer, CompiledZone, RevocationList, CallKind, ArgRule } from './policy/compile.js';
 export {
   mayUseServer,
   toolDecision,
@@ -23,15 +23,47 @@ export {
   isConnector,
   matchingRules,
   PolicyScope,
+  resourceDecision,
+  promptDecision,
+  revocationDecision,
+  zoneDecision,
+  checkArguments,
 } from './policy/decide.js';
-export { SERVER_REQUEST_KINDS } from './policy/document.js';
-export type { Decision, PolicyDocument, PolicyRuleDocument, PolicyServerDocument, ServerRequestKind } from './policy/document.js';
+export type { CallGuard, ArgRefusal } from './policy/decide.js';
+export { SERVER_REQUEST_KINDS, PINNING_MODES } from './policy/document.js';
+export type {
+  Decision,
+  PolicyDocument,
+  PolicyRuleDocument,
+  PolicyServerDocument,
+  PolicyZoneDocument,
+  PolicyRevokedDocument,
+  AccessListDocument,
+  ArgConstraintDocument,
+  RateDocument,
+  RedactDocument,
+  PinningMode,
+  ServerRequestKind,
+} from './policy/document.js';
 export { PolicyStore, loadPolicyFile, parsePolicyText } from './policy/store.js';
-export type { PolicyReloadResult, PolicySwapListener } from './policy/store.js';
+export type { PolicyReloadResult, PolicySwapListener, PolicyValidator } from './policy/store.js';
+export { explainToolDecision } from './policy/explain.js';
+export type { Explanation } from './policy/explain.js';
+export { normalizeResourceUri, compileUriGlob, MAX_URI_LENGTH } from './policy/uri-glob.js';
+export type { NormalizedUri, UriGlob } from './policy/uri-glob.js';
+export { PolicyFileWatcher } from './policy/watch.js';
+export type { PolicyWatchOptions } from './policy/watch.js';
+export type { JwtSignerOptions, GuardConfig } from './session/guard-config.js';
+export type { PinsOptions } from './session/pin-runtime.js';
+export { MAX_BACKEND_JWT_TTL_SECONDS } from './session/guard-runtime.js';
+export type { CatalogServer } from './listener/catalog.js';
 export { MemoryAuditSink } from './audit/sink.js';
-export type { AuditSink } from './audit/sink.js';
-export { JsonlAuditSink, MAX_AUDIT_BACKLOG_BYTES } from './audit/jsonl-sink.js';
-export type { AuditRecord, AuditRecordType, AuditSessionRef } from './audit/records.js';
+export type { AuditSink, RelayAuditDurability } from './audit/sink.js';
+export { TrailAuditSink } from './audit/trail-sink.js';
+export type { TrailAuditSinkOptions } from './audit/trail-sink.js';
+export type { RelayAuditConfig } from './audit/config.js';
+export type { RelayAuditOptions } from './audit/open.js';
+export type { AuditMetricsSnapshot } from './audit/metrics.js';
 export { Registry } from './registry.js';
 export type { RoutableLink } from './registry.js';
 export type { RelayMetricsSnapshot, UpgradeRefusal, DenyReason } from './metrics.js';
@@ -39,3 +71,7 @@ export { validateStrictJson } from './internal/strict-json.js';
 export type { StrictJsonResult } from './internal/strict-json.js';
 export { relayCommand, runRelay } from './cli/relay-command.js';
 export type { RunRelayOptions, RunRelayDeps, SignalSource } from './cli/relay-command.js';
+export { policyCommand, runPolicyCheck } from './cli/policy-command.js';
+export type { PolicyCheckOptions, CommandIo } from './cli/policy-command.js';
+export { toolsCommand, runToolsList, runToolsApprove, DEFAULT_PINS_PATH } from './cli/tools-command.js';
+export type { ToolsOptions, ToolsApproveOptions } from './cli/tools-command.js';

@@ -1,3 +1,5 @@
+import { renderAuditMetrics, type AuditMetricsSnapshot } from './audit/metrics.js';
+
 /**
  * Relay counters, exported as Prometheus text on the admin listener and as a plain object from
  * `relay.metrics()`. Counters are plain fields bumped on the hot path; labels are fixed sets.
@@ -12,7 +14,8 @@ export type UpgradeRefusal =
   | 'forbidden'
   | 'no_connector'
   | 'not_a_connector'
-  | 'shutting_down';
+  | 'shutting_down'
+  | 'revoked';
 
 /** DenyReason names why a message was refused or dropped (the `reason` label). */
 export type DenyReason =
@@ -28,7 +31,13 @@ export type DenyReason =
   | 'too_many_in_flight'
   | 'invalid_server_message'
   | 'audit_unavailable'
-  | 'binary_frame';
+  | 'binary_frame'
+  | 'args_denied'
+  | 'resource_denied'
+  | 'prompt_denied'
+  | 'tool_unpinned'
+  | 'rate_limited'
+  | 'redaction_failed';
 
 /** RelayMetricsSnapshot is the value of every counter and gauge at one moment. */
 export interface RelayMetricsSnapshot {
@@ -46,14 +55,27 @@ export interface RelayMetricsSnapshot {
   sessionsClosed: Record<string, number>;
   policyReloads: { ok: number; failed: number };
   linkProtocolErrors: number;
+  /** redactions counts values redacted from results and arguments, by kind. */
+  redactions: Record<string, number>;
+  /** pinEvents counts pin store events (pinned, drift, pending, approved, forgotten). */
+  pinEvents: Record<PinEventType, number>;
+  /** revocationCloses counts sessions and links closed because their identity was revoked. */
+  revocationCloses: number;
+  /** audit is the audit trail's state (null before the relay wired it). */
+  audit: AuditMetricsSnapshot | null;
 }
+
+/** PinEventType names a pin store event (the `event` label). */
+export type PinEventType = 'pinned' | 'drift' | 'pending' | 'approved' | 'forgotten';
+const PIN_EVENTS: readonly PinEventType[] = ['pinned', 'drift', 'pending', 'approved', 'forgotten'];
 
 const DENY_REASONS: readonly DenyReason[] = [
   'parse_error', 'batch', 'invalid_request', 'duplicate_key', 'too_deep', 'tool_denied', 'server_request_denied',
   'unknown_response_id', 'id_in_flight', 'too_many_in_flight', 'invalid_server_message', 'audit_unavailable', 'binary_frame',
+  'args_denied', 'resource_denied', 'prompt_denied', 'tool_unpinned', 'rate_limited', 'redaction_failed',
 ];
 const REFUSALS: readonly UpgradeRefusal[] = [
-  'not_found', 'bad_request', 'bad_subprotocol', 'invalid_svid', 'forbidden', 'no_connector', 'not_a_connector', 'shutting_down',
+  'not_found', 'bad_request', 'bad_subprotocol', 'invalid_svid', 'forbidden', 'no_connector', 'not_a_connector', 'shutting_down', 'revoked',
 ];
 
 function zeros<K extends string>(keys: readonly K[]): Record<K, number> {
@@ -76,6 +98,16 @@ export class RelayMetrics {
   readonly denied: Record<DenyReason, number> = zeros(DENY_REASONS);
   readonly refused: Record<UpgradeRefusal, number> = zeros(REFUSALS);
   readonly closed = new Map<number, number>();
+  /** audit reads the audit trail's state; set by startRelay. */
+  audit: (() => AuditMetricsSnapshot) | undefined;
+  readonly redactions = new Map<string, number>();
+  readonly pinEvents: Record<PinEventType, number> = zeros(PIN_EVENTS);
+  revocationCloses = 0;
+
+  /** redacted counts redactions by kind (from a redaction's `counts`). */
+  redacted(counts: Readonly<Record<string, number>>): void {
+    for (const k of Object.keys(counts)) this.redactions.set(k, (this.redactions.get(k) ?? 0) + (counts[k] ?? 0));
+  }
 
   /** sessionClosed counts a session end with its close code. */
   sessionClosed(code: number): void {
@@ -95,6 +127,10 @@ export class RelayMetrics {
       sessionsClosed: Object.fromEntries([...this.closed].map(([k, v]) => [String(k), v])),
       policyReloads: { ok: this.reloadsOk, failed: this.reloadsFailed },
       linkProtocolErrors: this.linkProtocolErrors,
+      redactions: Object.fromEntries(this.redactions),
+      pinEvents: { ...this.pinEvents },
+      revocationCloses: this.revocationCloses,
+      audit: this.audit?.() ?? null,
     };
   }
 
@@ -126,6 +162,13 @@ export class RelayMetrics {
       ['{result="ok"}', this.reloadsOk],
       ['{result="failed"}', this.reloadsFailed],
     ]);
+    metric('switchboard_relay_redactions_total', 'counter', 'Values redacted from results and arguments, by kind.',
+      [...this.redactions].map(([k, v]) => [`{kind="${k}"}`, v]));
+    metric('switchboard_relay_pin_events_total', 'counter', 'Tool pin store events, by event.',
+      PIN_EVENTS.map((e) => [`{event="${e}"}`, this.pinEvents[e]]));
+    metric('switchboard_relay_revocation_closes_total', 'counter', 'Sessions and connector links closed because their identity was revoked.',
+      [['', this.revocationCloses]]);
+    if (this.audit) out.push(...renderAuditMetrics(this.audit()));
     return `${out.join('\n')}\n`;
   }
 }

@@ -3,9 +3,11 @@ import type { Server as HttpServer } from 'node:http';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
-import { BundleSet, PkiError, loadIdentityFiles, type Identity, type SpiffeId } from '@switchboard/pki';
+import { BundleSet, PkiError, loadIdentityFiles, loadJwtSvidSigner, type Identity, type JwtSvidSigner, type SpiffeId } from '@switchboard/pki';
 import { pino, type Logger } from 'pino';
-import { JsonlAuditSink } from './audit/jsonl-sink.js';
+import type { AuditFs } from '@switchboard/audit';
+import { auditMetricsOf } from './audit/metrics.js';
+import { openRelayAudit, policyReloadRecord, type RelayAuditOptions } from './audit/open.js';
 import type { AuditSink } from './audit/sink.js';
 import {
   checkAdminListen,
@@ -18,6 +20,7 @@ import {
 } from './config.js';
 import { RelayError } from './errors.js';
 import { createAdminServer } from './listener/admin.js';
+import { CATALOG_PATH, handleCatalog } from './listener/catalog.js';
 import { PeerAuthenticator } from './listener/peer-auth.js';
 import { UpgradeRouter } from './listener/upgrade.js';
 import { RelayMetrics, type RelayMetricsSnapshot } from './metrics.js';
@@ -25,8 +28,12 @@ import { PolicySnapshot, compilePolicy } from './policy/compile.js';
 import { connectorMayServe } from './policy/decide.js';
 import type { PolicyDocument } from './policy/document.js';
 import { PolicyStore, type PolicyReloadResult } from './policy/store.js';
+import { PolicyFileWatcher } from './policy/watch.js';
 import { Registry } from './registry.js';
-import { DEFAULT_TIMING, isoNow, type RelayContext, type RelayTiming } from './session/context.js';
+import { GuardRuntime } from './session/guard-runtime.js';
+import type { JwtSignerOptions } from './session/guard-config.js';
+import { PinRuntime, type PinsOptions } from './session/pin-runtime.js';
+import { DEFAULT_TIMING, type RelayContext, type RelayTiming } from './session/context.js';
 import type { ConnectorLink } from './session/link.js';
 
 /**
@@ -40,12 +47,18 @@ export interface RelayOptions {
   identity: string | Identity;
   /** policy is a policy.yaml path, a policy document, a compiled snapshot, or a store to share. */
   policy: string | PolicyDocument | PolicySnapshot | PolicyStore;
-  /** audit is where records go: a JSON Lines file, or any {@link AuditSink}. */
-  audit: { path: string } | { sink: AuditSink };
+  /** audit configures the tamper-evident trail (docs/audit.md), or passes any {@link AuditSink} (tests, embedders). */
+  audit: RelayAuditOptions | { sink: AuditSink };
   /** admin, when set, starts the loopback admin listener (/healthz, /readyz, /metrics). */
   admin?: { listen: string };
   limits?: Partial<RelayLimits>;
   enforcement?: Partial<EnforcementOptions>;
+  /** pins, when set, is the tool pin store file; every server is then pinned `tofu` unless its policy says otherwise. */
+  pins?: PinsOptions;
+  /** jwtSigner mints JWT-SVIDs for servers with `identityToBackend`: key options, or a signer. */
+  jwtSigner?: JwtSignerOptions | JwtSvidSigner;
+  /** watchPolicy reloads a policy file when it changes (default true; SIGHUP works either way). */
+  watchPolicy?: boolean;
 }
 
 /** StartRelayDeps are the relay's collaborators; all optional. */
@@ -56,6 +69,8 @@ export interface StartRelayDeps {
   timing?: Partial<RelayTiming>;
   /** now is the clock certificates are validated against. */
   now?: () => Date;
+  /** auditFs is the audit trail's file layer (tests inject one to delay or fail fsync). */
+  auditFs?: AuditFs;
 }
 
 /** RelayCloseOptions tune {@link Relay.close}. */
@@ -112,6 +127,7 @@ export class Relay {
   private readonly ownsAudit: boolean;
   private readonly ticker: NodeJS.Timeout;
   private readonly unsubscribe: () => void;
+  private watcher: PolicyFileWatcher | undefined;
   private readonly state: { closing: boolean; idle?: () => void };
   private closed: Promise<void> | undefined;
 
@@ -143,7 +159,21 @@ export class Relay {
     const { heartbeatIntervalMs, idleTicks } = init.ctx.timing;
     this.ticker = setInterval(heartbeat, heartbeatIntervalMs, this.links, idleTicks);
     this.ticker.unref();
-    this.unsubscribe = this.policy.onSwap((next) => this.policySwapped(next));
+    this.unsubscribe = this.policy.onSwap((next, previous) => this.policySwapped(next, previous));
+  }
+
+  /** @internal startWatch reloads the policy whenever its file changes (debounced). */
+  startWatch(path: string): void {
+    this.watcher = new PolicyFileWatcher(path, () => void this.reloadPolicy(), {
+      currentHash: () => this.policy.lastReadHash,
+      onError: (err) => this.ctx.logger.warn({ err: err.message }, 'policy file watch failed; SIGHUP still reloads'),
+    });
+    try {
+      this.watcher.start();
+    } catch (err) {
+      this.watcher = undefined;
+      this.ctx.logger.warn({ err: (err as Error).message, path }, 'cannot watch the policy file; SIGHUP still reloads');
+    }
   }
 
   /** metrics returns the current counters and gauges. */
@@ -176,17 +206,20 @@ export class Relay {
       m.reloadsFailed++;
       this.ctx.logger.error({ err: result.error.message }, 'policy reload failed; the previous policy stays in force');
     }
-    this.ctx.audit.write({
-      type: 'policy.reload',
-      time: isoNow(),
-      ok: result.ok,
-      source: this.policy.sourcePath ?? null,
-      error: result.ok ? null : result.error.message,
-    });
+    this.ctx.audit.write(await policyReloadRecord(this.policy.sourcePath, result.ok ? null : result.error.message));
     return result;
   }
 
-  private policySwapped(next: PolicySnapshot): void {
+  /**
+   * approveTools approves the pending tool definitions of `server` (all of them, or `tools`) in
+   * the relay's pin store, as `switchboard tools approve` does: audited, written to the pin file,
+   * and the server's sessions are told to list again. Returns the approved tools.
+   */
+  approveTools(server: string, tools?: readonly string[], by = 'api'): { tool: string; hash: string; previousHash: string | null }[] {
+    return this.ctx.guards.pins.approve(server, tools, by).map((e) => ({ tool: e.tool, hash: e.hash, previousHash: e.previousHash ?? null }));
+  }
+
+  private policySwapped(next: PolicySnapshot, previous: PolicySnapshot): void {
     // A connector whose grant was removed stops receiving new sessions at once; sessions in
     // progress re-check their agent's rights at their next message.
     for (const link of this.links) {
@@ -194,6 +227,8 @@ export class Relay {
         if (!connectorMayServe(next, link.peer.id, server).allow) link.unregister(server);
       }
     }
+    // Revoked identities are closed now (4401); other sessions re-check their grants and hear list_changed.
+    this.ctx.guards.policySwapped(next, previous, this.links);
   }
 
   /**
@@ -210,6 +245,7 @@ export class Relay {
     const log = this.ctx.logger;
     this.state.closing = true;
     this.unsubscribe();
+    this.watcher?.close();
     log.info({ drainMs, sessions: this.ctx.metrics.sessionsOpen }, 'relay shutting down');
     const serverClosed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     for (const link of this.links) link.goAway();
@@ -233,6 +269,7 @@ export class Relay {
     clearTimeout(grace);
     clearInterval(this.ticker);
     if (this.admin) await new Promise<void>((resolve) => this.admin?.close(() => resolve()));
+    await this.ctx.guards.close();
     try {
       if (this.ownsAudit) await this.ctx.audit.close();
       else await this.ctx.audit.flush();
@@ -299,15 +336,24 @@ export async function startRelay(options: RelayOptions, deps: StartRelayDeps = {
   }
 
   const metrics = new RelayMetrics();
-  let audit: AuditSink;
-  let ownsAudit = false;
-  if ('sink' in options.audit) {
-    audit = options.audit.sink;
-  } else {
-    audit = await JsonlAuditSink.open(options.audit.path, {
-      onError: (err) => logger.error({ err: err.message }, 'audit trail write failed; tools/call now fail closed'),
-    });
-    ownsAudit = true;
+  const opened = await openRelayAudit(options.audit, {
+    logger,
+    ...(deps.auditFs ? { fs: deps.auditFs } : {}),
+    onFailure: (err) =>
+      logger.error({ err: err.message }, 'audit trail failed: every recorded call is refused (-32050) and /readyz reports 503 until the relay is restarted'),
+  });
+  const audit = opened.sink;
+  const ownsAudit = opened.owned;
+  metrics.audit = auditMetricsOf(audit);
+  // The policy in force at start is recorded like a reload, so the trail says which file governed.
+  if (store.sourcePath !== undefined) audit.write(await policyReloadRecord(store.sourcePath, null));
+
+  let guards: GuardRuntime;
+  try {
+    guards = await openGuards(options, store, relayTd, { audit, metrics, logger });
+  } catch (err) {
+    if (ownsAudit) await audit.close().catch(() => undefined);
+    throw err;
   }
 
   const links = new Set<ConnectorLink>();
@@ -319,6 +365,7 @@ export async function startRelay(options: RelayOptions, deps: StartRelayDeps = {
     policy: store,
     registry: new Registry<ConnectorLink>(),
     audit,
+    guards,
     metrics,
     logger,
     relayId: identity.svid.id,
@@ -355,6 +402,10 @@ export async function startRelay(options: RelayOptions, deps: StartRelayDeps = {
   });
   server.on('request', (req, res) => {
     const path = (req.url ?? '').split('?')[0] ?? '';
+    if (path === CATALOG_PATH) {
+      handleCatalog(ctx, auth, req, res);
+      return;
+    }
     const ws = path === '/v1/connector' || path.startsWith('/v1/agent/');
     const status = ws ? 426 : 404;
     res.writeHead(status, { connection: 'close', 'content-type': 'text/plain; charset=utf-8' });
@@ -371,6 +422,7 @@ export async function startRelay(options: RelayOptions, deps: StartRelayDeps = {
   try {
     port = await listenOn(server, listen, 'listen');
   } catch (err) {
+    await guards.close().catch(() => undefined);
     if (ownsAudit) await audit.close().catch(() => undefined);
     throw err;
   }
@@ -378,7 +430,7 @@ export async function startRelay(options: RelayOptions, deps: StartRelayDeps = {
   let adminUrl: string | undefined;
   if (adminAddr) {
     admin = createAdminServer({
-      ready: () => server.listening && !state.closing,
+      ready: () => server.listening && !state.closing && audit.available,
       metrics: () => metrics.prometheus(),
     });
     try {
@@ -386,11 +438,46 @@ export async function startRelay(options: RelayOptions, deps: StartRelayDeps = {
       adminUrl = `http://${hostForUrl(adminAddr.host)}:${adminPort}`;
     } catch (err) {
       server.close();
+      await guards.close().catch(() => undefined);
       if (ownsAudit) await audit.close().catch(() => undefined);
       throw err;
     }
   }
   const url = `wss://${hostForUrl(listen.host)}:${port}`;
   logger.info({ url, adminUrl, relay: identity.svid.id.toString() }, 'relay listening');
-  return new Relay({ url, port, adminUrl, ctx, server, admin, links, sockets, ownsAudit, state });
+  const relay = new Relay({ url, port, adminUrl, ctx, server, admin, links, sockets, ownsAudit, state });
+  if (options.watchPolicy !== false && store.sourcePath !== undefined) relay.startWatch(store.sourcePath);
+  return relay;
+}
+
+/** openGuards builds the enforcement runtime: pin store, JWT signer (validated), and the policy check that needs it. */
+async function openGuards(
+  options: RelayOptions,
+  store: PolicyStore,
+  trustDomain: string,
+  deps: { audit: AuditSink; metrics: RelayMetrics; logger: Logger },
+): Promise<GuardRuntime> {
+  let signer: JwtSvidSigner | undefined;
+  let ttl: number | undefined;
+  const j = options.jwtSigner;
+  if (j !== undefined && 'sign' in j) {
+    signer = j;
+  } else if (j !== undefined) {
+    try {
+      signer = await loadJwtSvidSigner(j.key, { trustDomain, ...(j.keyId !== undefined ? { keyId: j.keyId } : {}) });
+    } catch (err) {
+      const detail = err instanceof PkiError ? `${err.code}: ${err.message}` : String(err);
+      throw new RelayError('RELAY_ERR_CONFIG', `config: jwtSigner.key: ${detail}`, { cause: err });
+    }
+    ttl = j.ttlSeconds;
+  }
+  const pins = await PinRuntime.open(options.pins, { ...deps, logger: deps.logger.child({ component: 'pins' }) });
+  const guards = new GuardRuntime({ policy: store, pins, ...deps, ...(signer ? { signer } : {}), ...(ttl !== undefined ? { jwtTtlSeconds: ttl } : {}) });
+  try {
+    guards.enforceOn();
+  } catch (err) {
+    await guards.close();
+    throw err;
+  }
+  return guards;
 }

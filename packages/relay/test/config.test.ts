@@ -44,7 +44,7 @@ describe('loadRelayConfig', () => {
     expect(c.listen).toBe('0.0.0.0:8443');
     expect(c.identity).toBe(join(dir, 'ids/relay'));
     expect(c.policy).toBe(join(dir, 'policy.yaml'));
-    expect(c.audit).toEqual({ path: join(dir, 'audit.log') });
+    expect(c.audit).toEqual({ path: join(dir, 'audit.log'), durability: 'strict' });
     expect(c.admin).toEqual({ listen: '127.0.0.1:9464' });
     expect(c.limits).toEqual(DEFAULT_LIMITS);
     expect(c.limits).toMatchObject({
@@ -74,7 +74,7 @@ describe('loadRelayConfig', () => {
 
   it.each<[string, string, string, RegExp]>([
     ['unknown top-level key', `${GOOD}listn: x\n`, 'listn', /relay\.yaml:6:1: listn: unknown key/],
-    ['unknown key in audit', GOOD.replace('{ path: ./audit.log }', '{ path: ./a.log, rotate: true }'), 'audit.rotate', /audit\.rotate: unknown key/],
+    ['unknown key in audit', GOOD.replace('{ path: ./audit.log }', '{ path: ./a.log, format: json }'), 'audit.format', /audit\.format: unknown key/],
     ['unknown key in limits', `${GOOD}limits: { maxDepht: 3 }\n`, 'limits.maxDepht', /limits\.maxDepht: unknown key/],
     ['unknown key in admin', GOOD.replace('{ listen: 127.0.0.1:9464 }', '{ listen: 127.0.0.1:9464, tls: true }'), 'admin.tls', /unknown key/],
     ['limit out of range', `${GOOD}limits: { maxDepth: 0 }\n`, 'limits.maxDepth', /between 2 and 1000/],

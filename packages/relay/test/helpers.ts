@@ -20,10 +20,12 @@ import {
 } from '@switchboard/protocol';
 import { createTestCA, type TestCA, type TestIssueOptions } from '@switchboard/pki/testing';
 import WebSocket, { type ClientOptions } from 'ws';
+import type { AuditFs } from '@switchboard/audit';
+import type { RelayAuditOptions } from '../src/audit/open.js';
 import { MemoryAuditSink } from '../src/audit/sink.js';
 import type { EnforcementOptions, RelayLimits } from '../src/config.js';
 import type { PolicyDocument } from '../src/policy/document.js';
-import { startRelay, type Relay } from '../src/relay.js';
+import { startRelay, type Relay, type RelayOptions } from '../src/relay.js';
 import type { RelayTiming } from '../src/session/context.js';
 
 export const TD = 'spiffe://example.org';
@@ -89,14 +91,20 @@ export interface TestRelayOptions {
   limits?: Partial<RelayLimits>;
   timing?: Partial<RelayTiming>;
   enforcement?: Partial<EnforcementOptions>;
-  audit?: { path: string };
+  /** audit: a trail file (default: an in-memory sink, `t.audit`); `auditSink` replaces the memory sink. */
+  audit?: RelayAuditOptions;
+  auditSink?: MemoryAuditSink;
+  /** auditFs is the trail's file layer (to delay or fail fsync). */
+  auditFs?: AuditFs;
   admin?: { listen: string };
+  /** relayOptions adds startRelay options built from the relay's CA (pins, jwtSigner, watchPolicy). */
+  relayOptions?: (ca: TestCA) => Partial<RelayOptions>;
 }
 
 export async function startTestRelay(options: TestRelayOptions = {}): Promise<TestRelay> {
   const ca = await createTestCA({ trustDomain: 'example.org' });
   const svid = await ca.issue(RELAY_ID);
-  const audit = new MemoryAuditSink();
+  const audit = options.auditSink ?? new MemoryAuditSink();
   const relay = await startRelay(
     {
       listen: '127.0.0.1:0',
@@ -106,8 +114,9 @@ export async function startTestRelay(options: TestRelayOptions = {}): Promise<Te
       ...(options.admin ? { admin: options.admin } : {}),
       ...(options.limits ? { limits: options.limits } : {}),
       ...(options.enforcement ? { enforcement: options.enforcement } : {}),
+      ...(options.relayOptions ? options.relayOptions(ca) : {}),
     },
-    options.timing ? { timing: options.timing } : {},
+    { ...(options.timing ? { timing: options.timing } : {}), ...(options.auditFs ? { auditFs: options.auditFs } : {}) },
   );
   const cache = new Map<string, Promise<Creds>>();
   return {

@@ -3,6 +3,7 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { sha256Hex } from '@switchboard/audit';
 import { createTestCA } from '@switchboard/pki/testing';
 import { AGENT_SUBPROTOCOL, FrameType } from '@switchboard/protocol';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -120,7 +121,10 @@ describe('policy reload', () => {
     expect(!r.ok && r.error.message).toMatch(/rules\[0\]\.toolz: unknown key/);
     expect(t!.relay.policy.current).toBe(before);
     expect(t!.relay.metrics().policyReloads).toEqual({ ok: 0, failed: 1 });
-    expect(t!.audit.records.find((x) => x.type === 'policy.reload')).toMatchObject({ ok: false, error: expect.stringMatching(/toolz/) });
+    expect(t!.audit.records.filter((x) => x.type === 'policy.reload')).toEqual([
+      { type: 'policy.reload', accepted: true, file: path, fileHash: expect.stringMatching(/^[0-9a-f]{64}$/), error: null },
+      { type: 'policy.reload', accepted: false, file: path, fileHash: sha256Hex(await readFile(path)), error: expect.stringMatching(/toolz/) },
+    ]);
     const agent = await AgentClient.open(t!, SUPPORT, 'crm');
     expect((await agent.call('tools/call', { name: 'echo' })).result).toBeDefined();
   });
@@ -132,33 +136,6 @@ describe('policy reload', () => {
     expect(t!.relay.servers()).toEqual([]);
     const o = await outcome(connect(t!, '/v1/agent/crm', await t!.creds(SUPPORT), AGENT_SUBPROTOCOL));
     expect(o).toMatchObject({ kind: 'refused', status: 503 });
-  });
-});
-
-describe('JSON Lines audit file', () => {
-  it('records session open/close, tool decisions and refused upgrades, never arguments', async () => {
-    const path = join(dir, 'audit.log');
-    t = await startTestRelay({ audit: { path } });
-    h = await HarnessConnector.connect(t, CRM_CONNECTOR, ['crm']);
-    const agent = await AgentClient.open(t, SUPPORT, 'crm');
-    const s = await h.session(1);
-    await agent.call('tools/call', { name: 'get_order', arguments: { card: 'ARG-SECRET' } }, 1);
-    await agent.call('tools/call', { name: 'delete_customer', arguments: { card: 'ARG-SECRET' } }, 2);
-    agent.ws.close(1000);
-    await agent.closed;
-    await outcome(connect(t, '/v1/agent/ghost', await t.creds(SUPPORT), AGENT_SUBPROTOCOL));
-    await t.relay.close({ drainTimeoutMs: 0 });
-    const text = await readFile(path, 'utf8');
-    expect(text).not.toContain('ARG-SECRET');
-    const lines = text.trimEnd().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
-    expect(lines.map((l) => l.type)).toEqual(['link.open', 'session.open', 'tool.call', 'tool.call', 'session.close', 'upgrade.refused', 'link.close']);
-    const ref = { agent: SUPPORT, connector: CRM_CONNECTOR, server: 'crm', sessionId: s.id, linkId: expect.any(String), certSerial: expect.stringMatching(/^[0-9A-F]+$/) };
-    expect(lines[1]).toMatchObject(ref);
-    expect(lines[2]).toMatchObject({ ...ref, tool: 'get_order', decision: 'allow', ruleId: 'support-reads-crm', requestId: '1' });
-    expect(lines[3]).toMatchObject({ tool: 'delete_customer', decision: 'deny', ruleId: 'support-reads-crm', requestId: '2' });
-    expect(lines[4]).toMatchObject({ ...ref, code: 1000 });
-    expect(lines[5]).toMatchObject({ peer: SUPPORT, status: 403, path: '/v1/agent/ghost' });
-    for (const l of lines) expect(Number.isNaN(Date.parse(l.time as string))).toBe(false);
   });
 });
 

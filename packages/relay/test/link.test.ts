@@ -51,7 +51,7 @@ describe('HELLO / WELCOME', () => {
     const o = await outcome(connect(t, '/v1/agent/tickets', await t.creds(SUPPORT), AGENT_SUBPROTOCOL));
     expect(o).toMatchObject({ kind: 'refused', status: 503 });
     expect((await outcome(connect(t, '/v1/agent/crm', await t.creds(SUPPORT), AGENT_SUBPROTOCOL))).kind).toBe('open');
-    expect(t.audit.records.find((r) => r.type === 'link.open')).toMatchObject({ connector: CRM_CONNECTOR, accepted: ['crm'] });
+    expect(t.audit.records.find((r) => r.type === 'link.up')).toMatchObject({ connector: CRM_CONNECTOR, servers: ['crm'], rejectedServers: ['tickets', 'ghost', 'bad/name'] });
   });
 
   it('answers with the highest version both speak', async () => {

@@ -68,7 +68,7 @@ describe('upgrade authorization', () => {
     expect(o.status).toBe(403);
     expect(o.body).toBe('the client certificate is not a valid X509-SVID\n');
     expect(t.relay.metrics().upgradesRefused.invalid_svid).toBe(1);
-    const rec = t.audit.records.find((r) => r.type === 'upgrade.refused');
+    const rec = t.audit.records.find((r) => r.type === 'connection.refused');
     expect(rec).toMatchObject({ status: 403, peer: null, reason: expect.stringMatching(/PKI_ERR_SVID_NO_URI_SAN/) });
   });
 
@@ -97,7 +97,7 @@ describe('upgrade authorization', () => {
     expect(o.status).toBe(503);
     expect(o.body).toBe('no connector serves this server right now\n');
     expect(t.relay.metrics().upgradesRefused.no_connector).toBe(1);
-    expect(t.audit.records.filter((r) => r.type === 'upgrade.refused')).toEqual([
+    expect(t.audit.records.filter((r) => r.type === 'connection.refused')).toEqual([
       expect.objectContaining({ peer: SUPPORT, status: 503, path: '/v1/agent/crm' }),
     ]);
   });

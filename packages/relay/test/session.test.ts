@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { AuditRecord } from '../src/audit/records.js';
+import type { AuditRequest } from '@switchboard/audit';
 import {
   AgentClient,
   CRM_CONNECTOR,
@@ -145,11 +145,12 @@ describe('tools/call enforcement', () => {
     const { agent, sid } = await opened();
     await agent.call('tools/call', { name: 'get_order', arguments: { secret: 'ARG-SECRET-1' } }, 'a');
     await agent.call('tools/call', { name: 'delete_customer', arguments: { secret: 'ARG-SECRET-2' } }, 'b');
-    const calls = t.audit.records.filter((r): r is Extract<AuditRecord, { type: 'tool.call' }> => r.type === 'tool.call');
+    const calls = t.audit.records.filter((r): r is AuditRequest => r.type === 'request');
     expect(calls).toEqual([
-      expect.objectContaining({ agent: SUPPORT, server: 'crm', tool: 'get_order', decision: 'allow', ruleId: 'support-reads-crm', requestId: '"a"', sessionId: sid, connector: CRM_CONNECTOR }),
-      expect.objectContaining({ tool: 'delete_customer', decision: 'deny', ruleId: 'support-reads-crm', requestId: '"b"' }),
+      expect.objectContaining({ agent: SUPPORT, server: 'crm', name: 'get_order', decision: 'allow', ruleId: 'support-reads-crm', requestId: '"a"', sessionId: expect.stringMatching(new RegExp(`/${sid}$`)) }),
+      expect.objectContaining({ name: 'delete_customer', decision: 'deny', ruleId: 'support-reads-crm', requestId: '"b"' }),
     ]);
+    expect(t.audit.records.find((r) => r.type === 'session.open')).toMatchObject({ connector: CRM_CONNECTOR });
     expect(JSON.stringify(t.audit.records)).not.toContain('ARG-SECRET');
   });
 
@@ -296,7 +297,7 @@ describe('server → agent requests', () => {
     });
     await agent.call('ping');
     expect(agent.received).toHaveLength(1);
-    expect(t.audit.records.find((r) => r.type === 'server.request')).toMatchObject({ method: 'sampling/createMessage', decision: 'deny', ruleId: null });
+    expect(t.audit.records.find((r) => r.type === 'request')).toMatchObject({ direction: 'server-to-agent', method: 'sampling/createMessage', decision: 'deny', ruleId: null });
   });
 
   it.each(['elicitation/create', 'roots/list'])('%s is denied by default', async (method) => {
@@ -325,7 +326,7 @@ describe('server → agent requests', () => {
     agent.send({ jsonrpc: '2.0', id: 's1', result: { role: 'assistant', content: { type: 'text', text: 'hi' } } });
     const answer = await h.until(() => h.messages(sid).find((m) => m.id === 's1'), 'the answer');
     expect(answer.result.content.text).toBe('hi');
-    expect(t.audit.records.find((r) => r.type === 'server.request')).toMatchObject({ decision: 'allow', ruleId: 'sampler' });
+    expect(t.audit.records.find((r) => r.type === 'request' && r.direction === 'server-to-agent')).toMatchObject({ decision: 'allow', ruleId: 'sampler' });
   });
 
   it('ping and notifications from the server pass', async () => {
@@ -375,7 +376,7 @@ describe('backend and link failures', () => {
       { jsonrpc: '2.0', id: 'two', error: { code: -32051, message: 'Backend session ended before answering' } },
     ]);
     expect(await agent.closedWithin()).toEqual({ code: 4502, reason: 'backend exited (code 1)' });
-    expect(t.audit.records.find((r) => r.type === 'session.close')).toMatchObject({ code: 4502, sessionId: sid });
+    expect(t.audit.records.find((r) => r.type === 'session.close')).toMatchObject({ code: 4502, sessionId: expect.stringMatching(new RegExp(`^[0-9a-f]{16}/${sid}$`)) });
   });
 
   it('OPEN_FAIL: the agent is closed with 4502', async () => {

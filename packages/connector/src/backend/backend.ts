@@ -8,8 +8,12 @@ import type { Logger } from '../logger.js';
  * it; a backend calls it from its transport callbacks, never after `close()` began.
  */
 export interface BackendSink {
-  /** message is one JSON-RPC message from the backend, to forward to the agent. */
-  message(message: JSONRPCMessage): void;
+  /**
+   * message is one JSON-RPC message from the backend, to forward to the agent. `json`, when
+   * given, is the message as the backend wrote it (validated): it is forwarded as is instead of
+   * `JSON.stringify(message)`.
+   */
+  message(message: JSONRPCMessage, json?: string): void;
   /** written reports that `bytes` of agent input were handed to the backend and it drained. */
   written(bytes: number): void;
   /** ended reports that the backend session ended on its own (process exit, HTTP failure). */

@@ -1,12 +1,14 @@
 import type { ChildProcess } from 'node:child_process';
 import type { Readable } from 'node:stream';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
+import { ReadBuffer } from '@modelcontextprotocol/sdk/shared/stdio.js';
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import type { OpenPayload } from '@switchboard/protocol';
 import type { StdioServerConfig } from '../config.js';
 import { BackendError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { BackendSession, BackendSink } from './backend.js';
+import { JsonRpcLineBuffer } from './json-rpc-lines.js';
 
 /** MAX_BACKEND_MESSAGE_BYTES bounds one server → agent message (protocol limit: 16 MiB). */
 export const MAX_BACKEND_MESSAGE_BYTES = 16 * 1024 * 1024;
@@ -18,13 +20,15 @@ const STDERR_TAIL_LINES = 5;
  * `StdioClientTransport` (its framing, its process handling), used as a raw message pipe. The
  * process gets the configured env on top of the SDK's small default environment, plus
  * `SWITCHBOARD_AGENT_ID` (and `SWITCHBOARD_AGENT_JWT_SVID` when the relay sent one). Its stderr
- * goes to the connector's log.
+ * goes to the connector's log. The transport reads stdout through a {@link JsonRpcLineBuffer}, so
+ * each message reaches the session with the line it came from and is forwarded as those bytes.
  */
 export class StdioBackend implements BackendSession {
   private readonly transport: StdioClientTransport;
   private readonly sink: BackendSink;
   private readonly logger: Logger;
   private readonly command: string;
+  private readonly lines: JsonRpcLineBuffer | undefined;
   private child: ChildProcess | undefined;
   private closing = false;
   // Sizes of messages written to stdin, in order: the SDK resolves sends in write order.
@@ -47,6 +51,13 @@ export class StdioBackend implements BackendSession {
       stderr: 'pipe',
       maxBufferSize: MAX_BACKEND_MESSAGE_BYTES + 1,
     });
+    // The SDK keeps its line reader private; swap in ours only where it is the ReadBuffer we know.
+    // Otherwise the SDK's own decoder runs and the session serialises each message itself.
+    const t = this.transport as unknown as { _readBuffer?: unknown };
+    if (t._readBuffer instanceof ReadBuffer) {
+      this.lines = new JsonRpcLineBuffer({ maxBufferSize: MAX_BACKEND_MESSAGE_BYTES + 1 });
+      t._readBuffer = this.lines;
+    }
     this.transport.onmessage = this.onMessage;
     this.transport.onerror = this.onError;
     this.transport.onclose = this.onClose;
@@ -90,7 +101,7 @@ export class StdioBackend implements BackendSession {
   }
 
   private readonly onMessage = (message: JSONRPCMessage): void => {
-    if (!this.closing) this.sink.message(message);
+    if (!this.closing) this.sink.message(message, this.lines?.lineOf(message));
   };
 
   private readonly onSent = (): void => {

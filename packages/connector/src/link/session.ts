@@ -1,11 +1,12 @@
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
-import { CloseCode, encodeControl, encodeData, encodeWindow, FrameType } from '@switchboard/protocol';
+import { CloseCode, encodeControl, encodeData, encodeWindow, FrameType, HEADER_BYTES } from '@switchboard/protocol';
 import type { BackendSession, BackendSink } from '../backend/backend.js';
 import { MAX_BACKEND_MESSAGE_BYTES } from '../backend/stdio-backend.js';
 import type { Logger } from '../logger.js';
 
 /** DEFAULT_OUTPUT_BUFFER_BYTES bounds what one session may buffer while the relay withholds credit (8 MiB). */
 export const DEFAULT_OUTPUT_BUFFER_BYTES = 8 * 1024 * 1024;
+const SENT = Buffer.alloc(0);
 
 /** SessionHost is what a session needs from its link. */
 export interface SessionHost {
@@ -42,7 +43,8 @@ export class Session implements BackendSink {
   private inCredit: number;
   private pendingGrant = 0;
   private readonly grantThreshold: number;
-  private queue: string[] = [];
+  // DATA frames waiting for credit, oldest first from queueHead; their payload bytes are queuedBytes.
+  private queue: Buffer[] = [];
   private queueHead = 0;
   private queuedBytes = 0;
   private paused = false;
@@ -113,12 +115,12 @@ export class Session implements BackendSink {
   private flush(): void {
     if (this.state !== 'open') return;
     while (this.outCredit > 0 && this.queueHead < this.queue.length) {
-      const json = this.queue[this.queueHead] as string;
-      this.queue[this.queueHead++] = '';
-      const bytes = Buffer.byteLength(json);
+      const frame = this.queue[this.queueHead] as Buffer;
+      this.queue[this.queueHead++] = SENT;
+      const bytes = frame.length - HEADER_BYTES;
       this.queuedBytes -= bytes;
       this.outCredit -= bytes;
-      this.host.sendFrame(encodeData(this.id, json));
+      this.host.sendFrame(frame);
     }
     if (this.queueHead > 1024 && this.queueHead * 2 > this.queue.length) {
       this.queue = this.queue.slice(this.queueHead);
@@ -136,18 +138,26 @@ export class Session implements BackendSink {
 
   // BackendSink
 
-  /** message forwards one backend message to the agent, within the relay's credit. */
-  message(message: JSONRPCMessage): void {
+  /**
+   * message forwards one backend message to the agent, within the relay's credit: `json` as is
+   * when the backend passed the line it read, else the message serialised.
+   */
+  message(message: JSONRPCMessage, json?: string): void {
     if (this.state === 'closed') return;
-    const json = JSON.stringify(message);
-    const bytes = Buffer.byteLength(json);
-    if (bytes > MAX_BACKEND_MESSAGE_BYTES) {
-      this.fail(CloseCode.MESSAGE_TOO_BIG, `backend message of ${bytes} bytes exceeds the ${MAX_BACKEND_MESSAGE_BYTES}-byte limit`);
-      return;
+    json ??= JSON.stringify(message);
+    // UTF-8 takes at least one byte per UTF-16 unit and at most three: count only near the limit.
+    if (json.length * 3 > MAX_BACKEND_MESSAGE_BYTES) {
+      const size = Buffer.byteLength(json);
+      if (size > MAX_BACKEND_MESSAGE_BYTES) {
+        this.fail(CloseCode.MESSAGE_TOO_BIG, `backend message of ${size} bytes exceeds the ${MAX_BACKEND_MESSAGE_BYTES}-byte limit`);
+        return;
+      }
     }
+    const frame = encodeData(this.id, json);
+    const bytes = frame.length - HEADER_BYTES;
     if (this.state === 'open' && this.outCredit > 0 && this.queueHead === this.queue.length) {
       this.outCredit -= bytes;
-      this.host.sendFrame(encodeData(this.id, json));
+      this.host.sendFrame(frame);
       return;
     }
     this.queuedBytes += bytes;
@@ -156,7 +166,7 @@ export class Session implements BackendSink {
       this.fail(CloseCode.SESSION_OVERFLOW, `agent is not reading: more than ${this.host.outputBufferBytes} bytes of output buffered`);
       return;
     }
-    this.queue.push(json);
+    this.queue.push(frame);
     if (!this.paused) {
       this.paused = true;
       this.backend?.pause();

@@ -6,6 +6,7 @@ import { HarnessRelay, type HarnessOptions } from './relay-harness.js';
 
 export const ECHO_SERVER = fileURLToPath(new URL('../fixtures/echo-server.mjs', import.meta.url));
 export const EXIT_AT_ONCE = fileURLToPath(new URL('../fixtures/exit-at-once.mjs', import.meta.url));
+export const RAW_LINES = fileURLToPath(new URL('../fixtures/raw-lines.mjs', import.meta.url));
 export const CONNECTOR_ID = 'spiffe://example.org/connector/crm';
 
 export interface Setup {

@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { startConnector, type Connector, type StartConnectorOptions } from '../../src/index.js';
 import type { HarnessRelay } from '../harness/relay-harness.js';
 import { until, wait } from '../harness/relay-harness.js';
-import { alive, call, CONNECTOR_ID, echoConfig, EXIT_AT_ONCE, INIT, INITIALIZED, memoryLogger, setup, type Setup } from '../harness/setup.js';
+import { alive, call, CONNECTOR_ID, echoConfig, EXIT_AT_ONCE, INIT, INITIALIZED, memoryLogger, RAW_LINES, setup, type Setup } from '../harness/setup.js';
 
 const fast: StartConnectorOptions = { backoff: { baseMs: 10, capMs: 50 }, drainTimeoutMs: 0 };
 const cleanup: (() => Promise<void>)[] = [];
@@ -105,6 +105,21 @@ describe('sessions over the link', () => {
     expect((list.result as { tools: { name: string }[] }).tools.map((t) => t.name)).toContain('echo');
     link.data(1, call(3, 'echo', { message: 'from npm' }));
     expect(text(await link.json(1, (m) => m.id === 3, 20_000))).toMatch(/from npm/);
+  });
+
+  it("forwards a stdio backend's messages as the bytes it wrote, and drops lines that are not JSON-RPC", async () => {
+    const { harness, logs } = await started({}, {}, { raw: { command: process.execPath, args: [RAW_LINES] } });
+    const link = await welcomed(harness);
+    link.open(3, 'raw');
+    await link.frame((f) => f.type === FrameType.OPEN_OK && f.sessionId === 3);
+    link.data(3, { jsonrpc: '2.0', id: 9, method: 'ping' });
+    const reply = (await link.frame(isData(3))) as Extract<Frame, { type: 0x20 }>;
+    expect(reply.data.toString('utf8')).toBe('{ "result" : { "method" : "ping", "é" : "ü" }, "id" : 9, "jsonrpc" : "2.0" }');
+    link.data(3, { jsonrpc: '2.0', id: 'next', method: 'tools/list' });
+    await link.json(3, (m) => m.id === 'next');
+    // Only the two responses crossed the link; each dropped line was logged.
+    expect(link.frames.filter(isData(3))).toHaveLength(2);
+    expect(logs.entries.filter((e) => e.msg === 'backend transport error' && e.obj.sessionId === 3)).toHaveLength(4);
   });
 
   it('CLOSE from the relay kills the backend process', async () => {

@@ -1,31 +1,68 @@
-import type { AuditRecord } from './records.js';
+import { AuditUnavailableError, type AuditRecordInput } from '@switchboard/audit';
 
 /**
- * AuditSink receives audit records. `write` is called on the hot path and must not block: sinks
- * buffer and write in the background. When a sink cannot record (`available` is false), the relay
- * fails closed: tools/call requests are refused with -32050 and nothing is forwarded.
+ * RelayAuditDurability is when the relay considers a record stored (docs/audit.md):
+ * `strict` — a recorded request is forwarded only once its record is fsynced; `batched` — records
+ * are flushed within a few milliseconds, calls are not held; `off` — records are written but never
+ * synced while running (benchmarks and development only; the relay warns).
+ */
+export type RelayAuditDurability = 'strict' | 'batched' | 'off';
+
+/**
+ * AuditSink is where the relay's audit records go: {@link TrailAuditSink} (the tamper-evident trail
+ * of `@switchboard/audit`) in production, {@link MemoryAuditSink} in tests.
+ *
+ * The relay calls `write` for records nothing waits on (session open/close, responses, links,
+ * refusals) and `append` for a request record that gates forwarding: in `strict` mode the request
+ * is forwarded only after the promise resolved. When the sink cannot record (`available` false, or
+ * `append` rejects with `AUDIT_ERR_UNAVAILABLE`) the relay fails closed: every recorded call is
+ * refused with -32050 and nothing is forwarded.
  */
 export interface AuditSink {
-  /** write queues one record. */
-  write(record: AuditRecord): void;
+  /** durability says whether the relay must wait for `append` before forwarding (`strict`). */
+  readonly durability: RelayAuditDurability;
+  /** available is false once the sink cannot record; it does not come back without a restart. */
+  readonly available: boolean;
+  /**
+   * append records one record and resolves once it is stored as `durability` promises (fsynced in
+   * `strict`). Rejects with {@link AuditUnavailableError} when it never will be.
+   */
+  append(record: AuditRecordInput): Promise<unknown>;
+  /** write records one record without waiting; a failure shows in `available`. */
+  write(record: AuditRecordInput): void;
   /** flush resolves once every record written so far is stored. */
   flush(): Promise<void>;
-  /** close flushes and releases the sink; later writes are dropped. */
+  /** close flushes and releases the sink (the trail writes its final checkpoint); later records are refused. */
   close(): Promise<void>;
-  /** available is false while the sink cannot record (write error, backlog over its bound). */
-  readonly available: boolean;
 }
 
-/** MemoryAuditSink keeps records in memory; for tests and embedding. */
+/**
+ * MemoryAuditSink keeps records in memory, for tests and embedding. Set `available` to false to
+ * simulate a failed trail: `append` then rejects with `AUDIT_ERR_UNAVAILABLE` and `write` drops.
+ */
 export class MemoryAuditSink implements AuditSink {
-  /** records holds every record written, oldest first. */
-  readonly records: AuditRecord[] = [];
+  /** records holds every record written or appended, oldest first. */
+  readonly records: AuditRecordInput[] = [];
+  readonly durability: RelayAuditDurability;
   /** available can be set to false to simulate a broken audit trail. */
   available = true;
   private closed = false;
 
-  write(record: AuditRecord): void {
-    if (!this.closed) this.records.push(record);
+  /** Creates a sink; `durability` defaults to `batched` (append resolves at once). */
+  constructor(options: { durability?: RelayAuditDurability } = {}) {
+    this.durability = options.durability ?? 'batched';
+  }
+
+  append(record: AuditRecordInput): Promise<unknown> {
+    if (this.closed || !this.available) {
+      return Promise.reject(new AuditUnavailableError(this.closed ? 'closed' : 'failed', 'audit: the memory sink is unavailable'));
+    }
+    this.records.push(record);
+    return Promise.resolve();
+  }
+
+  write(record: AuditRecordInput): void {
+    if (!this.closed && this.available) this.records.push(record);
   }
 
   async flush(): Promise<void> {}

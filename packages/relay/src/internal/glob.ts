@@ -51,6 +51,11 @@ export class GlobSet {
     return this.globs.length;
   }
 
+  /** patterns lists the patterns, in order. */
+  get patterns(): string[] {
+    return this.globs.map((g) => g.pattern);
+  }
+
   /** match returns the first pattern that matches `name`, or `undefined`. */
   match(name: string): string | undefined {
     for (const g of this.globs) if (g.matches(name)) return g.pattern;

@@ -6,9 +6,9 @@ import { AGENT_SUBPROTOCOL, CloseCode, LINK_SUBPROTOCOL } from '@switchboard/pro
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { UpgradeRefusal } from '../metrics.js';
 import { SERVER_NAME_PATTERN } from '../policy/compile.js';
-import { PolicyScope, isConnector } from '../policy/decide.js';
+import { PolicyScope, isConnector, revocationDecision } from '../policy/decide.js';
 import { AgentSession, type PeerIdentity } from '../session/agent-session.js';
-import { isoNow, type RelayContext } from '../session/context.js';
+import type { RelayContext } from '../session/context.js';
 import { ConnectorLink } from '../session/link.js';
 import type { PeerAuthenticator } from './peer-auth.js';
 import { refuseUpgrade } from './refuse.js';
@@ -74,6 +74,11 @@ export class UpgradeRouter {
     }
     if (this.hooks.closing()) {
       this.refuse(req, socket, path, 503, 'shutting_down', 'the relay is shutting down', peer);
+      return;
+    }
+    const revoked = revocationDecision(this.ctx.policy.current, peer.id, peer.certSerial);
+    if (revoked !== undefined) {
+      this.refuse(req, socket, path, 403, 'revoked', 'this identity has been revoked', peer, revoked.reason);
       return;
     }
     if (path === CONNECTOR_PATH) {
@@ -143,14 +148,13 @@ export class UpgradeRouter {
   ): void {
     this.ctx.metrics.refused[why]++;
     this.ctx.audit.write({
-      type: 'upgrade.refused',
-      time: isoNow(),
+      type: 'connection.refused',
       peer: peer?.id.toString() ?? null,
       certSerial: peer?.certSerial ?? null,
       remote: `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? '?'}`,
       path: path.length > 256 ? `${path.slice(0, 256)}…` : path,
       status,
-      reason: detail ?? message,
+      reason: (detail ?? message).slice(0, 512),
     });
     this.ctx.logger.info({ status, reason: why, peer: peer?.id.toString(), detail }, 'upgrade refused');
     refuseUpgrade(socket, status, message);

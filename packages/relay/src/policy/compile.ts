@@ -1,6 +1,6 @@
-import { PkiError, SpiffeId, TrustDomain, parseIdMatcher, type IdMatcher } from '@switchboard/pki';
+import { createHash } from 'node:crypto';
+import { SpiffeId, TrustDomain, type IdMatcher } from '@switchboard/pki';
 import { PolicyError } from '../errors.js';
-import { GlobSet } from '../internal/glob.js';
 import {
   SchemaViolation,
   checkBoolean,
@@ -8,34 +8,48 @@ import {
   checkString,
   checkStringList,
   formatPath,
+  isPlainObject,
   type PathSegment,
 } from '../internal/schema.js';
-import { SERVER_REQUEST_KINDS, type PolicyDocument, type PolicyRuleDocument, type ServerRequestKind } from './document.js';
+import { compileAgentPatterns, compileRule, idRule, type CompiledRule } from './compile-rule.js';
+import { PINNING_MODES, type PinningMode, type PolicyDocument } from './document.js';
+import { RuleIndex } from './rule-index.js';
+
+export type { CompiledRule, ArgRule, CallKind } from './compile-rule.js';
 
 /** SERVER_NAME_PATTERN is what a server name may look like: it appears in URL paths and logs. */
 export const SERVER_NAME_PATTERN = /^(?!\.{1,2}$)[A-Za-z0-9._-]{1,128}$/;
-const RULE_ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
-const MAX_PATTERNS = 10_000;
+const ZONE_NAME_PATTERN = /^[A-Za-z0-9._-]{1,64}$/;
+const LABEL_KEY_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._/-]{0,62}$/;
+const MAX_LABEL_VALUE = 256;
+const MAX_LABELS = 64;
 
 /** CompiledServer is a server as the policy declares it. */
 export interface CompiledServer {
   readonly name: string;
   /** connectors holds the exact SPIFFE IDs allowed to serve it. */
   readonly connectors: ReadonlySet<string>;
+  /** zone is the trust zone the server sits in, if any. */
+  readonly zone: string | undefined;
+  readonly labels: Readonly<Record<string, string>>;
+  /** pinning is the server's pinning mode; `undefined` means the relay's default. */
+  readonly pinning: PinningMode | undefined;
+  /** identityToBackend: mint a JWT-SVID for the calling agent and send it in OPEN. */
+  readonly identityToBackend: boolean;
 }
 
-/** CompiledRule is a rule ready for evaluation: matchers built, globs compiled. */
-export interface CompiledRule {
-  readonly id: string;
-  /** index is the rule's position in the file (first rule is 0). */
-  readonly index: number;
+/** CompiledZone is a trust zone: the agent patterns allowed to reach its servers. */
+export interface CompiledZone {
+  readonly name: string;
   readonly agents: readonly IdMatcher[];
-  readonly servers: GlobSet;
-  readonly toolsAllow: GlobSet;
-  readonly toolsDeny: GlobSet;
-  readonly serverRequests: Readonly<Partial<Record<ServerRequestKind, boolean>>>;
-  /** grants is true when the rule allows anything; deny-only rules never admit a session. */
-  readonly grants: boolean;
+}
+
+/** RevocationList holds the identities refused everywhere. */
+export interface RevocationList {
+  /** ids holds the `revoked.ids` matchers, in file order. */
+  readonly ids: readonly IdMatcher[];
+  /** serials holds normalised serial numbers (uppercase hex, no colons, no leading zeros). */
+  readonly serials: ReadonlySet<string>;
 }
 
 let nextGeneration = 1;
@@ -47,36 +61,67 @@ let nextGeneration = 1;
 export class PolicySnapshot {
   readonly trustDomain: TrustDomain;
   readonly servers: ReadonlyMap<string, CompiledServer>;
+  readonly zones: ReadonlyMap<string, CompiledZone>;
   readonly rules: readonly CompiledRule[];
+  readonly revoked: RevocationList;
+  /** index finds the rules for one agent and server without scanning the others. */
+  readonly index: RuleIndex;
   /** connectorIds holds every ID listed under some `servers.<name>.connectors`. */
   readonly connectorIds: ReadonlySet<string>;
+  /** warnings lists things that are valid but probably not meant (a rule its zone makes useless). */
+  readonly warnings: readonly string[];
   /** generation increases with every snapshot compiled in this process. */
   readonly generation: number;
   /** source is the file the snapshot was read from, when it came from one. */
   readonly source: string | undefined;
-  /** document is a frozen copy of what was compiled. */
-  readonly document: Readonly<PolicyDocument>;
+  /** sourceHash is the SHA-256 (hex) of the file's text, when it came from one. */
+  readonly sourceHash: string | undefined;
+  private readonly compiled: PolicyDocument;
 
   /** @internal use {@link compilePolicy}. */
   constructor(init: {
     trustDomain: TrustDomain;
     servers: Map<string, CompiledServer>;
+    zones: Map<string, CompiledZone>;
     rules: CompiledRule[];
+    revoked: RevocationList;
+    warnings: string[];
     document: PolicyDocument;
     source: string | undefined;
+    sourceHash: string | undefined;
   }) {
     this.trustDomain = init.trustDomain;
     this.servers = init.servers;
+    this.zones = init.zones;
     this.rules = Object.freeze(init.rules);
+    this.revoked = init.revoked;
+    this.index = new RuleIndex(this.rules, init.servers.keys());
     const ids = new Set<string>();
     for (const s of init.servers.values()) for (const c of s.connectors) ids.add(c);
     this.connectorIds = ids;
+    this.warnings = Object.freeze(init.warnings);
     this.generation = nextGeneration++;
     this.source = init.source;
-    this.document = deepFreeze(structuredClone(init.document));
+    this.sourceHash = init.sourceHash;
+    this.compiled = init.document;
     Object.freeze(this);
   }
+
+  /**
+   * document is a frozen copy of what was compiled, made at first use (copying a large policy on
+   * every load would slow reloads down for a field that is rarely read).
+   */
+  get document(): Readonly<PolicyDocument> {
+    let d = documents.get(this);
+    if (d === undefined) {
+      d = deepFreeze(structuredClone(this.compiled));
+      documents.set(this, d);
+    }
+    return d;
+  }
 }
+
+const documents = new WeakMap<PolicySnapshot, Readonly<PolicyDocument>>();
 
 function deepFreeze<T>(v: T): T {
   if (typeof v === 'object' && v !== null) {
@@ -90,14 +135,17 @@ function deepFreeze<T>(v: T): T {
 export interface CompileOptions {
   /** source names the file, for error messages and {@link PolicySnapshot.source}. */
   source?: string;
+  /** text is the file's content; its SHA-256 becomes {@link PolicySnapshot.sourceHash}. */
+  text?: string;
   /** locate maps a key path to its line in the source, for error messages. */
   locate?: (path: readonly PathSegment[]) => { line: number; col: number } | undefined;
 }
 
 /**
  * compilePolicy validates a policy document (unknown keys, types, SPIFFE IDs, unique rule ids,
- * servers a rule names must exist) and compiles it into an immutable {@link PolicySnapshot}.
- * Throws {@link PolicyError} naming the key path (and line, when `locate` is given).
+ * servers and zones a key names must exist, argument constraints, rate specs, redaction profiles)
+ * and compiles it into an immutable {@link PolicySnapshot}. Throws {@link PolicyError} naming the
+ * key path (and line, when `locate` is given).
  *
  * @example
  * const snapshot = compilePolicy({
@@ -109,7 +157,8 @@ export interface CompileOptions {
  */
 export function compilePolicy(doc: unknown, options: CompileOptions = {}): PolicySnapshot {
   try {
-    return compile(doc, options.source);
+    const hash = options.text === undefined ? undefined : createHash('sha256').update(options.text).digest('hex');
+    return compile(doc, options.source, hash);
   } catch (err) {
     if (err instanceof SchemaViolation) {
       const pos = options.locate?.(err.path);
@@ -124,113 +173,137 @@ export function compilePolicy(doc: unknown, options: CompileOptions = {}): Polic
   }
 }
 
-function idRule(err: unknown): string {
-  return err instanceof PkiError ? err.message.replace(/^spiffeid: /, '') : String(err);
+/** normalizeSerial writes a certificate serial as uppercase hex without colons or leading zeros. */
+export function normalizeSerial(serial: string): string {
+  const hex = serial.replaceAll(':', '').toUpperCase().replace(/^0+/, '');
+  return hex === '' ? '0' : hex;
 }
 
-function compile(doc: unknown, source: string | undefined): PolicySnapshot {
-  const root = checkObject(doc, [], ['trustDomain', 'servers', 'rules'], ['trustDomain', 'servers']);
+function compile(doc: unknown, source: string | undefined, sourceHash: string | undefined): PolicySnapshot {
+  const root = checkObject(doc, [], ['trustDomain', 'zones', 'servers', 'rules', 'revoked'], ['trustDomain', 'servers']);
   const tdText = checkString(root.trustDomain, ['trustDomain']);
+  if (tdText.startsWith('spiffe://')) throw new SchemaViolation(['trustDomain'], 'write the trust domain name (example.org), not a SPIFFE ID');
   let td: TrustDomain;
   try {
     td = TrustDomain.parse(tdText);
   } catch (err) {
     throw new SchemaViolation(['trustDomain'], `not a valid trust domain (${idRule(err)})`);
   }
-  if (tdText.startsWith('spiffe://')) throw new SchemaViolation(['trustDomain'], 'write the trust domain name (example.org), not a SPIFFE ID');
 
-  const serversDoc = checkObject(root.servers, ['servers'], Object.keys(root.servers ?? {}));
-  const servers = new Map<string, CompiledServer>();
-  for (const [name, value] of Object.entries(serversDoc)) {
-    const path: PathSegment[] = ['servers', name];
-    if (!SERVER_NAME_PATTERN.test(name)) throw new SchemaViolation(path, 'server names are 1–128 characters of A–Z a–z 0–9 . _ - (not "." or "..")');
-    const s = checkObject(value, path, ['connectors'], ['connectors']);
-    const ids = checkStringList(s.connectors, [...path, 'connectors'], 1);
-    const connectors = new Set<string>();
-    ids.forEach((text, i) => {
-      const at = [...path, 'connectors', i];
-      let id: SpiffeId;
-      try {
-        id = SpiffeId.parse(text);
-      } catch (err) {
-        throw new SchemaViolation(at, `not a valid SPIFFE ID (${idRule(err)})`);
-      }
-      if (!id.memberOf(td)) throw new SchemaViolation(at, `${text} is outside trust domain ${td.name}`);
-      if (id.isRoot) throw new SchemaViolation(at, 'a connector ID must have a path');
-      connectors.add(id.toString());
-    });
-    servers.set(name, Object.freeze({ name, connectors }));
+  const zones = new Map<string, CompiledZone>();
+  if (root.zones !== undefined) {
+    if (!isPlainObject(root.zones)) throw new SchemaViolation(['zones'], 'must be a mapping of zone names to { agents }');
+    for (const [name, value] of Object.entries(root.zones)) {
+      const path: PathSegment[] = ['zones', name];
+      if (!ZONE_NAME_PATTERN.test(name)) throw new SchemaViolation(path, 'zone names are 1–64 characters of A–Z a–z 0–9 . _ -');
+      const z = checkObject(value, path, ['agents', 'description'], ['agents']);
+      if (z.description !== undefined) checkString(z.description, [...path, 'description'], true);
+      zones.set(name, Object.freeze({ name, agents: Object.freeze(compileAgentPatterns(z.agents, [...path, 'agents'], td)) }));
+    }
   }
+
+  const serversDoc = checkObject(root.servers, ['servers'], Object.keys(isPlainObject(root.servers) ? root.servers : {}));
+  const servers = new Map<string, CompiledServer>();
+  for (const [name, value] of Object.entries(serversDoc)) servers.set(name, compileServer(name, value, td, zones));
 
   const rulesDoc = root.rules === undefined ? [] : root.rules;
   if (!Array.isArray(rulesDoc)) throw new SchemaViolation(['rules'], 'must be a list of rules');
   const seen = new Set<string>();
-  const rules = rulesDoc.map((r, i) => compileRule(r, i, td, servers, seen));
-  return new PolicySnapshot({ trustDomain: td, servers, rules, document: root as unknown as PolicyDocument, source });
+  const names = new Set(servers.keys());
+  const rules = rulesDoc.map((r, i) => compileRule(r, i, td, names, seen));
+  const revoked = compileRevoked(root.revoked, td);
+  return new PolicySnapshot({
+    trustDomain: td,
+    servers,
+    zones,
+    rules,
+    revoked,
+    warnings: zoneWarnings(rules, servers, zones),
+    document: root as unknown as PolicyDocument,
+    source,
+    sourceHash,
+  });
 }
 
-function compileRule(
-  value: unknown,
-  index: number,
-  td: TrustDomain,
-  servers: Map<string, CompiledServer>,
-  seen: Set<string>,
-): CompiledRule {
-  const path: PathSegment[] = ['rules', index];
-  const r = checkObject(value, path, ['id', 'agents', 'servers', 'tools', 'serverRequests'], ['id', 'agents', 'servers']) as Partial<
-    Record<keyof PolicyRuleDocument, unknown>
-  >;
-  const id = checkString(r.id, [...path, 'id']);
-  if (!RULE_ID_PATTERN.test(id)) throw new SchemaViolation([...path, 'id'], 'rule ids are 1–128 characters of A–Z a–z 0–9 . _ : -');
-  if (seen.has(id)) throw new SchemaViolation([...path, 'id'], `rule id "${id}" is used twice`);
-  seen.add(id);
-
-  const agentPatterns = checkStringList(r.agents, [...path, 'agents'], 1);
-  const agents = agentPatterns.map((p, i) => {
-    const at = [...path, 'agents', i];
-    let m: IdMatcher;
+function compileServer(name: string, value: unknown, td: TrustDomain, zones: ReadonlyMap<string, CompiledZone>): CompiledServer {
+  const path: PathSegment[] = ['servers', name];
+  if (!SERVER_NAME_PATTERN.test(name)) throw new SchemaViolation(path, 'server names are 1–128 characters of A–Z a–z 0–9 . _ - (not "." or "..")');
+  const s = checkObject(value, path, ['connectors', 'zone', 'labels', 'pinning', 'identityToBackend'], ['connectors']);
+  const ids = checkStringList(s.connectors, [...path, 'connectors'], 1);
+  const connectors = new Set<string>();
+  ids.forEach((text, i) => {
+    const at = [...path, 'connectors', i];
+    let id: SpiffeId;
     try {
-      m = parseIdMatcher(p);
+      id = SpiffeId.parse(text);
     } catch (err) {
-      throw new SchemaViolation(at, `not a valid SPIFFE ID or pattern (${idRule(err)})`);
+      throw new SchemaViolation(at, `not a valid SPIFFE ID (${idRule(err)})`);
     }
-    const tdOf = /^spiffe:\/\/([^/]+)/.exec(p)?.[1];
-    if (tdOf !== td.name) throw new SchemaViolation(at, `${p} is outside trust domain ${td.name}`);
-    return m;
+    if (!id.memberOf(td)) throw new SchemaViolation(at, `${text} is outside trust domain ${td.name}`);
+    if (id.isRoot) throw new SchemaViolation(at, 'a connector ID must have a path');
+    connectors.add(id.toString());
   });
-
-  const serverNames = checkStringList(r.servers, [...path, 'servers'], 1);
-  serverNames.forEach((name, i) => {
-    if (name.includes('*')) return;
-    if (!servers.has(name)) throw new SchemaViolation([...path, 'servers', i], `server "${name}" is not declared under servers`);
-  });
-
-  let allow: string[] = [];
-  let deny: string[] = [];
-  if (r.tools !== undefined) {
-    const t = checkObject(r.tools, [...path, 'tools'], ['allow', 'deny']);
-    if (t.allow !== undefined) allow = checkStringList(t.allow, [...path, 'tools', 'allow']);
-    if (t.deny !== undefined) deny = checkStringList(t.deny, [...path, 'tools', 'deny']);
-    if (allow.length + deny.length > MAX_PATTERNS) throw new SchemaViolation([...path, 'tools'], `at most ${MAX_PATTERNS} patterns`);
+  let zone: string | undefined;
+  if (s.zone !== undefined) {
+    zone = checkString(s.zone, [...path, 'zone']);
+    if (!zones.has(zone)) throw new SchemaViolation([...path, 'zone'], `zone "${zone}" is not declared under zones`);
   }
-
-  const serverRequests: Partial<Record<ServerRequestKind, boolean>> = {};
-  if (r.serverRequests !== undefined) {
-    const sr = checkObject(r.serverRequests, [...path, 'serverRequests'], SERVER_REQUEST_KINDS);
-    for (const kind of SERVER_REQUEST_KINDS) {
-      if (sr[kind] !== undefined) serverRequests[kind] = checkBoolean(sr[kind], [...path, 'serverRequests', kind]);
+  const labels: Record<string, string> = {};
+  if (s.labels !== undefined) {
+    if (!isPlainObject(s.labels)) throw new SchemaViolation([...path, 'labels'], 'must be a mapping of label names to strings');
+    const entries = Object.entries(s.labels);
+    if (entries.length > MAX_LABELS) throw new SchemaViolation([...path, 'labels'], `at most ${MAX_LABELS} labels`);
+    for (const [k, v] of entries) {
+      const at = [...path, 'labels', k];
+      if (!LABEL_KEY_PATTERN.test(k)) throw new SchemaViolation(at, 'label names are 1–63 characters of A–Z a–z 0–9 . _ / - (starting with a letter or digit)');
+      if (typeof v !== 'string') throw new SchemaViolation(at, 'label values are strings (quote numbers and booleans)');
+      if (v.length > MAX_LABEL_VALUE) throw new SchemaViolation(at, `label values are at most ${MAX_LABEL_VALUE} characters`);
+      labels[k] = v;
     }
   }
-  const grants = allow.length > 0 || Object.values(serverRequests).some((v) => v === true);
+  let pinning: PinningMode | undefined;
+  if (s.pinning !== undefined) {
+    const p = checkObject(s.pinning, [...path, 'pinning'], ['mode'], ['mode']);
+    const mode = checkString(p.mode, [...path, 'pinning', 'mode']);
+    if (!(PINNING_MODES as readonly string[]).includes(mode)) throw new SchemaViolation([...path, 'pinning', 'mode'], 'must be tofu, strict or off');
+    pinning = mode as PinningMode;
+  }
+  const identityToBackend = s.identityToBackend === undefined ? false : checkBoolean(s.identityToBackend, [...path, 'identityToBackend']);
+  return Object.freeze({ name, connectors, zone, labels: Object.freeze(labels), pinning, identityToBackend });
+}
 
-  return Object.freeze({
-    id,
-    index,
-    agents: Object.freeze(agents),
-    servers: new GlobSet(serverNames),
-    toolsAllow: new GlobSet(allow),
-    toolsDeny: new GlobSet(deny),
-    serverRequests: Object.freeze(serverRequests),
-    grants,
-  });
+function compileRevoked(value: unknown, td: TrustDomain): RevocationList {
+  if (value === undefined) return { ids: [], serials: new Set() };
+  const r = checkObject(value, ['revoked'], ['ids', 'serials']);
+  const ids = r.ids === undefined ? [] : compileAgentPatterns(r.ids, ['revoked', 'ids'], td);
+  const serials = new Set<string>();
+  if (r.serials !== undefined) {
+    checkStringList(r.serials, ['revoked', 'serials']).forEach((s, i) => {
+      if (!/^[0-9A-Fa-f]{1,2}(?::?[0-9A-Fa-f]{2})*$/.test(s) || s.replaceAll(':', '').length > 64) {
+        throw new SchemaViolation(['revoked', 'serials', i], 'a certificate serial is hex (colons between bytes allowed), at most 32 bytes');
+      }
+      serials.add(normalizeSerial(s));
+    });
+  }
+  return Object.freeze({ ids: Object.freeze(ids), serials });
+}
+
+// A rule naming an exact agent and an exact server whose zone refuses that agent grants nothing
+// there: valid (zones may be tightened on purpose), but worth telling `policy check` about.
+function zoneWarnings(rules: readonly CompiledRule[], servers: ReadonlyMap<string, CompiledServer>, zones: ReadonlyMap<string, CompiledZone>): string[] {
+  const out: string[] = [];
+  for (const rule of rules) {
+    for (const server of servers.values()) {
+      if (server.zone === undefined || rule.servers.match(server.name) === undefined || !rule.grants) continue;
+      const zone = zones.get(server.zone) as CompiledZone;
+      for (const m of rule.agents) {
+        if (m.kind !== 'exact') continue;
+        const id = SpiffeId.parse(m.pattern);
+        if (!zone.agents.some((z) => z.matches(id))) {
+          out.push(`rules[${rule.index}] (${rule.id}): ${m.pattern} may not reach zone "${zone.name}" of server "${server.name}"; the rule grants it nothing there`);
+        }
+      }
+    }
+  }
+  return out;
 }

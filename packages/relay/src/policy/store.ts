@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { PolicyError, RelayError } from '../errors.js';
 import { YamlSyntaxError, parseYaml } from '../internal/yaml-file.js';
@@ -29,7 +30,7 @@ export function parsePolicyText(text: string, source?: string): PolicySnapshot {
     }
     throw err;
   }
-  return compilePolicy(parsed.value, { ...(source ? { source } : {}), locate: parsed.locate });
+  return compilePolicy(parsed.value, { ...(source ? { source } : {}), text, locate: parsed.locate });
 }
 
 /** PolicyReloadResult reports a reload: the snapshot now in force, and the error if it failed. */
@@ -37,6 +38,12 @@ export type PolicyReloadResult = { ok: true; snapshot: PolicySnapshot } | { ok: 
 
 /** PolicySwapListener is told about every swap, after the new snapshot is in force. */
 export type PolicySwapListener = (next: PolicySnapshot, previous: PolicySnapshot) => void;
+
+/**
+ * PolicyValidator checks a compiled snapshot against what the running relay can do (a server
+ * asking for identity to backends needs a JWT signer); it throws {@link PolicyError} to reject it.
+ */
+export type PolicyValidator = (snapshot: PolicySnapshot) => void;
 
 /**
  * PolicyStore holds the snapshot in force. Readers take `store.current` (one field read, no
@@ -52,6 +59,8 @@ export class PolicyStore {
   private readonly path: string | undefined;
   private readonly listeners = new Set<PolicySwapListener>();
   private reloading: Promise<PolicyReloadResult> | undefined;
+  private validators: PolicyValidator[] = [];
+  private readHash: string | undefined;
 
   /** Creates a store holding `initial`; `path`, when given, is what {@link reload} re-reads. */
   constructor(initial: PolicySnapshot, path?: string) {
@@ -69,15 +78,37 @@ export class PolicyStore {
     return this.snapshot;
   }
 
+  /**
+   * lastReadHash is the SHA-256 of the text the last reload read — valid or not — or of the file
+   * the policy in force came from; a file watcher skips a file it has already seen.
+   */
+  get lastReadHash(): string | undefined {
+    return this.readHash ?? this.snapshot.sourceHash;
+  }
+
   /** sourcePath is the file {@link reload} reads, if any. */
   get sourcePath(): string | undefined {
     return this.path;
   }
 
-  /** swap puts `next` in force and notifies listeners; returns the previous snapshot. */
+  /**
+   * addValidator registers a check every later snapshot must pass before it is swapped in (and
+   * runs it on the current one, throwing when that fails). Returns a function that removes it.
+   */
+  addValidator(validator: PolicyValidator): () => void {
+    validator(this.snapshot);
+    this.validators.push(validator);
+    return () => {
+      this.validators = this.validators.filter((v) => v !== validator);
+    };
+  }
+
+  /** swap validates `next`, puts it in force and notifies listeners; returns the previous snapshot. */
   swap(next: PolicySnapshot): PolicySnapshot {
+    for (const v of this.validators) v(next);
     const previous = this.snapshot;
     this.snapshot = next;
+    this.readHash = undefined;
     for (const l of this.listeners) {
       try {
         l(next, previous);
@@ -100,8 +131,20 @@ export class PolicyStore {
         return { ok: false, snapshot: this.snapshot, error: new PolicyError('policy: this policy was not loaded from a file; nothing to reload') };
       }
       try {
-        const next = await loadPolicyFile(path);
-        this.swap(next);
+        let text: string;
+        try {
+          text = await readFile(path, 'utf8');
+        } catch (err) {
+          throw new PolicyError(`policy: cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, { cause: err });
+        }
+        const hash = createHash('sha256').update(text).digest('hex');
+        let next: PolicySnapshot;
+        try {
+          next = parsePolicyText(text, path);
+          this.swap(next);
+        } finally {
+          this.readHash = hash;
+        }
         return { ok: true, snapshot: next };
       } catch (err) {
         const error = err instanceof RelayError ? err : new PolicyError(`policy: reload failed: ${String(err)}`, { cause: err });

@@ -4,14 +4,13 @@ import type { SpiffeId } from '@switchboard/pki';
 import { CloseCode } from '@switchboard/protocol';
 import type { Logger } from 'pino';
 import WebSocket from 'ws';
-import type { AuditSessionRef } from '../audit/records.js';
 import { coalesce } from '../internal/cork.js';
-import { isPlainObject } from '../internal/schema.js';
-import { JsonScanError, JsonType, MessageShape, scanMessage, spanRaw, spanString } from '../internal/strict-json.js';
+import { JsonScanError, JsonType, MessageShape, scanMessage, spanRaw } from '../internal/strict-json.js';
 import type { DenyReason } from '../metrics.js';
-import { PolicyScope } from '../policy/decide.js';
+import type { PolicyScope } from '../policy/decide.js';
 import type { ServerRequestKind } from '../policy/document.js';
-import { isoNow, type RelayContext } from './context.js';
+import { AuditGate } from './audit-gate.js';
+import type { RelayContext } from './context.js';
 import {
   MessageKind,
   Methods,
@@ -24,6 +23,8 @@ import {
   type RequestKey,
 } from './jsonrpc.js';
 import { SessionFlow } from './flow.js';
+import { Req, SessionGuard, isGoverned } from './guards.js';
+import { SessionAudit, argumentsDigest } from './session-audit.js';
 import type { ConnectorLink } from './link.js';
 import {
   BATCH_REFUSED,
@@ -34,11 +35,9 @@ import {
   TOO_DEEP,
   auditUnavailableReply,
   backendUnavailableReply,
-  invalidParamsReply,
   methodNotFoundReply,
   serverRequestDeniedReply,
   tooManyInFlightReply,
-  unknownToolReply,
 } from './replies.js';
 
 /** MAX_IN_FLIGHT bounds the outstanding requests per session and direction. */
@@ -48,12 +47,9 @@ const OPENING = 0;
 const OPEN = 1;
 const CLOSED = 2;
 
-const REQ_PLAIN = 0;
-const REQ_TOOLS_LIST = 1;
 
 const TEXT = Object.freeze({ binary: false });
 const MAX_REASON_BYTES = 120;
-const MAX_AUDIT_NAME = 256;
 
 // One scan result shared by every session: scanning and reading the spans happen in one
 // synchronous stretch, before anything else can scan.
@@ -87,10 +83,6 @@ export function truncateReason(reason: unknown): string {
   return `${out}...`;
 }
 
-function clip(s: string, max: number): string {
-  return s.length <= max ? s : `${s.slice(0, max)}…`;
-}
-
 /**
  * AgentSession is one agent WebSocket spliced onto one connector-link session. It is the policy
  * enforcement point: every agent message is scanned strictly and decided on its `method` and
@@ -108,10 +100,12 @@ export class AgentSession {
   private readonly ws: TaggedSocket;
   private readonly socket: Duplex;
   private readonly log: Logger;
-  private scope: PolicyScope;
+  /** guard is issue 5's enforcement for this session: decisions, pinning, limits, redaction, list filtering. */
+  private readonly guard: SessionGuard;
   private state = OPENING;
-  private ref!: AuditSessionRef;
-  private readonly startedAt = Date.now();
+  private audit!: SessionAudit;
+  private readonly gate: AuditGate<RequestKey>;
+  private auditRefusalLogged = false;
   private openTimer: NodeJS.Timeout | undefined;
   silentTicks = 0;
 
@@ -133,14 +127,34 @@ export class AgentSession {
     this.socket = init.socket;
     this.agent = init.agent;
     this.server = init.server;
-    this.scope = init.scope;
     this.link = init.link;
+    this.guard = new SessionGuard(
+      init.ctx.guards,
+      {
+        server: init.server,
+        agent: init.agent,
+        connectorId: init.link.peer.id.toString(),
+        unknownToolStyle: init.ctx.enforcement.unknownToolReply,
+        notify: (text) => this.notifyAgent(text),
+        close: (code, reason) => this.close(code, reason, true, false),
+      },
+      init.scope,
+    );
     this.flow = new SessionFlow({
       ws: init.ws,
       socket: init.socket,
       link: init.link,
       limits: { window: init.ctx.limits.sessionWindowBytes, maxMessageBytes: init.ctx.limits.maxMessageBytes },
       onOverflow: () => this.close(CloseCode.SESSION_OVERFLOW, 'session buffer overflow: the server is not keeping up', true, false),
+    });
+    // In audit.durability strict, recorded requests wait here (in order) until their record is durable.
+    this.gate = new AuditGate<RequestKey>({
+      send: (data) => this.flow.sendUp(data),
+      hold: (on) => this.flow.holdAgent(on),
+      refused: (key) => this.auditRefused(key),
+      onOverflow: () => this.close(CloseCode.SESSION_OVERFLOW, 'session buffer overflow: the audit trail is not keeping up', true, false),
+      holdAboveBytes: init.ctx.limits.sessionWindowBytes,
+      maxBytes: init.ctx.limits.sessionWindowBytes + init.ctx.limits.maxMessageBytes,
     });
     this.log = init.ctx.logger.child({ server: init.server, peer: init.agent.id.toString() });
   }
@@ -153,19 +167,19 @@ export class AgentSession {
     ws.on('close', onAgentClose);
     ws.on('error', onAgentError);
     ws.on('pong', onAgentPong);
-    this.sessionId = this.link.attach(this);
+    this.sessionId = this.link.attach(this, this.ctx.guards.backendToken(this.guard.scope.snapshot, this.agent.id, this.server));
     this.flow.sessionId = this.sessionId;
-    this.ref = {
-      sessionId: this.sessionId,
+    this.guard.start();
+    this.audit = new SessionAudit(this.ctx.audit, {
       linkId: this.link.linkId,
-      agent: this.agent.id.toString(),
-      connector: this.link.peer.id.toString(),
+      sessionNumber: this.sessionId,
       server: this.server,
-      certSerial: this.agent.certSerial,
-    };
+      agent: this.agent,
+      connector: this.link.peer,
+    });
     this.ctx.metrics.sessionsOpen++;
     this.ctx.metrics.sessionsOpenedTotal++;
-    this.ctx.audit.write({ type: 'session.open', time: isoNow(), ...this.ref });
+    this.audit.opened();
     this.openTimer = setTimeout(onOpenTimeout, this.ctx.limits.openTimeoutMs, this);
     this.log.debug({ sessionId: this.sessionId, linkId: this.link.linkId }, 'session opening');
   }
@@ -191,7 +205,7 @@ export class AgentSession {
       this.close(CloseCode.UNSUPPORTED_DATA, 'binary frames are not accepted: one JSON-RPC message per text frame', true, false);
       return;
     }
-    if (this.ctx.policy.current !== this.scope.snapshot && !this.refreshScope()) return;
+    if (this.ctx.policy.current !== this.guard.scope.snapshot && !this.refreshScope()) return;
     const code = scanMessage(data, this.ctx.limits.maxDepth, shape);
     if (code !== JsonScanError.OK) {
       if (code === JsonScanError.SYNTAX) return this.refuse('parse_error', PARSE_ERROR);
@@ -212,7 +226,13 @@ export class AgentSession {
           return;
         }
         // A cancelled request gets no response (MCP): stop waiting for one, so its id is freed.
-        if (methodIs(data, shape, Methods.cancelled)) forget(this.agentRequests, data);
+        if (methodIs(data, shape, Methods.cancelled)) {
+          const cancelled = forget(this.agentRequests, data);
+          if (cancelled !== undefined) {
+            this.audit.aborted(cancelled);
+            this.guard.settle(cancelled);
+          }
+        }
         this.ctx.metrics.forwardedUp++;
         this.sendUp(data);
         return;
@@ -240,42 +260,47 @@ export class AgentSession {
       this.replyToAgent(tooManyInFlightReply(keyJson(key), MAX_IN_FLIGHT));
       return;
     }
-    let kind = REQ_PLAIN;
-    if (methodIs(data, shape, Methods.toolsCall)) {
-      if (shape.name.type !== JsonType.STRING) {
-        this.deny('invalid_request');
-        this.replyToAgent(invalidParamsReply(keyJson(key)));
-        return;
-      }
-      const name = spanString(data, shape.name);
-      const audit = this.ctx.audit;
-      if (!audit.available) {
+    const kind = this.guard.kindOf(data, shape);
+    let stored: Promise<unknown> | undefined;
+    if (kind !== Req.PLAIN) {
+      if (isGoverned(kind) && !this.ctx.audit.available) {
         this.deny('audit_unavailable');
         this.replyToAgent(auditUnavailableReply(keyJson(key)));
         return;
       }
-      const d = this.scope.tool(name);
-      audit.write({
-        type: 'tool.call',
-        time: isoNow(),
-        ...this.ref,
-        tool: clip(name, MAX_AUDIT_NAME),
-        decision: d.allow ? 'allow' : 'deny',
-        ruleId: d.ruleId ?? null,
-        reason: clip(d.reason, 2 * MAX_AUDIT_NAME),
-        requestId: clip(spanRaw(data, shape.id), MAX_AUDIT_NAME),
-      });
-      if (!d.allow) {
-        this.deny('tool_denied');
-        this.replyToAgent(unknownToolReply(this.ctx.enforcement.unknownToolReply, keyJson(key), name));
+      // Policy, pinning, argument constraints, rate limits (guards.ts); lists pass and are filtered on the way back.
+      const a = this.guard.admit(data, shape, kind, key);
+      // Recorded with the final decision; in strict mode an allowed call waits for `stored`.
+      if (a.record) {
+        const digest = kind === Req.TOOLS_CALL ? argumentsDigest(data, shape) : null;
+        stored = this.audit.request('agent-to-server', key, spanRaw(data, shape.id), a.method, a.name, a.decision, digest);
+      }
+      if (!a.ok) {
+        this.deny(a.deny);
+        this.replyToAgent(a.reply);
         return;
       }
-    } else if (methodIs(data, shape, Methods.toolsList)) {
-      kind = REQ_TOOLS_LIST;
+      if (a.payload !== undefined) data = a.payload;
     }
     this.agentRequests.set(key, kind);
     this.ctx.metrics.forwardedUp++;
-    this.sendUp(data);
+    if (stored === undefined) this.sendUp(data);
+    else this.gate.sendAfter(data, stored, key);
+  }
+
+  /** auditRefused answers a request whose audit record could not be stored: -32050, never forwarded (fail closed). */
+  private auditRefused(key: RequestKey): void {
+    if (this.state === CLOSED) return;
+    this.agentRequests.delete(key);
+    this.audit.forget(key);
+    this.guard.settle(key);
+    this.ctx.metrics.forwardedUp--;
+    this.deny('audit_unavailable');
+    if (!this.auditRefusalLogged) {
+      this.auditRefusalLogged = true;
+      this.log.warn({ sessionId: this.sessionId }, 'call refused: the audit trail cannot record it (fail closed)');
+    }
+    this.replyToAgent(auditUnavailableReply(keyJson(key)));
   }
 
   private refuse(reason: DenyReason, reply: Buffer): void {
@@ -292,7 +317,7 @@ export class AgentSession {
   /** @internal handles one DATA payload from the connector. */
   handleServerData(buf: Buffer): void {
     if (this.state === CLOSED) return;
-    if (this.ctx.policy.current !== this.scope.snapshot && !this.refreshScope()) return;
+    if (this.ctx.policy.current !== this.guard.scope.snapshot && !this.refreshScope()) return;
     const len = buf.length;
     if (len > this.ctx.limits.maxServerMessageBytes) {
       this.close(CloseCode.MESSAGE_TOO_BIG, 'server message exceeds limits.maxServerMessageBytes', true, false);
@@ -311,11 +336,16 @@ export class AgentSession {
           return;
         }
         this.agentRequests.delete(key as RequestKey);
-        if (kind === REQ_TOOLS_LIST && shape.result.type === JsonType.OBJECT) {
-          this.sendDown(this.filterToolsList(buf), len);
-        } else {
+        if (kind === Req.PLAIN) {
+          this.audit.responded(key as RequestKey, buf, shape, len);
           this.sendDown(buf, len);
+          return;
         }
+        // Lists filtered (pinning, policy), results redacted, rate-limit slots released.
+        const out = this.guard.response(key as RequestKey, buf, shape);
+        const bytes = typeof out.payload === 'string' ? Buffer.byteLength(out.payload) : out.payload.length;
+        this.audit.responded(key as RequestKey, buf, shape, bytes, out.redactions);
+        this.sendDown(out.payload, len);
         return;
       }
       case MessageKind.REQUEST:
@@ -344,17 +374,14 @@ export class AgentSession {
     }
     if (governed !== undefined) {
       const [kind, method] = governed;
-      const d = this.scope.serverRequest(kind);
-      this.ctx.audit.write({
-        type: 'server.request',
-        time: isoNow(),
-        ...this.ref,
-        method,
-        decision: d.allow ? 'allow' : 'deny',
-        ruleId: d.ruleId ?? null,
-        reason: d.reason,
-        requestId: clip(spanRaw(buf, shape.id), MAX_AUDIT_NAME),
-      });
+      if (!this.ctx.audit.available) {
+        // Fail closed: a request that cannot be recorded is not passed on.
+        this.replyToServer(auditUnavailableReply(keyJson(key)));
+        this.dropDown('audit_unavailable', len);
+        return;
+      }
+      const d = this.guard.scope.serverRequest(kind);
+      this.audit.request('server-to-agent', key, spanRaw(buf, shape.id), method, null, d, null);
       if (!d.allow) {
         this.replyToServer(serverRequestDeniedReply(keyJson(key), method));
         this.dropDown('server_request_denied', len);
@@ -374,13 +401,11 @@ export class AgentSession {
     this.sendDown(buf, len);
   }
 
-  private filterToolsList(buf: Buffer): string {
-    const msg = JSON.parse(buf.toString('utf8')) as { result: Record<string, unknown> };
-    const tools = msg.result.tools;
-    msg.result.tools = Array.isArray(tools)
-      ? tools.filter((t: unknown) => isPlainObject(t) && typeof t.name === 'string' && this.scope.tool(t.name).allow)
-      : [];
-    return JSON.stringify(msg);
+  /** notifyAgent writes a notification the relay composed (list_changed) to the agent. */
+  private notifyAgent(text: string): void {
+    if (this.state === CLOSED) return;
+    this.ctx.metrics.forwardedDown++;
+    this.flow.reply(text);
   }
 
   private replyToServer(text: string): void {
@@ -388,7 +413,7 @@ export class AgentSession {
   }
 
   private sendUp(data: Buffer): void {
-    this.flow.sendUp(data);
+    this.gate.send(data);
   }
 
   private replyToAgent(text: string | Buffer): void {
@@ -451,11 +476,10 @@ export class AgentSession {
     this.ws.ping();
   }
 
+  /** refreshScope re-checks the session against a new policy: closed with 4401 (revoked) or 4403 (withdrawn), else kept. */
   private refreshScope(): boolean {
-    this.scope = new PolicyScope(this.ctx.policy.current, this.agent.id, this.server);
-    if (this.scope.session.allow) return true;
-    this.close(CloseCode.FORBIDDEN, 'access to this server was withdrawn by policy', true, false);
-    return false;
+    this.guard.policyChanged();
+    return this.state !== CLOSED;
   }
 
   /**
@@ -491,27 +515,22 @@ export class AgentSession {
     if (this.openTimer) clearTimeout(this.openTimer);
     this.openTimer = undefined;
     this.flow.end();
+    this.gate.end();
+    this.guard.end();
     this.agentRequests.clear();
     this.serverRequests.clear();
     const m = this.ctx.metrics;
     m.sessionsOpen--;
     m.sessionClosed(code);
-    this.ctx.audit.write({
-      type: 'session.close',
-      time: isoNow(),
-      ...this.ref,
-      code,
-      reason,
-      durationMs: Date.now() - this.startedAt,
-    });
+    this.audit.closed(code, reason);
     this.log.debug({ sessionId: this.sessionId, code, reason }, 'session closed');
     this.ctx.sessionEnded();
   }
 }
 
-function forget(outstanding: Map<RequestKey, number>, buf: Buffer): void {
+function forget(outstanding: Map<RequestKey, number>, buf: Buffer): RequestKey | undefined {
   const key = cancelledRequestKey(buf);
-  if (key !== undefined) outstanding.delete(key);
+  return key !== undefined && outstanding.delete(key) ? key : undefined;
 }
 
 const SAMPLING = Object.freeze(['sampling', Methods.sampling.plain] as const);

@@ -5,6 +5,7 @@ import type { EnforcementOptions, RelayLimits } from '../config.js';
 import type { RelayMetrics } from '../metrics.js';
 import type { PolicyStore } from '../policy/store.js';
 import type { Registry } from '../registry.js';
+import type { GuardRuntime } from './guard-runtime.js';
 import type { ConnectorLink } from './link.js';
 
 /** RelayTiming holds the protocol's timers; tests shorten them, production uses the defaults. */
@@ -27,6 +28,8 @@ export interface RelayContext {
   readonly policy: PolicyStore;
   readonly registry: Registry<ConnectorLink>;
   readonly audit: AuditSink;
+  /** guards is the relay-wide state of policy enforcement (rate limits, pins, inventory, JWT signer). */
+  readonly guards: GuardRuntime;
   readonly metrics: RelayMetrics;
   readonly logger: Logger;
   readonly relayId: SpiffeId;
@@ -35,9 +38,4 @@ export interface RelayContext {
   sessionEnded(): void;
   /** linkEnded is called once per link after it closed. */
   linkEnded(link: ConnectorLink): void;
-}
-
-/** isoNow is the timestamp format of audit records. */
-export function isoNow(): string {
-  return new Date().toISOString();
 }

@@ -8,6 +8,7 @@ export const AGENT_WRITE_HIGH_WATER = 64 * 1024;
 
 const PAUSE_CREDIT = 1;
 const PAUSE_LOCAL = 2;
+const PAUSE_AUDIT = 4;
 const TEXT = Object.freeze({ binary: false });
 
 /** FlowLimits are the numbers a session's flow control works with. */
@@ -67,6 +68,11 @@ export class SessionFlow {
   /** paused reports whether the agent's socket is paused (credit spent, or replies unread). */
   get paused(): boolean {
     return this.pauseMask !== 0;
+  }
+
+  /** holdAgent pauses (or resumes) reading from the agent while its requests wait for their audit records. */
+  holdAgent(on: boolean): void {
+    this.setPause(PAUSE_AUDIT, on);
   }
 
   /** opened is OPEN_OK: queued agent messages go out within credit. */

@@ -19,7 +19,7 @@ import { connectorMayServe } from '../policy/decide.js';
 import { SERVER_NAME_PATTERN } from '../policy/compile.js';
 import type { RoutableLink } from '../registry.js';
 import { truncateReason, type AgentSession, type PeerIdentity } from './agent-session.js';
-import { isoNow, type RelayContext } from './context.js';
+import type { RelayContext } from './context.js';
 
 const AWAIT_HELLO = 0;
 const ACTIVE = 1;
@@ -109,11 +109,12 @@ export class ConnectorLink implements RoutableLink {
 
   // ---------------------------------------------------------------- sessions
 
-  /** attach registers `session`, sends OPEN and returns the new session id. */
-  attach(session: AgentSession): number {
+  /** attach registers `session`, sends OPEN (with the backend's JWT-SVID, when given) and returns the new session id. */
+  attach(session: AgentSession, jwtSvid?: string): number {
     const id = this.nextSessionId++;
     this.sessions.set(id, session);
-    this.send(encodeControl(FrameType.OPEN, id, { server: session.server, agent: session.agent.id.toString() }));
+    const open = { server: session.server, agent: session.agent.id.toString(), ...(jwtSvid !== undefined ? { jwtSvid } : {}) };
+    this.send(encodeControl(FrameType.OPEN, id, open));
     return id;
   }
 
@@ -243,12 +244,12 @@ export class ConnectorLink implements RoutableLink {
     };
     this.send(encodeControl(FrameType.WELCOME, 0, welcome));
     this.ctx.audit.write({
-      type: 'link.open',
-      time: isoNow(),
+      type: 'link.up',
       linkId: this.linkId,
       connector: this.peer.id.toString(),
-      accepted,
-      rejected: rejected.map((r) => r.server),
+      connectorCertSerial: this.peer.certSerial,
+      servers: accepted,
+      rejectedServers: rejected.map((r) => r.server),
     });
     if (accepted.length === 0) {
       this.log.warn({ rejected }, 'link refused: no server accepted');
@@ -321,7 +322,7 @@ export class ConnectorLink implements RoutableLink {
   private finish(code: number, reason: string): void {
     if (this.counted) this.ctx.metrics.linksUp--;
     this.counted = false;
-    this.ctx.audit.write({ type: 'link.close', time: isoNow(), linkId: this.linkId, connector: this.peer.id.toString(), code, reason });
+    this.ctx.audit.write({ type: 'link.down', linkId: this.linkId, connector: this.peer.id.toString(), code, reason: reason.slice(0, 512) });
     this.log.info({ code, reason }, 'link closed');
     this.ctx.linkEnded(this);
   }

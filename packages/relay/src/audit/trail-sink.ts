@@ -1,0 +1,212 @@
+import {
+  AuditTrail,
+  isAuditError,
+  type AuditFs,
+  type AuditHealth,
+  type AuditRecordInput,
+  type AuditRecovery,
+  type AuditSigningKey,
+  type AuditStats,
+  type AuditUnavailableError,
+} from '@switchboard/audit';
+import { RelayError } from '../errors.js';
+import type { AuditSink, RelayAuditDurability } from './sink.js';
+
+/** TrailAuditSinkOptions configure {@link TrailAuditSink.open}; see docs/audit.md. */
+export interface TrailAuditSinkOptions {
+  /** path is the live trail file (rotated files and `<path>.checkpoints` sit next to it). */
+  path: string;
+  /** durability defaults to `strict`. */
+  durability?: RelayAuditDurability;
+  /** signingKey signs checkpoints; without it `audit verify` cannot detect a truncated tail. */
+  signingKey?: AuditSigningKey;
+  checkpointEvery?: { records?: number; seconds?: number };
+  rotate?: { maxBytes?: number; maxAgeSeconds?: number };
+  /** fs is the trail's file layer (tests inject one to delay or fail fsync). */
+  fs?: AuditFs;
+  /** onFailure is called once when the trail fails (a write or fsync error): the relay fails closed from then on. */
+  onFailure?: (err: AuditUnavailableError) => void;
+  /** onRefused is called when a record is refused as not appendable (a bug: it is logged, never silently lost). */
+  onRefused?: (err: Error, type: string) => void;
+}
+
+/**
+ * LAZY_WRITE_MS bounds how long, in `strict` mode, a record nothing waits on stays with the sink
+ * before it is appended (it goes earlier, with the next request record).
+ */
+export const LAZY_WRITE_MS = 5;
+const LAZY_MAX = 256;
+
+// Lone UTF-16 surrogates cannot be stored (I-JSON); peers can send them as JSON escapes in names
+// and reasons. They are replaced by U+FFFD before a record reaches the trail.
+const SURROGATE = /[\uD800-\uDFFF]/;
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
+
+function wellFormed(s: string): string {
+  return SURROGATE.test(s) ? s.replace(LONE_SURROGATE, '\uFFFD') : s;
+}
+
+/**
+ * wellFormedRecord returns `record`, or a copy whose strings (top level and in string lists) have
+ * lone surrogates replaced, so a name a peer chose can never make its record unstorable.
+ */
+export function wellFormedRecord(record: AuditRecordInput): AuditRecordInput {
+  let out: Record<string, unknown> | undefined;
+  const r = record as unknown as Record<string, unknown>;
+  for (const k in r) {
+    const v = r[k];
+    let fixed: unknown = v;
+    if (typeof v === 'string') {
+      const w = wellFormed(v);
+      if (w !== v) fixed = w;
+    } else if (Array.isArray(v) && v.some((x) => typeof x === 'string' && SURROGATE.test(x))) {
+      fixed = v.map((x: unknown) => (typeof x === 'string' ? wellFormed(x) : x));
+    }
+    if (fixed !== v) {
+      out ??= { ...r };
+      out[k] = fixed;
+    }
+  }
+  return (out ?? r) as unknown as AuditRecordInput;
+}
+
+/**
+ * TrailAuditSink is the relay's {@link AuditSink} over an {@link AuditTrail}: a SHA-256 hash chain
+ * in JSON Lines, Ed25519 checkpoints, group-committed fsync in `strict` mode, rotation. A write or
+ * fsync failure fails it for good (`available` false): the relay then refuses every recorded call.
+ *
+ * In `strict` mode a record written with `write` (nothing waits on it: responses, session and link
+ * events, denials) is held for at most {@link LAZY_WRITE_MS} and appended together with the next
+ * `append`, in order: a call then costs one fsync (its request record, with the previous call's
+ * response riding along) instead of two.
+ *
+ * @example
+ * const sink = await TrailAuditSink.open({ path: './audit.log', durability: 'strict', signingKey });
+ * await sink.append({ type: 'policy.reload', accepted: true, file: 'policy.yaml', fileHash, error: null });
+ * await sink.close(); // final checkpoint
+ */
+export class TrailAuditSink implements AuditSink {
+  /** trail is the underlying trail (health, stats, recovery). */
+  readonly trail: AuditTrail;
+  readonly durability: RelayAuditDurability;
+  private failed = false;
+  private closed = false;
+  private readonly onRefused: ((err: Error, type: string) => void) | undefined;
+  private readonly refusedWrite: (err: unknown) => void;
+  private lazy: AuditRecordInput[] = [];
+  private lazyTimer: NodeJS.Timeout | undefined;
+
+  private constructor(trail: AuditTrail, durability: RelayAuditDurability, onRefused: ((err: Error, type: string) => void) | undefined) {
+    this.trail = trail;
+    this.durability = durability;
+    this.onRefused = onRefused;
+    // One handler for every fire-and-forget write: an unavailable trail is already reported by
+    // onFailure; anything else is a record the trail refused, which must not vanish silently.
+    this.refusedWrite = (err: unknown) => {
+      if (!isAuditError(err, 'AUDIT_ERR_UNAVAILABLE')) this.onRefused?.(err as Error, 'write');
+    };
+  }
+
+  /**
+   * TrailAuditSink.open opens (or creates, mode 0600) the trail and continues its chain. Throws
+   * `RELAY_ERR_AUDIT` when the trail cannot be opened — notably `AUDIT_ERR_CORRUPT_TAIL`, when its
+   * last record does not check out or it ends before its last signed checkpoint: the relay does not
+   * start on a damaged chain.
+   */
+  static async open(options: TrailAuditSinkOptions): Promise<TrailAuditSink> {
+    const durability = options.durability ?? 'strict';
+    let sink: TrailAuditSink | undefined;
+    let trail: AuditTrail;
+    try {
+      trail = await AuditTrail.open({
+        path: options.path,
+        durability,
+        ...(options.signingKey ? { signingKey: options.signingKey } : {}),
+        ...(options.checkpointEvery ? { checkpointEvery: options.checkpointEvery } : {}),
+        ...(options.rotate ? { rotate: options.rotate } : {}),
+        ...(options.fs ? { fs: options.fs } : {}),
+        onFailure: (err) => {
+          if (sink) sink.failed = true;
+          options.onFailure?.(err);
+        },
+      });
+    } catch (err) {
+      if (isAuditError(err, 'AUDIT_ERR_CORRUPT_TAIL')) {
+        throw new RelayError(
+          'RELAY_ERR_AUDIT',
+          `audit: refusing to start: the trail ${options.path} is damaged (AUDIT_ERR_CORRUPT_TAIL: ${err.message}). ` +
+            `Nothing was changed. Inspect it with \`switchboard audit verify ${options.path} --key audit_pub.pem\`; ` +
+            'keep the files as evidence and point audit.path at a new file to start a new trail',
+          { cause: err },
+        );
+      }
+      const detail = isAuditError(err) ? `${err.code}: ${err.message}` : String(err);
+      throw new RelayError('RELAY_ERR_AUDIT', `audit: cannot open the trail ${options.path}: ${detail}`, { cause: err });
+    }
+    sink = new TrailAuditSink(trail, durability, options.onRefused);
+    return sink;
+  }
+
+  get available(): boolean {
+    return !this.failed && !this.closed;
+  }
+
+  /** recovery reports a torn final line cut off at open (a crash mid-write), if there was one. */
+  get recovery(): AuditRecovery | undefined {
+    return this.trail.recovery;
+  }
+
+  /** queued is the number of records held back (strict mode) before they reach the trail. */
+  get queued(): number {
+    return this.lazy.length;
+  }
+
+  append(record: AuditRecordInput): Promise<unknown> {
+    if (this.lazy.length > 0) this.drain();
+    return this.trail.append(wellFormedRecord(record));
+  }
+
+  write(record: AuditRecordInput): void {
+    if (this.durability !== 'strict' || this.closed) {
+      this.trail.append(wellFormedRecord(record)).then(undefined, this.refusedWrite);
+      return;
+    }
+    this.lazy.push(wellFormedRecord(record));
+    if (this.lazy.length >= LAZY_MAX) this.drain();
+    else this.lazyTimer ??= setTimeout(drainLazy, LAZY_WRITE_MS, this);
+  }
+
+  /** @internal drain appends the records held back, in order. */
+  drain(): void {
+    if (this.lazyTimer !== undefined) clearTimeout(this.lazyTimer);
+    this.lazyTimer = undefined;
+    const held = this.lazy;
+    this.lazy = [];
+    for (const r of held) this.trail.append(r).then(undefined, this.refusedWrite);
+  }
+
+  flush(): Promise<void> {
+    this.drain();
+    return this.trail.flush();
+  }
+
+  /** health is the trail's state (for /readyz and the audit gauges). */
+  health(): AuditHealth {
+    return this.trail.health();
+  }
+
+  /** stats are the trail's counters since open. */
+  stats(): AuditStats {
+    return this.trail.stats();
+  }
+
+  close(): Promise<void> {
+    this.drain();
+    this.closed = true;
+    return this.trail.close();
+  }
+}
+
+function drainLazy(sink: TrailAuditSink): void {
+  sink.drain();
+}

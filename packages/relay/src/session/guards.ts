@@ -1,0 +1,491 @@
+import { GuardError, redactJsonValue, type RedactionCounts, type Release } from '@switchboard/guard';
+import { CloseCode } from '@switchboard/protocol';
+import type { UnknownToolReply } from '../config.js';
+import { isPlainObject } from '../internal/schema.js';
+import { JsonType, spanRaw, spanString, type MessageShape } from '../internal/strict-json.js';
+import type { DenyReason } from '../metrics.js';
+import { checkArguments, PolicyScope, revocationDecision, type CallGuard } from '../policy/decide.js';
+import type { Decision } from '../policy/document.js';
+import type { PeerIdentity } from './agent-session.js';
+import type { GuardRuntime } from './guard-runtime.js';
+import { toInventoryTool, type InventoryTool } from './inventory.js';
+import { Methods, keyJson, methodIs, type RequestKey } from './jsonrpc.js';
+import {
+  LIST_CHANGED,
+  argumentDeniedReply,
+  invalidNameReply,
+  promptDeniedReply,
+  rateLimitedReply,
+  resourceDeniedReply,
+  unexaminableResultReply,
+} from './policy-replies.js';
+import { invalidParamsReply, unknownToolReply } from './replies.js';
+
+/**
+ * Request kinds the session tracks until their response: what to do with the response (filter a
+ * list, redact a result) and what to release (concurrency slots). `PLAIN` responses pass as sent.
+ */
+export const Req = Object.freeze({
+  PLAIN: 0,
+  TOOLS_LIST: 1,
+  RESOURCES_LIST: 2,
+  TEMPLATES_LIST: 3,
+  PROMPTS_LIST: 4,
+  TOOLS_CALL: 5,
+  RESOURCES_READ: 6,
+  RESOURCES_SUBSCRIBE: 7,
+  PROMPTS_GET: 8,
+  COMPLETE: 9,
+} as const);
+export type Req = (typeof Req)[keyof typeof Req];
+
+const KINDS: ReadonlyMap<string, Req> = new Map<string, Req>([
+  ['tools/list', Req.TOOLS_LIST],
+  ['resources/list', Req.RESOURCES_LIST],
+  ['resources/templates/list', Req.TEMPLATES_LIST],
+  ['prompts/list', Req.PROMPTS_LIST],
+  ['resources/read', Req.RESOURCES_READ],
+  ['resources/subscribe', Req.RESOURCES_SUBSCRIBE],
+  ['prompts/get', Req.PROMPTS_GET],
+  ['completion/complete', Req.COMPLETE],
+]);
+
+/** isGoverned reports whether requests of `kind` are decided (and recorded) one by one. */
+export function isGoverned(kind: Req): boolean {
+  return kind >= Req.TOOLS_CALL;
+}
+
+/** GuardHost is what a {@link SessionGuard} needs of its session. */
+export interface GuardHost {
+  readonly server: string;
+  readonly agent: PeerIdentity;
+  /** connectorId is the SPIFFE ID of the connector serving the session. */
+  readonly connectorId: string;
+  readonly unknownToolStyle: UnknownToolReply;
+  /** notify writes a message the relay composed to the agent. */
+  notify(text: string): void;
+  /** close ends the session from the relay's side (connector told, outstanding requests answered). */
+  close(code: number, reason: string): void;
+}
+
+/** Admission is the outcome of {@link SessionGuard.admit}: forward (maybe rewritten) or answer in the server's place. */
+export type Admission =
+  | {
+      readonly ok: true;
+      readonly method: string;
+      readonly name: string | null;
+      readonly decision: Decision;
+      /** record is false for requests that are not decided one by one (lists). */
+      readonly record: boolean;
+      /** payload replaces the request's bytes (arguments redacted), when set. */
+      readonly payload: Buffer | undefined;
+    }
+  | {
+      readonly ok: false;
+      readonly method: string;
+      readonly name: string | null;
+      readonly decision: Decision;
+      readonly record: boolean;
+      readonly reply: string;
+      readonly deny: DenyReason;
+    };
+
+/** Forwarded is what the session sends the agent for a tracked response, and what was redacted. */
+export interface Forwarded {
+  readonly payload: Buffer | string;
+  readonly redactions: Readonly<RedactionCounts> | undefined;
+}
+
+interface Pending {
+  readonly kind: Req;
+  /** cursor: the list request asked for a further page. */
+  readonly cursor: boolean;
+  readonly releases: readonly Release[] | undefined;
+  readonly redact: readonly string[];
+}
+
+const NO_RELEASES: readonly Release[] = Object.freeze([]);
+/** MAX_LISTED bounds the names a session remembers per list (across pages). */
+const MAX_LISTED = 10_000;
+const NO_PROFILES: readonly string[] = Object.freeze([]);
+const LIST_PENDING: Record<number, Pending> = {};
+for (const k of [Req.TOOLS_LIST, Req.RESOURCES_LIST, Req.TEMPLATES_LIST, Req.PROMPTS_LIST]) {
+  LIST_PENDING[k] = Object.freeze({ kind: k, cursor: false, releases: undefined, redact: NO_PROFILES });
+  LIST_PENDING[k + 100] = Object.freeze({ kind: k, cursor: true, releases: undefined, redact: NO_PROFILES });
+}
+
+/**
+ * SessionGuard is issue 5's enforcement for one agent session, beside the splice in
+ * {@link AgentSession}: it decides tools/call, resources/read and /subscribe, prompts/get and
+ * completion/complete (policy, pinning, argument constraints, rate limits), redacts arguments and
+ * results, filters every list result, tracks which tools this session was shown (pinning), and
+ * reacts to policy swaps and pin approvals with list_changed notifications.
+ */
+export class SessionGuard {
+  readonly server: string;
+  readonly agent: PeerIdentity;
+  private readonly rt: GuardRuntime;
+  private readonly host: GuardHost;
+  private readonly agentId: string;
+  private scope_: PolicyScope;
+  private readonly pending = new Map<RequestKey, Pending>();
+  /** shown holds the tools this session was shown (after pinning), as of its last complete list. */
+  private shown = new Set<string>();
+  private building: { tools: InventoryTool[]; names: Set<string> } | undefined;
+  private toolNames: readonly string[] | undefined;
+  private resourceUris: readonly string[] | undefined;
+  private templates: readonly string[] | undefined;
+  private promptNames: readonly string[] | undefined;
+
+  constructor(rt: GuardRuntime, host: GuardHost, scope: PolicyScope) {
+    this.rt = rt;
+    this.host = host;
+    this.server = host.server;
+    this.agent = host.agent;
+    this.agentId = host.agent.id.toString();
+    this.scope_ = scope;
+  }
+
+  /** scope is the policy as this session sees it now. */
+  get scope(): PolicyScope {
+    return this.scope_;
+  }
+
+  /** start registers the session with the runtime (policy swaps, approvals). */
+  start(): void {
+    this.rt.add(this);
+  }
+
+  /** kindOf classifies the agent request just scanned into `shape`. */
+  kindOf(buf: Buffer, shape: MessageShape): Req {
+    if (methodIs(buf, shape, Methods.toolsCall)) return Req.TOOLS_CALL;
+    return KINDS.get(spanString(buf, shape.method)) ?? Req.PLAIN;
+  }
+
+  /**
+   * admit decides an agent request of `kind` (not PLAIN). Lists always pass (their results are
+   * filtered); governed calls pass policy, pinning, argument constraints and rate limits in that
+   * order, each refusal with its own answer. A passing call holds its rate-limit slots until
+   * {@link response} or {@link settle}.
+   */
+  admit(buf: Buffer, shape: MessageShape, kind: Req, key: RequestKey): Admission {
+    const idJson = keyJson(key);
+    switch (kind) {
+      case Req.TOOLS_LIST:
+      case Req.RESOURCES_LIST:
+      case Req.TEMPLATES_LIST:
+      case Req.PROMPTS_LIST: {
+        const cursor = shape.params.type === JsonType.OBJECT && hasCursor(spanRaw(buf, shape.params));
+        this.pending.set(key, LIST_PENDING[cursor ? kind + 100 : kind] as Pending);
+        return { ok: true, method: spanString(buf, shape.method), name: null, decision: LIST_DECISION, record: false, payload: undefined };
+      }
+      case Req.TOOLS_CALL:
+        return this.toolCall(buf, shape, key, idJson);
+      case Req.PROMPTS_GET: {
+        const method = 'prompts/get';
+        if (shape.name.type !== JsonType.STRING) return invalid(method, invalidNameReply(idJson, 'name'));
+        const name = spanString(buf, shape.name);
+        const g = this.scope_.guard('prompt', name);
+        if (!g.decision.allow) return refused(method, name, g.decision, promptDeniedReply(idJson), 'prompt_denied');
+        return this.limitAndTrack(method, name, g, key, idJson, Req.PROMPTS_GET);
+      }
+      case Req.RESOURCES_READ:
+      case Req.RESOURCES_SUBSCRIBE: {
+        const method = kind === Req.RESOURCES_READ ? 'resources/read' : 'resources/subscribe';
+        const params = shape.params.type === JsonType.OBJECT ? (JSON.parse(spanRaw(buf, shape.params)) as Record<string, unknown>) : {};
+        const uri = params.uri;
+        if (typeof uri !== 'string') return invalid(method, invalidNameReply(idJson, 'uri'));
+        const g = this.scope_.guard('resource', uri);
+        if (!g.decision.allow) return refused(method, uri, g.decision, resourceDeniedReply(idJson), 'resource_denied');
+        if (kind === Req.RESOURCES_SUBSCRIBE) return { ok: true, method, name: uri, decision: g.decision, record: true, payload: undefined };
+        return this.limitAndTrack(method, uri, g, key, idJson, Req.RESOURCES_READ);
+      }
+      case Req.COMPLETE:
+        return this.completion(buf, shape, idJson);
+      default:
+        return { ok: true, method: spanString(buf, shape.method), name: null, decision: LIST_DECISION, record: false, payload: undefined };
+    }
+  }
+
+  private toolCall(buf: Buffer, shape: MessageShape, key: RequestKey, idJson: string): Admission {
+    const method = Methods.toolsCall.plain;
+    if (shape.name.type !== JsonType.STRING) return invalid(method, invalidParamsReply(idJson));
+    const name = spanString(buf, shape.name);
+    const g = this.scope_.guard('tool', name);
+    const unknown = (): string => unknownToolReply(this.host.unknownToolStyle, idJson, name);
+    if (!g.decision.allow) return refused(method, name, g.decision, unknown(), 'tool_denied');
+    const mode = this.rt.pins.modeFor(this.scope_.snapshot.servers.get(this.server));
+    if (mode !== undefined && !(this.shown.has(name) && this.rt.pins.store.isCallable(this.server, name, mode))) {
+      const why = this.shown.has(name)
+        ? `its definition differs from the pin or awaits approval (${mode} pinning)`
+        : 'it was not in a tools/list this session received (pinning checks definitions there)';
+      return refused(method, name, { allow: false, reason: `tool "${name}" is hidden: ${why}` }, unknown(), 'tool_unpinned');
+    }
+    let msg: { params?: Record<string, unknown> } | undefined;
+    if (g.args.length > 0 || g.redactArguments.length > 0) {
+      msg = JSON.parse(buf.toString('utf8')) as { params?: Record<string, unknown> };
+      const refusal = checkArguments(g, msg.params?.arguments);
+      if (refusal !== undefined) {
+        return refused(method, name, { allow: false, ruleId: refusal.ruleId, reason: refusal.reason }, argumentDeniedReply(idJson, refusal.argument, refusal.constraint), 'args_denied');
+      }
+    }
+    const limited = this.acquire(g);
+    if (!Array.isArray(limited)) {
+      const l = limited as Exclude<typeof limited, readonly Release[]>;
+      return refused(method, name, l.decision, rateLimitedReply(idJson, l.retryAfterMs, l.limit), 'rate_limited');
+    }
+    let payload: Buffer | undefined;
+    let decision = g.decision;
+    if (msg !== undefined && g.redactArguments.length > 0 && msg.params !== undefined && msg.params.arguments !== undefined) {
+      try {
+        const r = redactJsonValue(msg.params.arguments, this.rt.profile(g.redactArguments));
+        if (r.total > 0) {
+          msg.params.arguments = r.value;
+          payload = Buffer.from(JSON.stringify(msg), 'utf8');
+          this.rt.metrics.redacted(r.counts);
+          decision = { ...decision, reason: `${decision.reason}; redacted in arguments: ${countsText(r.counts)}` };
+        }
+      } catch (err) {
+        for (const r of limited) r();
+        if (!(err instanceof GuardError)) throw err;
+        return refused(method, name, { allow: false, reason: 'arguments nested too deeply to examine for secrets' }, unexaminableResultReply(idJson), 'redaction_failed');
+      }
+    }
+    this.pending.set(key, { kind: Req.TOOLS_CALL, cursor: false, releases: limited.length === 0 ? undefined : limited, redact: g.redactResults });
+    return { ok: true, method, name, decision, record: true, payload };
+  }
+
+  private limitAndTrack(method: string, name: string, g: CallGuard, key: RequestKey, idJson: string, kind: Req): Admission {
+    const limited = this.acquire(g);
+    if (!Array.isArray(limited)) {
+      const l = limited as Exclude<typeof limited, readonly Release[]>;
+      return refused(method, name, l.decision, rateLimitedReply(idJson, l.retryAfterMs, l.limit), 'rate_limited');
+    }
+    this.pending.set(key, { kind, cursor: false, releases: limited.length === 0 ? undefined : limited, redact: g.redactResults });
+    return { ok: true, method, name, decision: g.decision, record: true, payload: undefined };
+  }
+
+  /** acquire takes a slot of every rate limit covering the call, or refuses (releasing what it took). */
+  private acquire(g: CallGuard): readonly Release[] | { decision: Decision; retryAfterMs: number; limit: 'rate' | 'concurrent' } {
+    if (g.rates.length === 0) return NO_RELEASES;
+    const taken: Release[] = [];
+    for (const rate of g.rates) {
+      const d = this.rt.limiter.acquire(this.agentId, rate);
+      if (!d.ok) {
+        for (const r of taken) r();
+        const what = d.limit === 'rate' ? `${rate.calls} calls per ${rate.perMs} ms` : `${rate.concurrent} calls in flight`;
+        return {
+          decision: { allow: false, ruleId: rate.id, reason: `rate limit of rule "${rate.id}" (${what}) reached; retry after ${d.retryAfterMs} ms` },
+          retryAfterMs: d.retryAfterMs,
+          limit: d.limit,
+        };
+      }
+      taken.push(d.release);
+    }
+    return taken;
+  }
+
+  private completion(buf: Buffer, shape: MessageShape, idJson: string): Admission {
+    const method = 'completion/complete';
+    const params = shape.params.type === JsonType.OBJECT ? (JSON.parse(spanRaw(buf, shape.params)) as Record<string, unknown>) : {};
+    const ref = isPlainObject(params.ref) ? params.ref : {};
+    if (ref.type === 'ref/prompt' && typeof ref.name === 'string') {
+      const d = this.scope_.prompt(ref.name);
+      return d.allow ? { ok: true, method, name: ref.name, decision: d, record: true, payload: undefined } : refused(method, ref.name, d, promptDeniedReply(idJson), 'prompt_denied');
+    }
+    if (ref.type === 'ref/resource' && typeof ref.uri === 'string') {
+      const d = this.scope_.template(ref.uri);
+      return d.allow ? { ok: true, method, name: ref.uri, decision: d, record: true, payload: undefined } : refused(method, ref.uri, d, resourceDeniedReply(idJson), 'resource_denied');
+    }
+    return invalid(method, invalidNameReply(idJson, 'ref'));
+  }
+
+  // ---------------------------------------------------------------- responses
+
+  /** tracks reports whether a response to `key` needs {@link response}. */
+  tracks(key: RequestKey): boolean {
+    return this.pending.has(key);
+  }
+
+  /**
+   * response handles the server's response to a tracked request (`buf`, already scanned): list
+   * results are filtered (pinning first, then policy), call results redacted; rate-limit slots are
+   * released. Returns what to send the agent and what was redacted.
+   */
+  response(key: RequestKey, buf: Buffer, shape: MessageShape): Forwarded {
+    const p = this.pending.get(key);
+    if (p === undefined) return { payload: buf, redactions: undefined };
+    this.pending.delete(key);
+    if (p.releases !== undefined) for (const r of p.releases) r();
+    if (shape.result.type !== JsonType.OBJECT) return { payload: buf, redactions: undefined };
+    switch (p.kind) {
+      case Req.TOOLS_LIST:
+        return { payload: this.filterTools(buf, p.cursor), redactions: undefined };
+      case Req.RESOURCES_LIST:
+        return { payload: this.filterList(buf, 'resources', 'uri', p.cursor), redactions: undefined };
+      case Req.TEMPLATES_LIST:
+        return { payload: this.filterList(buf, 'resourceTemplates', 'uriTemplate', p.cursor), redactions: undefined };
+      case Req.PROMPTS_LIST:
+        return { payload: this.filterList(buf, 'prompts', 'name', p.cursor), redactions: undefined };
+      default:
+        return p.redact.length === 0 ? { payload: buf, redactions: undefined } : this.redactResult(key, buf, p.redact);
+    }
+  }
+
+  private redactResult(key: RequestKey, buf: Buffer, profiles: readonly string[]): Forwarded {
+    const msg = JSON.parse(buf.toString('utf8')) as { result: unknown };
+    try {
+      const r = redactJsonValue(msg.result, this.rt.profile(profiles));
+      if (r.total === 0) return { payload: buf, redactions: undefined };
+      msg.result = r.value;
+      this.rt.metrics.redacted(r.counts);
+      return { payload: JSON.stringify(msg), redactions: r.counts };
+    } catch (err) {
+      if (!(err instanceof GuardError)) throw err;
+      this.rt.metrics.denied.redaction_failed++;
+      return { payload: unexaminableResultReply(keyJson(key)), redactions: undefined };
+    }
+  }
+
+  private filterTools(buf: Buffer, cursor: boolean): string {
+    const msg = JSON.parse(buf.toString('utf8')) as { result: Record<string, unknown> };
+    const raw = Array.isArray(msg.result.tools) ? (msg.result.tools as unknown[]) : [];
+    const mode = this.rt.pins.modeFor(this.scope_.snapshot.servers.get(this.server));
+    let visible: Record<string, unknown>[];
+    if (mode === undefined) {
+      visible = raw.filter((t): t is Record<string, unknown> => isPlainObject(t) && typeof t.name === 'string');
+    } else {
+      const ev = this.rt.pins.store.evaluateToolList(this.server, raw, mode);
+      visible = ev.visible.filter((t): t is Record<string, unknown> => isPlainObject(t));
+      if (ev.events.length > 0) {
+        this.rt.pins.record(ev.events, this.host.connectorId);
+        // Other sessions of this server may still show a tool that just drifted: let them re-list.
+        if (ev.events.some((e) => e.type === 'drift')) this.rt.notifyServer(this.server, 'tools', this);
+      }
+    }
+    if (!cursor || this.building === undefined) this.building = { tools: [], names: new Set() };
+    const b = this.building;
+    for (const t of visible) {
+      // Bounded: a server paging forever cannot grow the session's state (tools past the bound are not callable).
+      if (b.names.size >= MAX_LISTED) break;
+      b.names.add(t.name as string);
+      if (b.tools.length < 2048) b.tools.push(toInventoryTool(t));
+    }
+    if (typeof msg.result.nextCursor !== 'string') {
+      this.shown = b.names;
+      this.toolNames = [...b.names];
+      this.rt.inventory.set(this.server, b.tools);
+      this.building = undefined;
+    } else {
+      // While paging, calls to tools on pages already seen pass.
+      for (const n of b.names) this.shown.add(n);
+    }
+    msg.result.tools = visible.filter((t) => this.scope_.tool(t.name as string).allow);
+    return JSON.stringify(msg);
+  }
+
+  private filterList(buf: Buffer, field: 'resources' | 'resourceTemplates' | 'prompts', key: 'uri' | 'uriTemplate' | 'name', cursor: boolean): string {
+    const msg = JSON.parse(buf.toString('utf8')) as { result: Record<string, unknown> };
+    const raw = Array.isArray(msg.result[field]) ? (msg.result[field] as unknown[]) : [];
+    const items = raw.filter((t): t is Record<string, unknown> => isPlainObject(t) && typeof t[key] === 'string');
+    const names = items.map((t) => t[key] as string);
+    const prior = field === 'resources' ? this.resourceUris : field === 'prompts' ? this.promptNames : this.templates;
+    const all = cursor && prior !== undefined ? [...prior, ...names].slice(0, MAX_LISTED) : names.slice(0, MAX_LISTED);
+    if (field === 'resources') this.resourceUris = all;
+    else if (field === 'prompts') this.promptNames = all;
+    else this.templates = all;
+    msg.result[field] = items.filter((t) => this.visible(field, t[key] as string, this.scope_));
+    return JSON.stringify(msg);
+  }
+
+  private visible(field: 'tools' | 'resources' | 'resourceTemplates' | 'prompts', name: string, scope: PolicyScope): boolean {
+    if (field === 'tools') return scope.tool(name).allow;
+    if (field === 'resources') return scope.resource(name).allow;
+    if (field === 'resourceTemplates') return scope.template(name).allow;
+    return scope.prompt(name).allow;
+  }
+
+  /** settle releases what a request holds when it will get no response through {@link response} (cancelled, refused by the audit gate). */
+  settle(key: RequestKey): void {
+    const p = this.pending.get(key);
+    if (p === undefined) return;
+    this.pending.delete(key);
+    if (p.releases !== undefined) for (const r of p.releases) r();
+  }
+
+  /** end releases everything and unregisters the session (it ended). */
+  end(): void {
+    for (const p of this.pending.values()) if (p.releases !== undefined) for (const r of p.releases) r();
+    this.pending.clear();
+    this.rt.remove(this);
+  }
+
+  // ---------------------------------------------------------------- policy changes
+
+  /**
+   * refresh rebuilds the scope from the policy in force and returns the session decision (a
+   * revoked certificate serial refuses it too). When the session stays allowed, the agent is told
+   * about every list whose visible part changed.
+   */
+  refresh(): Decision {
+    const previous = this.scope_;
+    const next = new PolicyScope(this.rt.policy.current, this.agent.id, this.server);
+    this.scope_ = next;
+    const revoked = revocationDecision(next.snapshot, this.agent.id, this.agent.certSerial);
+    if (revoked !== undefined) return revoked;
+    if (!next.session.allow) return next.session;
+    if (this.changed('tools', this.toolNames, previous, next)) this.listChanged('tools');
+    if (this.changed('resources', this.resourceUris, previous, next) || this.changed('resourceTemplates', this.templates, previous, next)) {
+      this.listChanged('resources');
+    }
+    if (this.changed('prompts', this.promptNames, previous, next)) this.listChanged('prompts');
+    return next.session;
+  }
+
+  private changed(field: 'tools' | 'resources' | 'resourceTemplates' | 'prompts', names: readonly string[] | undefined, a: PolicyScope, b: PolicyScope): boolean {
+    if (names === undefined) return false;
+    for (const n of names) if (this.visible(field, n, a) !== this.visible(field, n, b)) return true;
+    return false;
+  }
+
+  /** policyChanged re-checks the session against the policy in force; closes it (4401 / 4403) when refused. */
+  policyChanged(): void {
+    const d = this.refresh();
+    if (d.allow) return;
+    if (d.revoked) this.host.close(CloseCode.IDENTITY_REVOKED, 'identity revoked');
+    else this.host.close(CloseCode.FORBIDDEN, 'access to this server was withdrawn by policy');
+  }
+
+  /** revoke closes the session with 4401 (its identity was revoked). */
+  revoke(): void {
+    this.host.close(CloseCode.IDENTITY_REVOKED, 'identity revoked');
+  }
+
+  /** listChanged tells the agent that a list changed, if it ever received that list. */
+  listChanged(what: keyof typeof LIST_CHANGED): void {
+    const listed = what === 'tools' ? this.toolNames : what === 'prompts' ? this.promptNames : (this.resourceUris ?? this.templates);
+    if (listed === undefined) return;
+    this.host.notify(LIST_CHANGED[what]);
+  }
+}
+
+const LIST_DECISION: Decision = Object.freeze({ allow: true, reason: 'list requests pass; their results are filtered' });
+
+function hasCursor(paramsJson: string): boolean {
+  const p = JSON.parse(paramsJson) as Record<string, unknown>;
+  return p.cursor !== undefined;
+}
+
+function invalid(method: string, reply: string): Admission {
+  return { ok: false, method, name: null, decision: { allow: false, reason: 'malformed params' }, record: false, reply, deny: 'invalid_request' };
+}
+
+function refused(method: string, name: string, decision: Decision, reply: string, deny: DenyReason): Admission {
+  return { ok: false, method, name, decision, record: true, reply, deny };
+}
+
+function countsText(counts: Readonly<RedactionCounts>): string {
+  return Object.entries(counts)
+    .map(([k, v]) => `${v} ${k}`)
+    .join(', ');
+}
