@@ -4,6 +4,7 @@
 import { benchPki, printPki } from './pki.mjs';
 import { benchTunnel, printTunnel } from './tunnel.mjs';
 import { benchGuard, printGuard } from './guard.mjs';
+import { benchPolicy, printPolicy } from './policy.mjs';
 import { benchAudit, printAudit } from './audit.mjs';
 import { benchRelayAudit, printRelayAudit } from './audit-relay.mjs';
 
@@ -11,6 +12,8 @@ const quick = process.argv.includes('--quick');
 console.log(`Switchboard benchmark — node ${process.version}, ${new Date().toISOString()}${quick ? ' (quick)' : ''}\n`);
 printPki(await benchPki({ quick }));
 printTunnel(await benchTunnel({ quick }));
+console.log('');
+printPolicy(await benchPolicy({ quick }));
 console.log('');
 printGuard(await benchGuard({ quick }));
 console.log('');

@@ -102,8 +102,15 @@ describe('through the agent SDK', () => {
     expect(denied.message.replace('write_file', 'NAME')).toBe(unknown.message.replace('no_such_tool', 'NAME'));
     await expect(stat(target)).rejects.toMatchObject({ code: 'ENOENT' });
     await f.close();
-    const audit = await readFile(w.auditPath, 'utf8');
-    expect(audit).toContain('"write_file"');
+    // Deny records are appended with the next batch (a few ms): poll, bounded.
+    let audit = '';
+    for (let i = 0; i < 50 && !audit.includes('"write_file"'); i++) {
+      audit = await readFile(w.auditPath, 'utf8');
+      if (!audit.includes('"write_file"')) await new Promise((r) => setTimeout(r, 100));
+    }
+    const deny = audit.split('\n').filter(Boolean).map((l) => JSON.parse(l)).find((r) => r.type === 'request' && r.name === 'write_file');
+    // No rule allows write_file here: default deny, no deciding rule.
+    expect(deny).toMatchObject({ decision: 'deny', ruleId: null, method: 'tools/call' });
   });
 
   it('colliding request ids across two agents stay isolated', async () => {

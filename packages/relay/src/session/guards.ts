@@ -8,7 +8,6 @@ import { checkArguments, PolicyScope, revocationDecision, type CallGuard } from 
 import type { Decision } from '../policy/document.js';
 import type { PeerIdentity } from './agent-session.js';
 import type { GuardRuntime } from './guard-runtime.js';
-import { toInventoryTool, type InventoryTool } from './inventory.js';
 import { Methods, keyJson, methodIs, type RequestKey } from './jsonrpc.js';
 import {
   LIST_CHANGED,
@@ -20,6 +19,7 @@ import {
   unexaminableResultReply,
 } from './policy-replies.js';
 import { invalidParamsReply, unknownToolReply } from './replies.js';
+import { SessionLists, type ListKind } from './session-lists.js';
 
 /**
  * Request kinds the session tracks until their response: what to do with the response (filter a
@@ -105,8 +105,6 @@ interface Pending {
 }
 
 const NO_RELEASES: readonly Release[] = Object.freeze([]);
-/** MAX_LISTED bounds the names a session remembers per list (across pages). */
-const MAX_LISTED = 10_000;
 const NO_PROFILES: readonly string[] = Object.freeze([]);
 const LIST_PENDING: Record<number, Pending> = {};
 for (const k of [Req.TOOLS_LIST, Req.RESOURCES_LIST, Req.TEMPLATES_LIST, Req.PROMPTS_LIST]) {
@@ -129,13 +127,7 @@ export class SessionGuard {
   private readonly agentId: string;
   private scope_: PolicyScope;
   private readonly pending = new Map<RequestKey, Pending>();
-  /** shown holds the tools this session was shown (after pinning), as of its last complete list. */
-  private shown = new Set<string>();
-  private building: { tools: InventoryTool[]; names: Set<string> } | undefined;
-  private toolNames: readonly string[] | undefined;
-  private resourceUris: readonly string[] | undefined;
-  private templates: readonly string[] | undefined;
-  private promptNames: readonly string[] | undefined;
+  private readonly lists: SessionLists;
 
   constructor(rt: GuardRuntime, host: GuardHost, scope: PolicyScope) {
     this.rt = rt;
@@ -144,6 +136,7 @@ export class SessionGuard {
     this.agent = host.agent;
     this.agentId = host.agent.id.toString();
     this.scope_ = scope;
+    this.lists = new SessionLists(rt, host.server, host.connectorId);
   }
 
   /** scope is the policy as this session sees it now. */
@@ -215,8 +208,8 @@ export class SessionGuard {
     const unknown = (): string => unknownToolReply(this.host.unknownToolStyle, idJson, name);
     if (!g.decision.allow) return refused(method, name, g.decision, unknown(), 'tool_denied');
     const mode = this.rt.pins.modeFor(this.scope_.snapshot.servers.get(this.server));
-    if (mode !== undefined && !(this.shown.has(name) && this.rt.pins.store.isCallable(this.server, name, mode))) {
-      const why = this.shown.has(name)
+    if (mode !== undefined && !(this.lists.shown(name) && this.rt.pins.store.isCallable(this.server, name, mode))) {
+      const why = this.lists.shown(name)
         ? `its definition differs from the pin or awaits approval (${mode} pinning)`
         : 'it was not in a tools/list this session received (pinning checks definitions there)';
       return refused(method, name, { allow: false, reason: `tool "${name}" is hidden: ${why}` }, unknown(), 'tool_unpinned');
@@ -320,13 +313,13 @@ export class SessionGuard {
     if (shape.result.type !== JsonType.OBJECT) return { payload: buf, redactions: undefined };
     switch (p.kind) {
       case Req.TOOLS_LIST:
-        return { payload: this.filterTools(buf, p.cursor), redactions: undefined };
+        return { payload: this.lists.filterTools(buf, p.cursor, this.scope_, () => this.rt.notifyServer(this.server, 'tools', this)), redactions: undefined };
       case Req.RESOURCES_LIST:
-        return { payload: this.filterList(buf, 'resources', 'uri', p.cursor), redactions: undefined };
+        return { payload: this.lists.filterList(buf, 'resources', p.cursor, this.scope_), redactions: undefined };
       case Req.TEMPLATES_LIST:
-        return { payload: this.filterList(buf, 'resourceTemplates', 'uriTemplate', p.cursor), redactions: undefined };
+        return { payload: this.lists.filterList(buf, 'resourceTemplates', p.cursor, this.scope_), redactions: undefined };
       case Req.PROMPTS_LIST:
-        return { payload: this.filterList(buf, 'prompts', 'name', p.cursor), redactions: undefined };
+        return { payload: this.lists.filterList(buf, 'prompts', p.cursor, this.scope_), redactions: undefined };
       default:
         return p.redact.length === 0 ? { payload: buf, redactions: undefined } : this.redactResult(key, buf, p.redact);
     }
@@ -345,64 +338,6 @@ export class SessionGuard {
       this.rt.metrics.denied.redaction_failed++;
       return { payload: unexaminableResultReply(keyJson(key)), redactions: undefined };
     }
-  }
-
-  private filterTools(buf: Buffer, cursor: boolean): string {
-    const msg = JSON.parse(buf.toString('utf8')) as { result: Record<string, unknown> };
-    const raw = Array.isArray(msg.result.tools) ? (msg.result.tools as unknown[]) : [];
-    const mode = this.rt.pins.modeFor(this.scope_.snapshot.servers.get(this.server));
-    let visible: Record<string, unknown>[];
-    if (mode === undefined) {
-      visible = raw.filter((t): t is Record<string, unknown> => isPlainObject(t) && typeof t.name === 'string');
-    } else {
-      const ev = this.rt.pins.store.evaluateToolList(this.server, raw, mode);
-      visible = ev.visible.filter((t): t is Record<string, unknown> => isPlainObject(t));
-      if (ev.events.length > 0) {
-        this.rt.pins.record(ev.events, this.host.connectorId);
-        // Other sessions of this server may still show a tool that just drifted: let them re-list.
-        if (ev.events.some((e) => e.type === 'drift')) this.rt.notifyServer(this.server, 'tools', this);
-      }
-    }
-    if (!cursor || this.building === undefined) this.building = { tools: [], names: new Set() };
-    const b = this.building;
-    for (const t of visible) {
-      // Bounded: a server paging forever cannot grow the session's state (tools past the bound are not callable).
-      if (b.names.size >= MAX_LISTED) break;
-      b.names.add(t.name as string);
-      if (b.tools.length < 2048) b.tools.push(toInventoryTool(t));
-    }
-    if (typeof msg.result.nextCursor !== 'string') {
-      this.shown = b.names;
-      this.toolNames = [...b.names];
-      this.rt.inventory.set(this.server, b.tools);
-      this.building = undefined;
-    } else {
-      // While paging, calls to tools on pages already seen pass.
-      for (const n of b.names) this.shown.add(n);
-    }
-    msg.result.tools = visible.filter((t) => this.scope_.tool(t.name as string).allow);
-    return JSON.stringify(msg);
-  }
-
-  private filterList(buf: Buffer, field: 'resources' | 'resourceTemplates' | 'prompts', key: 'uri' | 'uriTemplate' | 'name', cursor: boolean): string {
-    const msg = JSON.parse(buf.toString('utf8')) as { result: Record<string, unknown> };
-    const raw = Array.isArray(msg.result[field]) ? (msg.result[field] as unknown[]) : [];
-    const items = raw.filter((t): t is Record<string, unknown> => isPlainObject(t) && typeof t[key] === 'string');
-    const names = items.map((t) => t[key] as string);
-    const prior = field === 'resources' ? this.resourceUris : field === 'prompts' ? this.promptNames : this.templates;
-    const all = cursor && prior !== undefined ? [...prior, ...names].slice(0, MAX_LISTED) : names.slice(0, MAX_LISTED);
-    if (field === 'resources') this.resourceUris = all;
-    else if (field === 'prompts') this.promptNames = all;
-    else this.templates = all;
-    msg.result[field] = items.filter((t) => this.visible(field, t[key] as string, this.scope_));
-    return JSON.stringify(msg);
-  }
-
-  private visible(field: 'tools' | 'resources' | 'resourceTemplates' | 'prompts', name: string, scope: PolicyScope): boolean {
-    if (field === 'tools') return scope.tool(name).allow;
-    if (field === 'resources') return scope.resource(name).allow;
-    if (field === 'resourceTemplates') return scope.template(name).allow;
-    return scope.prompt(name).allow;
   }
 
   /** settle releases what a request holds when it will get no response through {@link response} (cancelled, refused by the audit gate). */
@@ -434,18 +369,8 @@ export class SessionGuard {
     const revoked = revocationDecision(next.snapshot, this.agent.id, this.agent.certSerial);
     if (revoked !== undefined) return revoked;
     if (!next.session.allow) return next.session;
-    if (this.changed('tools', this.toolNames, previous, next)) this.listChanged('tools');
-    if (this.changed('resources', this.resourceUris, previous, next) || this.changed('resourceTemplates', this.templates, previous, next)) {
-      this.listChanged('resources');
-    }
-    if (this.changed('prompts', this.promptNames, previous, next)) this.listChanged('prompts');
+    for (const what of this.lists.changes(previous, next)) this.listChanged(what);
     return next.session;
-  }
-
-  private changed(field: 'tools' | 'resources' | 'resourceTemplates' | 'prompts', names: readonly string[] | undefined, a: PolicyScope, b: PolicyScope): boolean {
-    if (names === undefined) return false;
-    for (const n of names) if (this.visible(field, n, a) !== this.visible(field, n, b)) return true;
-    return false;
   }
 
   /** policyChanged re-checks the session against the policy in force; closes it (4401 / 4403) when refused. */
@@ -462,10 +387,8 @@ export class SessionGuard {
   }
 
   /** listChanged tells the agent that a list changed, if it ever received that list. */
-  listChanged(what: keyof typeof LIST_CHANGED): void {
-    const listed = what === 'tools' ? this.toolNames : what === 'prompts' ? this.promptNames : (this.resourceUris ?? this.templates);
-    if (listed === undefined) return;
-    this.host.notify(LIST_CHANGED[what]);
+  listChanged(what: ListKind): void {
+    if (this.lists.listed(what)) this.host.notify(LIST_CHANGED[what]);
   }
 }
 
