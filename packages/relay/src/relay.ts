@@ -1,3 +1,4 @@
+import { CurrentBundle, IdentityReloader, tlsOptionsOf } from './listener/identity-reload.js';
 import { once } from 'node:events';
 import type { Server as HttpServer } from 'node:http';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
@@ -128,6 +129,8 @@ export class Relay {
   private readonly ticker: NodeJS.Timeout;
   private readonly unsubscribe: () => void;
   private watcher: PolicyFileWatcher | undefined;
+  /** @internal identityReloader swaps the TLS context when the identity files rotate. */
+  identityReloader: IdentityReloader | undefined;
   private readonly state: { closing: boolean; idle?: () => void };
   private closed: Promise<void> | undefined;
 
@@ -246,6 +249,7 @@ export class Relay {
     this.state.closing = true;
     this.unsubscribe();
     this.watcher?.close();
+    this.identityReloader?.close();
     log.info({ drainMs, sessions: this.ctx.metrics.sessionsOpen }, 'relay shutting down');
     const serverClosed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     for (const link of this.links) link.goAway();
@@ -380,11 +384,7 @@ export async function startRelay(options: RelayOptions, deps: StartRelayDeps = {
 
   // One secure context for every connection (built here, once); TLS 1.3 tickets give resumption.
   const server = createHttpsServer({
-    key: identity.svid.privateKeyPem(),
-    cert: identity.svid.certificatesPem(),
-    ca: identity.bundle.toPem(),
-    minVersion: 'TLSv1.3',
-    maxVersion: 'TLSv1.3',
+    ...tlsOptionsOf(identity),
     requestCert: true,
     rejectUnauthorized: true,
     handshakeTimeout: 10_000,
@@ -411,7 +411,8 @@ export async function startRelay(options: RelayOptions, deps: StartRelayDeps = {
     res.writeHead(status, { connection: 'close', 'content-type': 'text/plain; charset=utf-8' });
     res.end(ws ? 'this endpoint speaks WebSocket only\n' : 'no such endpoint\n');
   });
-  const auth = new PeerAuthenticator(new BundleSet([identity.bundle]), deps.now ? { now: deps.now } : {});
+  const bundle = new CurrentBundle(identity.bundle);
+  const auth = new PeerAuthenticator(bundle, deps.now ? { now: deps.now } : {});
   const router = new UpgradeRouter(ctx, auth, {
     closing: () => state.closing,
     linkStarted: (link) => links.add(link),
@@ -447,6 +448,14 @@ export async function startRelay(options: RelayOptions, deps: StartRelayDeps = {
   logger.info({ url, adminUrl, relay: identity.svid.id.toString() }, 'relay listening');
   const relay = new Relay({ url, port, adminUrl, ctx, server, admin, links, sockets, ownsAudit, state });
   if (options.watchPolicy !== false && store.sourcePath !== undefined) relay.startWatch(store.sourcePath);
+  if (typeof options.identity === 'string') {
+    // A rotated SVID (or bundle) reaches new connections without a restart.
+    relay.identityReloader = new IdentityReloader(options.identity, identity, (next) => {
+      server.setSecureContext(tlsOptionsOf(next));
+      bundle.set(next.bundle);
+    }, logger);
+    relay.identityReloader.start();
+  }
   return relay;
 }
 
