@@ -1,6 +1,6 @@
 import { loadIdentityFiles, SpiffeId, TrustBundle, X509Svid, type Identity } from '@switchboard/pki';
 import { CertificateRejectedError, IdentityError } from './errors.js';
-import { RelayTls } from './internal/relay-tls.js';
+import { RelayTls } from '@switchboard/protocol';
 
 /**
  * AgentIdentity is an agent's X509-SVID and trust bundle, ready to dial relays. The TLS secure
@@ -81,7 +81,11 @@ export class AgentIdentity {
     const key = relayId?.toString() ?? '';
     let tls = this.tls.get(key);
     if (!tls) {
-      tls = new RelayTls(this.identity, { relayId, resumption: this.resumption });
+      tls = new RelayTls(this.identity, {
+        relayId,
+        resumption: this.resumption,
+        untrusted: (message, cause) => new CertificateRejectedError('relay-untrusted', `the relay's certificate is not acceptable: ${message}`, cause === undefined ? {} : { cause }),
+      });
       this.tls.set(key, tls);
     }
     return tls;

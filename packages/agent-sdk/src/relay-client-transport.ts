@@ -8,7 +8,7 @@ import WebSocket from 'ws';
 import { AccessDeniedError, AgentError, HandshakeError, NoConnectorError, NotConnectedError, SessionClosedError } from './errors.js';
 import { AgentIdentity, resolveRelayId } from './identity.js';
 import { dialError } from './internal/dial-errors.js';
-import type { RelayTls } from './internal/relay-tls.js';
+import type { RelayTls } from '@switchboard/protocol';
 
 /** MAX_INBOUND_MESSAGE_BYTES bounds one server → agent message (the relay's limit: 16 MiB). */
 export const MAX_INBOUND_MESSAGE_BYTES = 16 * 1024 * 1024;

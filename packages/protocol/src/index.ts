@@ -13,3 +13,5 @@ export {
 } from './link-frames.js';
 export type { Frame, HelloPayload, WelcomePayload, OpenPayload, ClosePayload } from './link-frames.js';
 export { CloseCode, RpcErrorCode } from './codes.js';
+export { RelayTls } from './relay-tls.js';
+export type { UntrustedRelay } from './relay-tls.js';

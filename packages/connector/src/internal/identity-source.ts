@@ -2,7 +2,8 @@ import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { IDENTITY_FILES, loadIdentityFiles, type Identity, type SpiffeId } from '@switchboard/pki';
 import { IdentityError, IdentityExpiredError } from '../errors.js';
-import { RelayTls } from './relay-tls.js';
+import { RelayTls } from '@switchboard/protocol';
+import { RelayUntrustedError } from '../errors.js';
 
 /**
  * IdentitySource hands each dial the current {@link RelayTls}. Built from a directory, it re-reads
@@ -51,7 +52,11 @@ export class IdentitySource {
         `relayId ${this.relayId.toString()} is outside our trust domain ${identity.svid.id.trustDomain.name}; the bundle can only authenticate relays of our own trust domain`,
       );
     }
-    return new RelayTls(identity, { relayId: this.relayId, resumption: this.resumption });
+    return new RelayTls(identity, {
+      relayId: this.relayId,
+      resumption: this.resumption,
+      untrusted: (message, cause) => new RelayUntrustedError(message, cause === undefined ? {} : { cause }),
+    });
   }
 
   private async fileStamp(dir: string): Promise<string> {

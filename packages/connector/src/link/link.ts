@@ -26,7 +26,7 @@ import {
   ProtocolError,
   ProtocolVersionError,
 } from '../errors.js';
-import type { RelayTls } from '../internal/relay-tls.js';
+import type { RelayTls } from '@switchboard/protocol';
 import type { Logger } from '../logger.js';
 import { CONNECTOR_VERSION } from '../version.js';
 import { dialError } from './dial-errors.js';

@@ -1,14 +1,14 @@
-// Kept in step with packages/connector/src/internal/relay-tls.ts: the agent SDK must not depend on
-// the connector, and pki opens no sockets. Only the error type differs.
 import { X509Certificate } from 'node:crypto';
 import { isIP } from 'node:net';
 import { connect, createSecureContext, type ConnectionOptions, type DetailedPeerCertificate, type PeerCertificate, type SecureContext, type TLSSocket } from 'node:tls';
 import { BundleSet, validateX509Svid, type Identity, type SpiffeId } from '@switchboard/pki';
-import { CertificateRejectedError } from '../errors.js';
 
 const MAX_CHAIN = 8;
 /** How long to hold the upgrade request for the relay's verdict on our certificate when it sends no session ticket. */
 const VERDICT_WAIT_MS = 250;
+
+/** UntrustedRelay makes the error a caller reports when the relay's certificate is not acceptable. */
+export type UntrustedRelay = (message: string, cause?: unknown) => Error;
 
 /**
  * RelayTls is the client side of mutual TLS to a relay for one identity: a secure context built
@@ -22,12 +22,14 @@ export class RelayTls {
   private readonly bundles: BundleSet;
   private readonly relayId: SpiffeId | undefined;
   private readonly resumption: boolean;
+  private readonly untrusted: UntrustedRelay;
   private readonly sessions = new Map<string, { session: Buffer; until: number }>();
   // Relays (host|port) that accepted this certificate once: later connections skip the verdict wait.
   private readonly accepted = new Set<string>();
 
-  constructor(identity: Identity, options: { relayId?: SpiffeId | undefined; resumption?: boolean } = {}) {
+  constructor(identity: Identity, options: { relayId?: SpiffeId | undefined; resumption?: boolean; untrusted: UntrustedRelay }) {
     this.identity = identity;
+    this.untrusted = options.untrusted;
     this.relayId = options.relayId;
     this.resumption = options.resumption ?? true;
     this.bundles = new BundleSet([identity.bundle]);
@@ -45,13 +47,13 @@ export class RelayTls {
       const chain = peerChain(cert as DetailedPeerCertificate);
       const { id } = validateX509Svid(chain, this.bundles);
       if (this.relayId) {
-        if (!id.equals(this.relayId)) return untrusted(`the relay presented ${id.toString()}, expected ${this.relayId.toString()}`);
+        if (!id.equals(this.relayId)) return this.untrusted(`relay presented ${id.toString()}, expected ${this.relayId.toString()}`);
       } else if (!id.memberOf(this.identity.svid.id.trustDomain)) {
-        return untrusted(`the relay presented ${id.toString()}, outside our trust domain ${this.identity.svid.id.trustDomain.name}`);
+        return this.untrusted(`relay presented ${id.toString()}, outside our trust domain ${this.identity.svid.id.trustDomain.name}`);
       }
       return undefined;
     } catch (err) {
-      return untrusted(`the relay's certificate is not acceptable: ${(err as Error).message}`, err);
+      return this.untrusted(`relay certificate rejected: ${(err as Error).message}`, err);
     }
   };
 
@@ -139,10 +141,6 @@ function holdUntilVerdict(socket: TLSSocket): void {
     else timer = setTimeout(release, VERDICT_WAIT_MS);
   });
   socket.once('close', release);
-}
-
-function untrusted(message: string, cause?: unknown): CertificateRejectedError {
-  return new CertificateRejectedError('relay-untrusted', message, cause === undefined ? {} : { cause });
 }
 
 function uncork(socket: TLSSocket): void {
