@@ -29,7 +29,7 @@ describe('pnpm bench --quick', () => {
   it('prints each section heading', () => {
     expect(out).toContain('## Identity (pki)');
     expect(out).toContain('## Tunnel (issue 4)');
-    expect(out).toMatch(/^\| target \| p50 ms \| p99 ms \| calls\/s @1 \| calls\/s @32 \| setup ms \|$/m);
+    expect(out).toMatch(/^\| target \| p50 ms \| p99 ms \| fresh p50 ms \| calls\/s @1 \| calls\/s 32 in flight \| calls\/s @32 \| setup ms \|$/m);
     expect(out).toContain('Relay RSS per idle agent session');
     expect(out).toContain('Goals (issue 4):');
   });
@@ -41,14 +41,14 @@ describe('pnpm bench --quick', () => {
   it.each(TARGETS)('prints a number in every column for %s', (target) => {
     const line = row(target);
     expect(line, `no row for ${target}`).toBeDefined();
-    const cells = (line as string).split('|').slice(2, 7).map((c) => c.trim());
-    expect(cells).toHaveLength(5);
+    const cells = (line as string).split('|').slice(2, 9).map((c) => c.trim());
+    expect(cells).toHaveLength(7);
     for (const c of cells) expect(c, `${target}: ${line}`).toMatch(NUMBER);
   });
 
   it('prints relay RSS per idle session for 1,000 sessions and judges every goal', () => {
-    const goals = out.slice(out.indexOf('Goals (issue 4):')).split('\n').slice(1, 5);
-    expect(goals).toHaveLength(4);
+    const goals = out.slice(out.indexOf('Goals (issue 4):')).split('\n').slice(1, 10);
+    expect(goals).toHaveLength(9);
     expect(out).toMatch(/N = +1,000: -?\d+(\.\d+)? KiB\/session/);
     for (const g of goals) expect(g).toMatch(/→ (met|NOT met)$/);
   });

@@ -470,6 +470,14 @@ function tick(t: AuditTrail): void {
 
 async function writeAll(fh: AuditFileHandle, buf: Buffer): Promise<void> {
   let off = 0;
+  if (fh.writeSync !== undefined) {
+    while (off < buf.length) {
+      const n = fh.writeSync(buf, off, buf.length - off);
+      if (n <= 0) throw new Error('write made no progress');
+      off += n;
+    }
+    return;
+  }
   while (off < buf.length) {
     const { bytesWritten } = await fh.write(buf, off, buf.length - off, null);
     if (bytesWritten <= 0) throw new Error('write made no progress');

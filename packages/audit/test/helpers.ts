@@ -99,6 +99,13 @@ export class FsProbe implements AuditFs {
         for (const m of Buffer.from(buffer.subarray(offset, offset + r.bytesWritten)).toString('utf8').matchAll(/"seq":(\d+)/g)) written.push(Number(m[1]));
         return r;
       },
+      writeSync(buffer, offset, length) {
+        probe.check('write');
+        probe.writes++;
+        const n = (fh.writeSync as NonNullable<AuditFileHandle['writeSync']>).call(fh, buffer, offset, length);
+        for (const m of Buffer.from(buffer.subarray(offset, offset + n)).toString('utf8').matchAll(/"seq":(\d+)/g)) written.push(Number(m[1]));
+        return n;
+      },
       read: (b, o, l, p) => fh.read(b, o, l, p),
       sync: () => syncThen('sync'),
       datasync: () => syncThen('datasync'),

@@ -51,6 +51,7 @@ export class ControlledAuditFs implements AuditFs {
     const fh = await nodeAuditFs.open(path, flags, mode);
     return {
       write: (b, o, l, p) => fh.write(b, o, l, p),
+      writeSync: (b, o, l) => (fh.writeSync as NonNullable<AuditFileHandle['writeSync']>).call(fh, b, o, l),
       read: (b, o, l, p) => fh.read(b, o, l, p),
       stat: () => fh.stat(),
       truncate: (n) => fh.truncate(n),

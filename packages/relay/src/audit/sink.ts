@@ -9,6 +9,18 @@ import { AuditUnavailableError, type AuditRecordInput } from '@switchboard/audit
 export type RelayAuditDurability = 'strict' | 'batched' | 'off';
 
 /**
+ * LazyAuditRecord is a record, or a function that builds it: a sink may call the function after
+ * `write` returned (once, in order with the other records), so work such as digesting arguments
+ * stays off the message path.
+ */
+export type LazyAuditRecord = AuditRecordInput | (() => AuditRecordInput);
+
+/** buildRecord returns the record a {@link LazyAuditRecord} stands for. */
+export function buildRecord(r: LazyAuditRecord): AuditRecordInput {
+  return typeof r === 'function' ? r() : r;
+}
+
+/**
  * AuditSink is where the relay's audit records go: {@link TrailAuditSink} (the tamper-evident trail
  * of `@switchboard/audit`) in production, {@link MemoryAuditSink} in tests.
  *
@@ -28,8 +40,8 @@ export interface AuditSink {
    * `strict`). Rejects with {@link AuditUnavailableError} when it never will be.
    */
   append(record: AuditRecordInput): Promise<unknown>;
-  /** write records one record without waiting; a failure shows in `available`. */
-  write(record: AuditRecordInput): void;
+  /** write records one record without waiting (it may be built later); a failure shows in `available`. */
+  write(record: LazyAuditRecord): void;
   /** flush resolves once every record written so far is stored. */
   flush(): Promise<void>;
   /** close flushes and releases the sink (the trail writes its final checkpoint); later records are refused. */
@@ -61,8 +73,8 @@ export class MemoryAuditSink implements AuditSink {
     return Promise.resolve();
   }
 
-  write(record: AuditRecordInput): void {
-    if (!this.closed && this.available) this.records.push(record);
+  write(record: LazyAuditRecord): void {
+    if (!this.closed && this.available) this.records.push(buildRecord(record));
   }
 
   async flush(): Promise<void> {}

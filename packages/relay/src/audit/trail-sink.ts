@@ -10,7 +10,7 @@ import {
   type AuditUnavailableError,
 } from '@switchboard/audit';
 import { RelayError } from '../errors.js';
-import type { AuditSink, RelayAuditDurability } from './sink.js';
+import { buildRecord, type AuditSink, type LazyAuditRecord, type RelayAuditDurability } from './sink.js';
 
 /** TrailAuditSinkOptions configure {@link TrailAuditSink.open}; see docs/audit.md. */
 export interface TrailAuditSinkOptions {
@@ -75,10 +75,12 @@ export function wellFormedRecord(record: AuditRecordInput): AuditRecordInput {
  * in JSON Lines, Ed25519 checkpoints, group-committed fsync in `strict` mode, rotation. A write or
  * fsync failure fails it for good (`available` false): the relay then refuses every recorded call.
  *
- * In `strict` mode a record written with `write` (nothing waits on it: responses, session and link
- * events, denials) is held for at most {@link LAZY_WRITE_MS} and appended together with the next
- * `append`, in order: a call then costs one fsync (its request record, with the previous call's
- * response riding along) instead of two.
+ * A record written with `write` (nothing waits on it: responses, session and link events,
+ * denials) is built and chained after the message that caused it has been passed on: in `batched`
+ * and `off` mode at the end of the event-loop turn (hashing, canonical JSON and argument digests
+ * then never delay a forward); in `strict` mode it is held for at most {@link LAZY_WRITE_MS} and
+ * appended together with the next `append`, in order, so a call costs one fsync (its request
+ * record, with the previous call's response riding along) instead of two.
  *
  * @example
  * const sink = await TrailAuditSink.open({ path: './audit.log', durability: 'strict', signingKey });
@@ -93,8 +95,9 @@ export class TrailAuditSink implements AuditSink {
   private closed = false;
   private readonly onRefused: ((err: Error, type: string) => void) | undefined;
   private readonly refusedWrite: (err: unknown) => void;
-  private lazy: AuditRecordInput[] = [];
+  private lazy: LazyAuditRecord[] = [];
   private lazyTimer: NodeJS.Timeout | undefined;
+  private lazyImmediate: NodeJS.Immediate | undefined;
 
   private constructor(trail: AuditTrail, durability: RelayAuditDurability, onRefused: ((err: Error, type: string) => void) | undefined) {
     this.trail = trail;
@@ -166,23 +169,37 @@ export class TrailAuditSink implements AuditSink {
     return this.trail.append(wellFormedRecord(record));
   }
 
-  write(record: AuditRecordInput): void {
-    if (this.durability !== 'strict' || this.closed) {
-      this.trail.append(wellFormedRecord(record)).then(undefined, this.refusedWrite);
+  write(record: LazyAuditRecord): void {
+    if (this.closed) {
+      this.appendHeld(record);
       return;
     }
-    this.lazy.push(wellFormedRecord(record));
+    this.lazy.push(record);
     if (this.lazy.length >= LAZY_MAX) this.drain();
-    else this.lazyTimer ??= setTimeout(drainLazy, LAZY_WRITE_MS, this);
+    else if (this.durability === 'strict') this.lazyTimer ??= setTimeout(drainLazy, LAZY_WRITE_MS, this);
+    else this.lazyImmediate ??= setImmediate(drainLazy, this);
   }
 
   /** @internal drain appends the records held back, in order. */
   drain(): void {
     if (this.lazyTimer !== undefined) clearTimeout(this.lazyTimer);
+    if (this.lazyImmediate !== undefined) clearImmediate(this.lazyImmediate);
     this.lazyTimer = undefined;
+    this.lazyImmediate = undefined;
     const held = this.lazy;
     this.lazy = [];
-    for (const r of held) this.trail.append(r).then(undefined, this.refusedWrite);
+    for (const r of held) this.appendHeld(r);
+  }
+
+  private appendHeld(r: LazyAuditRecord): void {
+    let record: AuditRecordInput;
+    try {
+      record = wellFormedRecord(buildRecord(r));
+    } catch (err) {
+      this.onRefused?.(err as Error, 'write');
+      return;
+    }
+    this.trail.append(record).then(undefined, this.refusedWrite);
   }
 
   flush(): Promise<void> {

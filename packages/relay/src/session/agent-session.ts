@@ -24,7 +24,7 @@ import {
 } from './jsonrpc.js';
 import { SessionFlow } from './flow.js';
 import { Req, SessionGuard, isGoverned } from './guards.js';
-import { SessionAudit, argumentsDigest } from './session-audit.js';
+import { SessionAudit, argsRef } from './session-audit.js';
 import type { ConnectorLink } from './link.js';
 import {
   BATCH_REFUSED,
@@ -272,8 +272,8 @@ export class AgentSession {
       const a = this.guard.admit(data, shape, kind, key);
       // Recorded with the final decision; in strict mode an allowed call waits for `stored`.
       if (a.record) {
-        const digest = kind === Req.TOOLS_CALL ? argumentsDigest(data, shape) : null;
-        stored = this.audit.request('agent-to-server', key, spanRaw(data, shape.id), a.method, a.name, a.decision, digest);
+        const args = kind === Req.TOOLS_CALL ? argsRef(data, shape) : null;
+        stored = this.audit.request('agent-to-server', key, spanRaw(data, shape.id), a.method, a.name, a.decision, args);
       }
       if (!a.ok) {
         this.deny(a.deny);

@@ -16,14 +16,29 @@ export function clip(s: string, max: number): string {
 }
 
 /**
- * argumentsDigest returns the `argsDigest` of the scanned request in `buf`: SHA-256 of the
- * canonical JSON of `params.arguments` ({@link digestArguments}), or null when there are none. The
- * arguments themselves are never kept. A value canonical JSON cannot hold (a lone surrogate, a
- * number beyond double range) is digested as its JSON text instead, marked `json:<hex>`.
+ * ArgsRef points at the `params` object of a request in the buffer it arrived in, so its digest
+ * can be computed after the request has been forwarded (the buffer is never modified).
  */
-export function argumentsDigest(buf: Buffer, shape: MessageShape): string | null {
-  if (shape.params.type !== JsonType.OBJECT) return null;
-  const params = JSON.parse(spanRaw(buf, shape.params)) as Record<string, unknown>;
+export interface ArgsRef {
+  readonly buf: Buffer;
+  readonly start: number;
+  readonly end: number;
+}
+
+/** argsRef returns where `params` sits in the scanned request in `buf`, or null when it is not an object. */
+export function argsRef(buf: Buffer, shape: MessageShape): ArgsRef | null {
+  return shape.params.type === JsonType.OBJECT ? { buf, start: shape.params.start, end: shape.params.end } : null;
+}
+
+/**
+ * argumentsDigest returns the `argsDigest` of a request: SHA-256 of the canonical JSON of
+ * `params.arguments` ({@link digestArguments}), or null when there are none. The arguments
+ * themselves are never kept. A value canonical JSON cannot hold (a lone surrogate, a number beyond
+ * double range) is digested as its JSON text instead, marked `json:<hex>`.
+ */
+export function argumentsDigest(ref: ArgsRef | null): string | null {
+  if (ref === null) return null;
+  const params = JSON.parse(ref.buf.toString('utf8', ref.start, ref.end)) as Record<string, unknown>;
   const args = params.arguments;
   if (args === undefined) return null;
   try {
@@ -91,7 +106,8 @@ export class SessionAudit {
   /**
    * request records one decision on a request. For an allowed agent→server request it also
    * starts waiting for its response, and in `strict` mode returns the append to wait for before
-   * forwarding (undefined otherwise: forward at once).
+   * forwarding (undefined otherwise: forward at once). The arguments' digest is computed when the
+   * record is built: at once for a record the call waits on, otherwise after the forward.
    */
   request(
     direction: AuditRequest['direction'],
@@ -100,7 +116,7 @@ export class SessionAudit {
     method: string,
     name: string | null,
     d: Decision,
-    argsDigest: string | null,
+    args: ArgsRef | null,
   ): Promise<unknown> | undefined {
     const requestId = clip(idRaw, MAX_NAME);
     const clipped = name === null ? null : clip(name, MAX_NAME);
@@ -116,13 +132,21 @@ export class SessionAudit {
       decision: d.allow ? 'allow' : 'deny',
       ruleId: d.ruleId ?? null,
       reason: clip(d.reason, MAX_REASON),
-      argsDigest,
+      argsDigest: null,
     };
     if (d.allow && direction === 'agent-to-server') {
       this.outstanding.set(key, { requestId, method: record.method, name: clipped, t0: performance.now() });
-      if (this.sink.durability === 'strict') return this.sink.append(record);
+      if (this.sink.durability === 'strict') {
+        record.argsDigest = argumentsDigest(args);
+        return this.sink.append(record);
+      }
     }
-    this.sink.write(record);
+    if (args === null) this.sink.write(record);
+    else
+      this.sink.write(() => {
+        record.argsDigest = argumentsDigest(args);
+        return record;
+      });
     return undefined;
   }
 
