@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { canonicalize, canonicalKey } from './canonical-json.js';
 import { AUDIT_RECORD_TYPES, type AuditRecord } from './records.js';
 
@@ -14,7 +14,8 @@ const KNOWN_TYPES = new Set<string>(AUDIT_RECORD_TYPES);
 
 /** sha256Hex returns the SHA-256 of `data` (a string is hashed as UTF-8) in lowercase hex. */
 export function sha256Hex(data: string | Uint8Array): string {
-  return createHash('sha256').update(data).digest('hex');
+  // One-shot hash (Node ≥ 20.12): half the cost of createHash().update().digest() for a record.
+  return hash('sha256', data, 'hex');
 }
 
 /**

@@ -170,6 +170,20 @@ export class AuditTrail {
     return this.admit(record);
   }
 
+  /**
+   * writeSoon starts writing what is queued in the next turn of the event loop, instead of after
+   * `flushIntervalMs` in `batched` mode (for a caller that already held its records for a while).
+   */
+  writeSoon(): void {
+    if (this.running || this.queue.length === 0 || this.failure) return;
+    if (this.scheduled !== undefined && this.durability !== 'batched') return;
+    if (this.scheduled !== undefined) {
+      clearTimeout(this.scheduled as NodeJS.Timeout);
+      clearImmediate(this.scheduled as NodeJS.Immediate);
+    }
+    this.scheduled = setImmediate(kickFrom, this);
+  }
+
   /** checkpoint writes a signed checkpoint now (if a key is set and anything is unsigned) and resolves once it is durable. */
   async checkpoint(): Promise<AuditAppendResult | undefined> {
     if (this.failure) throw this.failure;

@@ -90,3 +90,29 @@ describe('failure: the trail fails closed', () => {
     await t.close().catch(() => undefined);
   });
 });
+
+describe('writeSoon', () => {
+  it('batched: writes and fdatasyncs what is queued in the next turn instead of after flushIntervalMs', async () => {
+    const fs = new FsProbe();
+    const t = await AuditTrail.open({ path: join(await tempDir(), 'audit.log'), fs, durability: 'batched', flushIntervalMs: 60_000 });
+    await t.append(request(0));
+    await t.append(request(1));
+    await new Promise((r) => setImmediate(r));
+    expect(fs.writes).toBe(0); // held for the (long) interval
+    t.writeSoon();
+    t.writeSoon(); // idempotent: still one batch
+    for (let i = 0; i < 50 && fs.datasyncs === 0; i++) await new Promise((r) => setTimeout(r, 2));
+    expect({ writes: fs.writes, datasyncs: fs.datasyncs }).toEqual({ writes: 1, datasyncs: 1 });
+    expect(t.health()).toMatchObject({ lastSeq: 2, durableSeq: 2, pendingBytes: 0 });
+    await t.close();
+  });
+
+  it('does nothing when nothing is queued', async () => {
+    const fs = new FsProbe();
+    const t = await AuditTrail.open({ path: join(await tempDir(), 'audit.log'), fs, durability: 'batched' });
+    t.writeSoon();
+    await new Promise((r) => setTimeout(r, 10));
+    expect(fs.writes).toBe(0);
+    await t.close();
+  });
+});

@@ -58,7 +58,7 @@ export type { PinsOptions } from './session/pin-runtime.js';
 export { MAX_BACKEND_JWT_TTL_SECONDS } from './session/guard-runtime.js';
 export type { CatalogServer } from './listener/catalog.js';
 export { MemoryAuditSink } from './audit/sink.js';
-export type { AuditSink, RelayAuditDurability } from './audit/sink.js';
+export type { AuditSink, LazyAuditRecord, RelayAuditDurability } from './audit/sink.js';
 export { TrailAuditSink } from './audit/trail-sink.js';
 export type { TrailAuditSinkOptions } from './audit/trail-sink.js';
 export type { RelayAuditConfig } from './audit/config.js';

@@ -31,8 +31,8 @@ export interface TrailAuditSinkOptions {
 }
 
 /**
- * LAZY_WRITE_MS bounds how long, in `strict` mode, a record nothing waits on stays with the sink
- * before it is appended (it goes earlier, with the next request record).
+ * LAZY_WRITE_MS bounds how long a record nothing waits on stays with the sink before it is
+ * appended (it goes earlier with the next `append`). Its `time` is when it was chained.
  */
 export const LAZY_WRITE_MS = 5;
 const LAZY_MAX = 256;
@@ -76,11 +76,11 @@ export function wellFormedRecord(record: AuditRecordInput): AuditRecordInput {
  * fsync failure fails it for good (`available` false): the relay then refuses every recorded call.
  *
  * A record written with `write` (nothing waits on it: responses, session and link events,
- * denials) is built and chained after the message that caused it has been passed on: in `batched`
- * and `off` mode at the end of the event-loop turn (hashing, canonical JSON and argument digests
- * then never delay a forward); in `strict` mode it is held for at most {@link LAZY_WRITE_MS} and
- * appended together with the next `append`, in order, so a call costs one fsync (its request
- * record, with the previous call's response riding along) instead of two.
+ * denials) is held for at most {@link LAZY_WRITE_MS}, then built, chained and written with the
+ * others held meanwhile, in order (sooner when an `append` comes, which takes them along). So
+ * hashing, canonical JSON and argument digests never delay a forward, a busy relay writes one
+ * batch per few milliseconds instead of one per message, and in `strict` mode a call costs one
+ * fsync (its request record, with the previous call's response riding along) instead of two.
  *
  * @example
  * const sink = await TrailAuditSink.open({ path: './audit.log', durability: 'strict', signingKey });
@@ -97,7 +97,6 @@ export class TrailAuditSink implements AuditSink {
   private readonly refusedWrite: (err: unknown) => void;
   private lazy: LazyAuditRecord[] = [];
   private lazyTimer: NodeJS.Timeout | undefined;
-  private lazyImmediate: NodeJS.Immediate | undefined;
 
   private constructor(trail: AuditTrail, durability: RelayAuditDurability, onRefused: ((err: Error, type: string) => void) | undefined) {
     this.trail = trail;
@@ -176,19 +175,19 @@ export class TrailAuditSink implements AuditSink {
     }
     this.lazy.push(record);
     if (this.lazy.length >= LAZY_MAX) this.drain();
-    else if (this.durability === 'strict') this.lazyTimer ??= setTimeout(drainLazy, LAZY_WRITE_MS, this);
-    else this.lazyImmediate ??= setImmediate(drainLazy, this);
+    else this.lazyTimer ??= setTimeout(drainLazy, LAZY_WRITE_MS, this);
   }
 
-  /** @internal drain appends the records held back, in order. */
+  /** @internal drain appends the records held back, in order, and has the trail write them now. */
   drain(): void {
     if (this.lazyTimer !== undefined) clearTimeout(this.lazyTimer);
-    if (this.lazyImmediate !== undefined) clearImmediate(this.lazyImmediate);
     this.lazyTimer = undefined;
-    this.lazyImmediate = undefined;
     const held = this.lazy;
+    if (held.length === 0) return;
     this.lazy = [];
     for (const r of held) this.appendHeld(r);
+    // They waited already: `batched` must not add its flush interval on top.
+    this.trail.writeSoon();
   }
 
   private appendHeld(r: LazyAuditRecord): void {
