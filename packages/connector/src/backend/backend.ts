@@ -30,6 +30,12 @@ export interface BackendSession {
   start(): Promise<void>;
   /** send hands one message to the backend; `bytes` is its wire size, reported back via `written`. */
   send(message: JSONRPCMessage, bytes: number): void;
+  /**
+   * sendRaw, where the transport allows it, hands one message as the bytes the relay sent (one
+   * JSON object, already strictly parsed by the relay) and returns true; false means "use send".
+   * Its size is reported back via `written` like `send`'s.
+   */
+  sendRaw?(data: Buffer): boolean;
   /** pause stops reading the backend's output where the transport allows it (stdio). */
   pause(): void;
   /** resume undoes {@link BackendSession.pause}. */

@@ -13,6 +13,7 @@ import { JsonRpcLineBuffer } from './json-rpc-lines.js';
 /** MAX_BACKEND_MESSAGE_BYTES bounds one server → agent message (protocol limit: 16 MiB). */
 export const MAX_BACKEND_MESSAGE_BYTES = 16 * 1024 * 1024;
 const MAX_STDERR_LINE = 4096;
+const NEWLINE = Buffer.from('\n');
 const STDERR_TAIL_LINES = 5;
 
 /**
@@ -84,6 +85,26 @@ export class StdioBackend implements BackendSession {
   send(message: JSONRPCMessage, bytes: number): void {
     this.sizes.push(bytes);
     this.transport.send(message).then(this.onSent, this.onSendFailed);
+  }
+
+  /**
+   * sendRaw writes the relay's bytes and a newline to the server's stdin, as the SDK's `send` would
+   * write its re-serialisation of them (same stream, same order, credit back once written or
+   * drained), without a JSON.parse and JSON.stringify per message. A message that starts with
+   * anything but `{` or holds a CR or LF byte (whitespace between tokens, which would break the
+   * newline framing) goes through `send` instead.
+   */
+  sendRaw(data: Buffer): boolean {
+    const stdin = this.child?.stdin;
+    if (!stdin || stdin.destroyed || data[0] !== 0x7b || data.includes(0x0a) || data.includes(0x0d)) return false;
+    this.sizes.push(data.length);
+    stdin.cork();
+    stdin.write(data);
+    const flowing = stdin.write(NEWLINE);
+    stdin.uncork();
+    if (flowing) queueMicrotask(this.onSent);
+    else stdin.once('drain', this.onSent);
+    return true;
   }
 
   pause(): void {

@@ -93,6 +93,8 @@ export class Session implements BackendSink {
   }
 
   private deliver(data: Buffer): void {
+    const backend = this.backend as BackendSession;
+    if (backend.sendRaw !== undefined && backend.sendRaw(data)) return;
     let message: JSONRPCMessage;
     try {
       message = JSON.parse(data.toString('utf8')) as JSONRPCMessage;
@@ -102,7 +104,7 @@ export class Session implements BackendSink {
       this.written(data.length);
       return;
     }
-    (this.backend as BackendSession).send(message, data.length);
+    backend.send(message, data.length);
   }
 
   /** window handles a WINDOW frame: more output credit, which flushes buffered output. */

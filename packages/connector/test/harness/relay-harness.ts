@@ -139,8 +139,8 @@ export class HarnessLink {
   open(sessionId: number, server: string, agent = 'spiffe://example.org/agent/a'): void {
     this.send(encodeControl(FrameType.OPEN, sessionId, { server, agent }));
   }
-  data(sessionId: number, message: object): number {
-    const json = JSON.stringify(message);
+  data(sessionId: number, message: object | string): number {
+    const json = typeof message === 'string' ? message : JSON.stringify(message);
     this.send(encodeData(sessionId, json));
     return Buffer.byteLength(json);
   }

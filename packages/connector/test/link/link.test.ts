@@ -122,6 +122,19 @@ describe('sessions over the link', () => {
     expect(logs.entries.filter((e) => e.msg === 'backend transport error' && e.obj.sessionId === 3)).toHaveLength(4);
   });
 
+  it('passes compact messages to a stdio server as the bytes received, and re-frames one with line breaks between tokens as one line', async () => {
+    const { harness } = await started();
+    await openSession(harness, 1);
+    const link = await harness.link(1);
+    // Compact (the raw path) and pretty-printed (CR/LF between tokens: parsed and re-serialised).
+    link.data(1, '{"jsonrpc":"2.0","id":"c","method":"tools/call","params":{"name":"echo","arguments":{"text":"compact é"}}}');
+    link.data(1, JSON.stringify({ ...call(0, 'echo', { text: 'pretty' }), id: 'p' }, null, 2).replaceAll('\n', '\r\n'));
+    link.data(1, '  {"jsonrpc":"2.0","id":"w","method":"tools/call","params":{"name":"echo","arguments":{"text":"leading space"}}}');
+    expect(text(await link.json(1, (m) => m.id === 'c'))).toBe('compact é');
+    expect(text(await link.json(1, (m) => m.id === 'p'))).toBe('pretty');
+    expect(text(await link.json(1, (m) => m.id === 'w'))).toBe('leading space');
+  });
+
   it('CLOSE from the relay kills the backend process', async () => {
     const { harness } = await started();
     await openSession(harness, 1);
