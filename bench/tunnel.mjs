@@ -11,7 +11,7 @@
 // Then the relay's RSS per idle agent session (raw wss clients, a Streamable-HTTP backend so idle
 // sessions spawn nothing). Every spawned process is killed at the end; every loop is bounded.
 import { spawn, spawnSync } from 'node:child_process';
-import { once } from 'node:events';
+import { once, setMaxListeners } from 'node:events';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
@@ -387,6 +387,11 @@ async function closeClients(clients) {
 async function sdkClient(transport) {
   const client = new Client({ name: 'switchboard-bench', version: '1.0.0' });
   await client.connect(transport, { timeout: 15_000 });
+  // StreamableHTTPClientTransport: every fetch adds an abort listener to the transport's one
+  // signal, dropped only when the request is garbage-collected; thousands of calls would print a
+  // "possible memory leak" warning per call (the connector's HTTP backend does the same).
+  const signal = transport._abortController?.signal;
+  if (signal) setMaxListeners(0, signal);
   return client;
 }
 

@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import { StreamableHTTPClientTransport, StreamableHTTPError } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { JSONRPCMessage, RequestId } from '@modelcontextprotocol/sdk/types.js';
 import type { OpenPayload } from '@switchboard/protocol';
@@ -35,6 +36,13 @@ export class HttpBackend implements BackendSession {
 
   async start(): Promise<void> {
     await this.transport.start();
+    // Every request the transport makes adds an abort listener to its one AbortSignal, which fetch
+    // (undici) removes only when the request is garbage-collected. A busy session passes Node's
+    // default of 1,500 without leaking and would print a "possible memory leak" warning per
+    // request; the count is bounded by what the GC has not yet collected, so lift the limit for
+    // this signal only.
+    const signal = (this.transport as unknown as { _abortController?: AbortController })._abortController?.signal;
+    if (signal) setMaxListeners(0, signal);
   }
 
   send(message: JSONRPCMessage, bytes: number): void {

@@ -6,9 +6,10 @@ import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/
 import { CallToolRequestSchema, ListToolsRequestSchema } from '@modelcontextprotocol/sdk/types.js';
 import { CloseCode, encodeControl, FrameType, type Frame } from '@switchboard/protocol';
 import { afterEach, describe, expect, it } from 'vitest';
+import { HttpBackend } from '../../src/backend/http-backend.js';
 import { parseConnectorConfig, startConnector } from '../../src/index.js';
 import { until } from '../harness/relay-harness.js';
-import { call, INIT, INITIALIZED, setup } from '../harness/setup.js';
+import { call, INIT, INITIALIZED, memoryLogger, setup } from '../harness/setup.js';
 
 const cleanup: (() => Promise<void>)[] = [];
 afterEach(async () => {
@@ -55,6 +56,38 @@ async function httpMcpServer(): Promise<HttpMcp> {
 }
 
 describe('Streamable-HTTP backend', () => {
+  it('a busy session does not trip the "possible EventTarget memory leak" warning: its abort signal has no listener cap', async () => {
+    const mcp = await httpMcpServer();
+    const got: unknown[] = [];
+    const backend = new HttpBackend(
+      { url: mcp.url, headers: {} } as never,
+      { agent: 'spiffe://example.org/agent/a', server: 'tickets' } as never,
+      { message: (m) => void got.push(m), written: () => undefined, ended: () => undefined },
+      memoryLogger(),
+    );
+    cleanup.push(() => backend.close());
+    await backend.start();
+    // fetch adds one abort listener per request to this signal and drops it only when the request
+    // is garbage-collected; with Node's default cap (1,500) a busy session printed a warning per call.
+    const signal = (backend as unknown as { transport: { _abortController?: AbortController } }).transport._abortController?.signal;
+    expect(signal).toBeDefined();
+    const warnings: string[] = [];
+    const onWarning = (w: Error): void => void warnings.push(w.name);
+    process.on('warning', onWarning);
+    const noop = (): void => undefined;
+    const listeners = Array.from({ length: 2000 }, () => () => noop());
+    try {
+      for (const l of listeners) (signal as AbortSignal).addEventListener('abort', l);
+      await new Promise((r) => setTimeout(r, 20));
+    } finally {
+      for (const l of listeners) (signal as AbortSignal).removeEventListener('abort', l);
+      process.off('warning', onWarning);
+    }
+    expect(warnings).toEqual([]);
+    backend.send(INIT as never, 1);
+    await until(() => got.length === 1, 5000, 'initialize result');
+  });
+
   it('one MCP session per agent session: initialize, tools/call, protocol version header, JWT-SVID, DELETE on close', async () => {
     const mcp = await httpMcpServer();
     const { harness, identity } = await setup();
