@@ -56,6 +56,35 @@ export function encodeRecord(fields: Record<string, unknown>): EncodedRecord {
   return { line: `{${parts.join(',')}}`, hash };
 }
 
+/**
+ * encodeChained is {@link encodeRecord} of `fields` plus the chain fields `seq`, `time` and `prev`,
+ * without building the merged object first (the trail's hot path; same bytes, same hash).
+ * `time` and `prev` must be plain ASCII without `"` or `\\` (an ISO 8601 time, a hex hash).
+ */
+export function encodeChained(fields: Record<string, unknown>, seq: number, time: string, prev: string): EncodedRecord {
+  const keys = Object.keys(fields);
+  keys.push('prev', 'seq', 'time');
+  keys.sort();
+  let pre = '';
+  let post = '';
+  for (const k of keys) {
+    let part: string;
+    if (k === 'seq') part = `"seq":${seq}`;
+    else if (k === 'time') part = `"time":"${time}"`;
+    else if (k === 'prev') part = `"prev":"${prev}"`;
+    else {
+      const v = fields[k];
+      if (v === undefined || k === 'hash') continue;
+      part = canonicalKey(k) + canonicalize(v);
+    }
+    if (k < 'hash') pre = pre === '' ? part : `${pre},${part}`;
+    else post = post === '' ? part : `${post},${part}`;
+  }
+  const hash = sha256Hex(pre === '' || post === '' ? `{${pre}${post}}` : `{${pre},${post}}`);
+  const h = `"hash":"${hash}"`;
+  return { line: `{${pre === '' ? '' : `${pre},`}${h}${post === '' ? '' : `,${post}`}}`, hash };
+}
+
 /** LineCheck is what {@link checkLine} finds in one stored line. */
 export type LineCheck =
   | { ok: true; record: AuditRecord }

@@ -1,5 +1,5 @@
 import { dirname } from 'node:path';
-import { assertAppendable, encodeRecord } from './chain.js';
+import { assertAppendable, encodeChained } from './chain.js';
 import { AuditError, AuditUnavailableError } from './errors.js';
 import { checkpointFileName, rotatedFileName } from './files.js';
 import type { AuditFileHandle, AuditFs } from './fs-layer.js';
@@ -87,6 +87,9 @@ export class AuditTrail {
   private readonly waiters: Waiter[] = [];
   private running: Promise<void> | undefined;
   private scheduled: NodeJS.Immediate | NodeJS.Timeout | undefined;
+  // The ISO 8601 `time` of the last record, cached for records in the same millisecond.
+  private isoMs = NaN;
+  private iso = '';
   private unsynced = false;
   private failure: AuditUnavailableError | undefined;
   private closing = false;
@@ -297,7 +300,11 @@ export class AuditTrail {
 
   private enqueue(fields: Record<string, unknown>, nowMs: number): Item {
     const seq = this.lastSeq + 1;
-    const { line, hash } = encodeRecord({ ...fields, seq, time: new Date(nowMs).toISOString(), prev: this.lastHash });
+    if (nowMs !== this.isoMs) {
+      this.isoMs = nowMs;
+      this.iso = new Date(nowMs).toISOString();
+    }
+    const { line, hash } = encodeChained(fields, seq, this.iso, this.lastHash);
     const data = `${line}\n`;
     const bytes = Buffer.byteLength(data);
     this.lastSeq = seq;

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { canonicalize, checkLine, digestArguments, encodeRecord, GENESIS_HASH, sha256Hex } from '../src/index.js';
+import { encodeChained } from '../src/chain.js';
 
 describe('record hash rule', () => {
   const fields = { type: 'policy.reload', accepted: true, file: 'p.yaml', fileHash: null, error: null, seq: 1, time: '2025-01-01T00:00:00.000Z', prev: GENESIS_HASH };
@@ -36,5 +37,23 @@ describe('record hash rule', () => {
     expect(digestArguments({ a: 'é', b: [1, 2] })).toBe(digestArguments({ b: [1, 2], a: 'é' }));
     expect(digestArguments({})).toBe(sha256Hex('{}'));
     expect(() => digestArguments({ x: NaN })).toThrow(TypeError);
+  });
+});
+
+describe('encodeChained', () => {
+  const prev = 'ab'.repeat(32);
+  const time = '2026-11-25T07:00:00.123Z';
+  const cases: Array<Record<string, unknown>> = [
+    {},
+    { type: 'request', sessionId: 'l1/2', server: 'crm', agent: 'spiffe://example.org/agent/a', direction: 'agent-to-server', requestId: '7', method: 'tools/call', name: 'get', decision: 'allow', ruleId: null, reason: 'ok', argsDigest: null },
+    { type: 'response', status: 'ok', latencyMs: 0.125, bytes: 12, redactions: { aws: 1, card: 2 }, errorCode: undefined, name: 'é ünï "q" \\ \n' },
+    { a: 1, hash0: true, h: [1, 'two', { z: null, y: -0 }], zeta: 'last', A: 'upper' },
+    { zz: 'only after hash' },
+    { aa: 'only before hash' },
+  ];
+  it.each(cases.map((c, i) => [i, c] as const))('case %i gives the bytes and hash of encodeRecord with the chain fields merged in', (_i, fields) => {
+    for (const seq of [1, 42, 9_007_199_254_740_991]) {
+      expect(encodeChained(fields, seq, time, prev)).toEqual(encodeRecord({ ...fields, seq, time, prev }));
+    }
   });
 });
