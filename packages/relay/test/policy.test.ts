@@ -14,6 +14,7 @@ import {
 } from '../src/policy/decide.js';
 import type { PolicyDocument, ServerRequestKind } from '../src/policy/document.js';
 import { PolicyStore, loadPolicyFile, parsePolicyText } from '../src/policy/store.js';
+import { SpiffeId } from '@switchboard/pki';
 
 const TD = 'spiffe://example.org';
 
@@ -283,6 +284,27 @@ rules:
 
   it('loadPolicyFile reports a missing file as RELAY_ERR_POLICY', async () => {
     await expect(loadPolicyFile(join(dir, 'missing.yaml'))).rejects.toMatchObject({ code: 'RELAY_ERR_POLICY', message: /ENOENT/ });
+  });
+
+  it('scope is shared per agent and server under one snapshot, and rebuilt for a new snapshot', () => {
+    const store = new PolicyStore(compilePolicy(DOC));
+    const alice = SpiffeId.parse(`${TD}/agent/support/alice`);
+    const a1 = store.scope(alice, 'crm');
+    // The same agent (another object for the same ID) on the same server: the same scope.
+    expect(store.scope(SpiffeId.parse(`${TD}/agent/support/alice`), 'crm')).toBe(a1);
+    expect(store.scope(alice, 'tickets')).not.toBe(a1);
+    expect(store.scope(SpiffeId.parse(`${TD}/agent/support/bob`), 'crm')).not.toBe(a1);
+    expect(a1.snapshot).toBe(store.current);
+    expect(a1.tool('get_order').allow).toBe(true);
+    expect(a1.tool('delete_order').allow).toBe(false);
+    const next = compilePolicy({ ...DOC, rules: DOC.rules.filter((r) => r.id !== 'support-reads-crm') });
+    store.swap(next);
+    const a2 = store.scope(alice, 'crm');
+    expect(a2).not.toBe(a1);
+    expect(a2.snapshot).toBe(next);
+    expect(a2.session.allow).toBe(false);
+    // The old scope still answers for the old snapshot.
+    expect(a1.tool('get_order').allow).toBe(true);
   });
 
   it('a store built from a document has nothing to reload', async () => {

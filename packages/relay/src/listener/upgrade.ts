@@ -6,7 +6,7 @@ import { AGENT_SUBPROTOCOL, CloseCode, LINK_SUBPROTOCOL } from '@switchboard/pro
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { UpgradeRefusal } from '../metrics.js';
 import { SERVER_NAME_PATTERN } from '../policy/compile.js';
-import { PolicyScope, isConnector, revocationDecision } from '../policy/decide.js';
+import { isConnector, revocationDecision } from '../policy/decide.js';
 import { AgentSession, type PeerIdentity } from '../session/agent-session.js';
 import type { RelayContext } from '../session/context.js';
 import { ConnectorLink } from '../session/link.js';
@@ -100,7 +100,7 @@ export class UpgradeRouter {
       this.refuse(req, socket, path, 400, 'bad_subprotocol', `the WebSocket subprotocol must be "${AGENT_SUBPROTOCOL}"`, peer);
       return;
     }
-    const scope = new PolicyScope(this.ctx.policy.current, peer.id, server);
+    const scope = this.ctx.policy.scope(peer.id, server);
     if (!scope.session.allow) {
       // An undeclared server and a forbidden one get the same answer on purpose.
       this.refuse(req, socket, path, 403, 'forbidden', 'this identity may not use this server', peer, scope.session.reason);

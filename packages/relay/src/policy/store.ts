@@ -2,7 +2,12 @@ import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { PolicyError, RelayError } from '../errors.js';
 import { YamlSyntaxError, parseYaml } from '../internal/yaml-file.js';
+import type { SpiffeId } from '@switchboard/pki';
 import { compilePolicy, type PolicySnapshot } from './compile.js';
+import { PolicyScope } from './decide.js';
+
+/** SCOPES_MAX bounds the shared scopes kept for the snapshot in force (cleared when full). */
+const SCOPES_MAX = 4096;
 
 /**
  * loadPolicyFile reads and compiles `policy.yaml`. Errors name the file, line and key path:
@@ -61,6 +66,8 @@ export class PolicyStore {
   private reloading: Promise<PolicyReloadResult> | undefined;
   private validators: PolicyValidator[] = [];
   private readHash: string | undefined;
+  private scopes = new Map<string, PolicyScope>();
+  private scopesOf: PolicySnapshot | undefined;
 
   /** Creates a store holding `initial`; `path`, when given, is what {@link reload} re-reads. */
   constructor(initial: PolicySnapshot, path?: string) {
@@ -76,6 +83,30 @@ export class PolicyStore {
   /** current is the snapshot in force. */
   get current(): PolicySnapshot {
     return this.snapshot;
+  }
+
+  /**
+   * scope returns the {@link PolicyScope} of `agent` on `server` under the snapshot in force,
+   * shared by every session of that agent on that server: a scope depends on nothing else, is
+   * immutable apart from its decision caches, and sharing it means the rules are selected and each
+   * name decided once per agent and server instead of once per session (and an idle session holds
+   * no scope of its own). A new snapshot starts a new set of scopes.
+   */
+  scope(agent: SpiffeId, server: string): PolicyScope {
+    const snapshot = this.snapshot;
+    if (this.scopesOf !== snapshot) {
+      this.scopes = new Map();
+      this.scopesOf = snapshot;
+    }
+    // Server names never hold a newline (SERVER_NAME_PATTERN), so the key is unambiguous.
+    const key = `${server}\n${agent.toString()}`;
+    let scope = this.scopes.get(key);
+    if (scope === undefined) {
+      scope = new PolicyScope(snapshot, agent, server);
+      if (this.scopes.size >= SCOPES_MAX) this.scopes.clear();
+      this.scopes.set(key, scope);
+    }
+    return scope;
   }
 
   /**

@@ -4,7 +4,7 @@ import type { UnknownToolReply } from '../config.js';
 import { isPlainObject } from '../internal/schema.js';
 import { JsonType, spanRaw, spanString, type MessageShape } from '../internal/strict-json.js';
 import type { DenyReason } from '../metrics.js';
-import { checkArguments, PolicyScope, revocationDecision, type CallGuard } from '../policy/decide.js';
+import { checkArguments, revocationDecision, type CallGuard, type PolicyScope } from '../policy/decide.js';
 import type { Decision } from '../policy/document.js';
 import type { PeerIdentity } from './agent-session.js';
 import type { GuardRuntime } from './guard-runtime.js';
@@ -364,7 +364,7 @@ export class SessionGuard {
    */
   refresh(): Decision {
     const previous = this.scope_;
-    const next = new PolicyScope(this.rt.policy.current, this.agent.id, this.server);
+    const next = this.rt.policy.scope(this.agent.id, this.server);
     this.scope_ = next;
     const revoked = revocationDecision(next.snapshot, this.agent.id, this.agent.certSerial);
     if (revoked !== undefined) return revoked;
