@@ -40,20 +40,7 @@ export interface EncodedRecord {
  * canonical line holding them and the hash. Each value is serialized once.
  */
 export function encodeRecord(fields: Record<string, unknown>): EncodedRecord {
-  const keys = Object.keys(fields).sort();
-  const parts: string[] = [];
-  let at = -1;
-  for (const k of keys) {
-    if (k === 'hash') continue;
-    const v = fields[k];
-    if (v === undefined) continue;
-    if (at < 0 && k > 'hash') at = parts.length;
-    parts.push(canonicalKey(k) + canonicalize(v));
-  }
-  if (at < 0) at = parts.length;
-  const hash = sha256Hex(`{${parts.join(',')}}`);
-  parts.splice(at, 0, `"hash":"${hash}"`);
-  return { line: `{${parts.join(',')}}`, hash };
+  return encodeSorted(Object.keys(fields).sort(), fields);
 }
 
 /**
@@ -64,14 +51,19 @@ export function encodeRecord(fields: Record<string, unknown>): EncodedRecord {
 export function encodeChained(fields: Record<string, unknown>, seq: number, time: string, prev: string): EncodedRecord {
   const keys = Object.keys(fields);
   keys.push('prev', 'seq', 'time');
-  keys.sort();
-  let pre = '';
-  let post = '';
+  return encodeSorted(keys.sort(), fields, seq, time, prev);
+}
+
+// encodeSorted writes the fields named by `keys` (sorted) in canonical form — `seq`, `time` and
+// `prev` from the arguments when given — hashes them, and inserts `hash` at its sorted place.
+function encodeSorted(keys: string[], fields: Record<string, unknown>, seq?: number, time?: string, prev?: string): EncodedRecord {
+  let pre = ''; // the fields that sort before "hash"
+  let post = ''; // and after it
   for (const k of keys) {
     let part: string;
-    if (k === 'seq') part = `"seq":${seq}`;
-    else if (k === 'time') part = `"time":"${time}"`;
-    else if (k === 'prev') part = `"prev":"${prev}"`;
+    if (k === 'seq' && seq !== undefined) part = `"seq":${seq}`;
+    else if (k === 'time' && time !== undefined) part = `"time":"${time}"`;
+    else if (k === 'prev' && prev !== undefined) part = `"prev":"${prev}"`;
     else {
       const v = fields[k];
       if (v === undefined || k === 'hash') continue;
