@@ -209,6 +209,30 @@ describe('switchboard relay (runRelay)', () => {
     expect(await readFile(join(dir, 'cli-audit.log'), 'utf8')).toContain('"type":"policy.reload"');
   });
 
+  it('a SIGTERM while the relay is starting stops it cleanly once it is up (exit 0, audit closed)', async () => {
+    const path = join(dir, 'relay.yaml');
+    await writeFile(path, config());
+    const signals = new EventEmitter();
+    let started = false;
+    let stderr = '';
+    const running = runRelay(
+      { config: path },
+      {
+        stderr: { write: (s: string) => (stderr += s) },
+        signals: signals as unknown as Parameters<typeof runRelay>[1]['signals'],
+        onStarted: () => void (started = true),
+      },
+    );
+    // Before the handlers went in first, this signal found no listener and was lost.
+    expect(signals.listenerCount('SIGTERM')).toBe(1);
+    signals.emit('SIGTERM');
+    expect(await within(running, 10_000, 'runRelay')).toBe(0);
+    expect({ started, stderr }).toEqual({ started: false, stderr: '' });
+    expect(signals.listenerCount('SIGTERM') + signals.listenerCount('SIGHUP')).toBe(0);
+    // The relay did come up (its trail starts with the policy in force) before it was stopped.
+    expect(await readFile(join(dir, 'cli-audit.log'), 'utf8')).toContain('"type":"policy.reload"');
+  });
+
   it.each<[string, string, RegExp]>([
     ['an unknown key', config('listn: x\n'), /^RELAY_ERR_CONFIG: config: .*relay\.yaml:5:1: listn: unknown key/],
     ['an invalid policy', config().replace('./policy.yaml', './bad-policy.yaml'), /^RELAY_ERR_POLICY: policy: /],

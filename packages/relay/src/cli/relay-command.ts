@@ -35,11 +35,39 @@ const INPUT_ERRORS: ReadonlySet<RelayErrorCode> = new Set(['RELAY_ERR_CONFIG', '
  */
 export async function runRelay(opts: RunRelayOptions, deps: RunRelayDeps): Promise<number> {
   const signals: SignalSource = deps.signals ?? process;
-  let relay: Relay;
+  // Handlers go in before anything starts: a SIGTERM while the relay starts up (or the moment it
+  // logs "relay listening") must drain and exit 0, not hit the default action and kill it.
+  let relay: Relay | undefined;
+  let stopRequested = false;
+  let finish: (code: number) => void = () => undefined;
+  const done = new Promise<number>((resolve) => (finish = resolve));
+  const stop = (): void => {
+    signals.off('SIGTERM', stop);
+    signals.off('SIGINT', stop);
+    signals.off('SIGHUP', reload);
+    stopRequested = true;
+    if (relay === undefined) return; // still starting: stopped right after it is up
+    relay.close().then(
+      () => finish(0),
+      (err: unknown) => {
+        deps.stderr.write(`RELAY_ERR_RUNTIME: shutdown failed: ${(err as Error).message ?? String(err)}\n`);
+        finish(1);
+      },
+    );
+  };
+  const reload = (): void => {
+    if (relay !== undefined) void relay.reloadPolicy();
+  };
+  signals.on('SIGTERM', stop);
+  signals.on('SIGINT', stop);
+  signals.on('SIGHUP', reload);
   try {
     const config = await loadRelayConfig(opts.config);
     relay = await startRelay(config, deps.logger ? { logger: deps.logger } : {});
   } catch (err) {
+    signals.off('SIGTERM', stop);
+    signals.off('SIGINT', stop);
+    signals.off('SIGHUP', reload);
     if (isRelayError(err)) {
       deps.stderr.write(`${err.code}: ${err.message}\n`);
       return INPUT_ERRORS.has(err.code) ? 2 : 1;
@@ -47,28 +75,8 @@ export async function runRelay(opts: RunRelayOptions, deps: RunRelayDeps): Promi
     deps.stderr.write(`RELAY_ERR_RUNTIME: ${(err as Error).message ?? String(err)}\n`);
     return 1;
   }
-  const done = new Promise<number>((resolve) => {
-    const stop = (): void => {
-      signals.off('SIGTERM', stop);
-      signals.off('SIGINT', stop);
-      signals.off('SIGHUP', reload);
-      relay.close().then(
-        () => resolve(0),
-        (err: unknown) => {
-          deps.stderr.write(`RELAY_ERR_RUNTIME: shutdown failed: ${(err as Error).message ?? String(err)}\n`);
-          resolve(1);
-        },
-      );
-    };
-    const reload = (): void => {
-      void relay.reloadPolicy();
-    };
-    signals.on('SIGTERM', stop);
-    signals.on('SIGINT', stop);
-    signals.on('SIGHUP', reload);
-  });
-  // Signal handlers are in place before anyone learns the relay is up.
-  deps.onStarted?.(relay);
+  if (stopRequested) stop();
+  else deps.onStarted?.(relay);
   return done;
 }
 
