@@ -36,35 +36,42 @@ export interface RunConnectorDeps {
  * clean shutdown, 2 for an invalid config, 1 for a runtime failure (printed as `code: message`).
  */
 export async function runConnector(opts: ConnectorCommandOptions, deps: RunConnectorDeps): Promise<number> {
-  let config: ConnectorConfig;
-  try {
-    config = await loadConnectorConfig(opts.config);
-  } catch (err) {
-    printError(deps.stderr, err);
-    return 2;
-  }
-  const logger =
-    deps.logger ??
-    (pino(
-      { level: opts.logLevel ?? 'info', base: undefined, redact: { paths: ['jwtSvid', '*.jwtSvid', 'authorization', '*.authorization'], censor: '[redacted]' } },
-      pino.destination(2),
-    ) as unknown as Logger);
-  let connector: Connector;
-  try {
-    connector = await startConnector(config, { logger, ...deps.startOptions });
-  } catch (err) {
-    printError(deps.stderr, err);
-    return err instanceof ConnectorError && err.code === 'CONNECTOR_ERR_CONFIG_INVALID' ? 2 : 1;
-  }
-  deps.onStarted?.(connector);
+  // Handlers go in before anything starts: a SIGTERM during startup (or the moment the connector
+  // logs "connector started") must drain and exit 0, not hit the default action and kill it.
   const signals = deps.signals ?? process;
+  let logger: Logger | undefined;
+  let connector: Connector | undefined;
+  let stopRequested = false;
   const onSignal = (): void => {
-    logger.info({}, 'signal received; draining');
-    void connector.close();
+    logger?.info({}, 'signal received; draining');
+    stopRequested = true;
+    if (connector !== undefined) void connector.close();
   };
   signals.on('SIGTERM', onSignal);
   signals.on('SIGINT', onSignal);
   try {
+    let config: ConnectorConfig;
+    try {
+      config = await loadConnectorConfig(opts.config);
+    } catch (err) {
+      printError(deps.stderr, err);
+      return 2;
+    }
+    if (stopRequested) return 0; // stopped before anything started
+    logger =
+      deps.logger ??
+      (pino(
+        { level: opts.logLevel ?? 'info', base: undefined, redact: { paths: ['jwtSvid', '*.jwtSvid', 'authorization', '*.authorization'], censor: '[redacted]' } },
+        pino.destination(2),
+      ) as unknown as Logger);
+    try {
+      connector = await startConnector(config, { logger, ...deps.startOptions });
+    } catch (err) {
+      printError(deps.stderr, err);
+      return err instanceof ConnectorError && err.code === 'CONNECTOR_ERR_CONFIG_INVALID' ? 2 : 1;
+    }
+    if (stopRequested) void connector.close();
+    else deps.onStarted?.(connector);
     await connector.wait();
     return 0;
   } catch (err) {

@@ -73,6 +73,23 @@ describe('runConnector', () => {
     expect(await exit).toBe(0);
     expect(signals.listenerCount('SIGTERM')).toBe(0);
   });
+
+  it('a SIGTERM while it is starting up stops it cleanly: exit 0, nothing started', async () => {
+    const { harness, ca } = await setup();
+    cleanup.push(() => harness.close());
+    const dir = await mkdtemp(join(tmpdir(), 'sb-ids-'));
+    await ca.writeIdentity(dir, await ca.issue(CONNECTOR_ID));
+    const path = await configFile(`relays: [${harness.url}]\nidentity: ${dir}\nservers:\n  crm: { command: ${process.execPath}, args: [${ECHO_SERVER}] }\n`);
+    const signals = new EventEmitter();
+    let started = false;
+    const exit = runConnector({ config: path }, { stderr: stderr(), logger: memoryLogger(), signals: signals as unknown as SignalSource, onStarted: () => void (started = true) });
+    // Before the handlers went in first, this signal found no listener and was lost.
+    expect(signals.listenerCount('SIGTERM')).toBe(1);
+    signals.emit('SIGTERM');
+    expect(await exit).toBe(0);
+    expect(started).toBe(false);
+    expect(signals.listenerCount('SIGTERM') + signals.listenerCount('SIGINT')).toBe(0);
+  });
 });
 
 describe('connectorCommand', () => {
