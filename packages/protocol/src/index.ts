@@ -14,4 +14,6 @@ export {
 export type { Frame, HelloPayload, WelcomePayload, OpenPayload, ClosePayload } from './link-frames.js';
 export { CloseCode, RpcErrorCode } from './codes.js';
 export { RelayTls } from './relay-tls.js';
+export { classifyDialFailure } from './dial-failure.js';
+export type { DialFailure } from './dial-failure.js';
 export type { UntrustedRelay } from './relay-tls.js';
