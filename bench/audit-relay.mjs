@@ -5,20 +5,13 @@
 // and strict, all in one run. The three tunnels run side by side and are measured in interleaved
 // slices, so load from other jobs on the machine falls on each mode alike. Goal: strict keeps
 // ≥ 50 % of the audit-off calls/s at 32 sessions. Every spawned process is killed at the end.
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
-import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { pathToFileURL } from 'node:url';
+import { CLI, freePort, killAllGroups, ms, now, oneLine, quantile, serverCommand, startProcess, stopProcess, waitForPort, withTimeout } from './lib/processes.mjs';
 
-const BENCH = dirname(fileURLToPath(import.meta.url));
-const ROOT = resolve(BENCH, '..');
-const FIXTURE = join(ROOT, 'test/fixtures/stdio-crash-server.mjs');
-const CLI = join(ROOT, 'packages/cli/bin/switchboard.js');
 const MODES = ['off', 'batched', 'strict'];
 const TD = 'example.org';
 const AGENT_ID = `spiffe://${TD}/agent/bench`;
@@ -26,115 +19,7 @@ const CONNECTOR_ID = `spiffe://${TD}/connector/bench`;
 const CALL_TIMEOUT_MS = 10_000;
 const MAX_CALLS_PER_SESSION = 2_000_000;
 const GOAL = 0.5;
-
-const now = () => process.hrtime.bigint();
-const ms = (ns) => Number(ns) / 1e6;
-const oneLine = (err) => String(err?.message ?? err).split('\n')[0].slice(0, 300);
-
-async function withTimeout(promise, timeoutMs, what) {
-  let timer;
-  try {
-    return await Promise.race([
-      promise,
-      new Promise((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`${what}: no answer within ${timeoutMs} ms`)), timeoutMs);
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-// ---- processes (each leads its own group, so killing the group ends its MCP servers too) ----
-
-const groups = new Set();
-process.on('exit', () => {
-  for (const g of groups) killGroup(g, 'SIGKILL');
-});
-
-function killGroup(pgid, signal) {
-  try {
-    process.kill(-pgid, signal);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function startProcess(name, args) {
-  const child = spawn(process.execPath, args, { cwd: ROOT, env: { ...process.env, LOG_LEVEL: 'warn' }, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
-  groups.add(child.pid);
-  const proc = { name, pid: child.pid, tail: '', exited: null };
-  const keep = (c) => (proc.tail = (proc.tail + c.toString()).slice(-2000));
-  child.stdout.on('data', keep);
-  child.stderr.on('data', keep);
-  child.on('exit', (code, signal) => (proc.exited = { code, signal }));
-  return proc;
-}
-
-async function stopProcess(proc) {
-  if (!proc) return;
-  if (killGroup(proc.pid, 'SIGTERM')) {
-    const deadline = Date.now() + 3000;
-    while (Date.now() < deadline && killGroup(proc.pid, 0)) await sleep(50);
-    killGroup(proc.pid, 'SIGKILL');
-  }
-  groups.delete(proc.pid);
-}
-
-async function freePort() {
-  const srv = net.createServer().listen(0, '127.0.0.1');
-  await once(srv, 'listening');
-  const { port } = srv.address();
-  await new Promise((r) => srv.close(r));
-  return port;
-}
-
-async function waitForPort(port, proc) {
-  const deadline = Date.now() + 20_000;
-  while (Date.now() < deadline) {
-    if (proc.exited) throw new Error(`${proc.name} exited ${proc.exited.signal ?? proc.exited.code}: ${proc.tail.trim().slice(-300)}`);
-    const ok = await new Promise((r) => {
-      const s = net.connect({ host: '127.0.0.1', port });
-      s.once('connect', () => (s.destroy(), r(true)));
-      s.once('error', () => r(false));
-    });
-    if (ok) return;
-    await sleep(50);
-  }
-  throw new Error(`${proc.name}: nothing listening on ${port}`);
-}
-
-// The fixture imports the MCP SDK and zod; when test/fixtures cannot resolve them from the workspace
-// root, a resolve hook lets bare imports fall back to the bench package (as bench/tunnel.mjs does).
-async function serverArgs(dir) {
-  const finds = (name) => {
-    for (let d = dirname(FIXTURE); ; d = dirname(d)) {
-      if (existsSync(join(d, 'node_modules', name, 'package.json'))) return true;
-      if (dirname(d) === d) return false;
-    }
-  };
-  if (finds('@modelcontextprotocol/sdk') && finds('zod')) return [FIXTURE];
-  const parents = [pathToFileURL(join(BENCH, 'package.json')).href, import.meta.resolve('@modelcontextprotocol/sdk/server/mcp.js')];
-  const hooks = join(dir, 'fixture-resolve-hooks.mjs');
-  const register = join(dir, 'fixture-resolve.mjs');
-  await writeFile(
-    hooks,
-    `const PARENTS = ${JSON.stringify(parents)};
-export async function resolve(specifier, context, next) {
-  try { return await next(specifier, context); } catch (err) {
-    if (err?.code !== 'ERR_MODULE_NOT_FOUND' || /^(\\.|\\/|[a-z]+:)/i.test(specifier)) throw err;
-    for (const parentURL of PARENTS) { try { return await next(specifier, { ...context, parentURL }); } catch {} }
-    throw err;
-  }
-}
-`,
-  );
-  await writeFile(register, `import { register } from 'node:module';\nregister(${JSON.stringify(pathToFileURL(hooks).href)});\n`);
-  return ['--import', pathToFileURL(register).href, FIXTURE];
-}
-
-// ---- one tunnel per audit mode ------------------------------------------------------------------
+const QUIET = { env: { LOG_LEVEL: 'warn' } };
 
 async function startTunnel(dir, mode, ids, fixtureArgs) {
   const port = await freePort();
@@ -163,9 +48,9 @@ servers:
   );
   const acc = () => ({ calls: 0, elapsedMs: 0, latencies: [] });
   const t = { mode, port, adminPort, url: `wss://127.0.0.1:${port}`, clients: [], acc: acc(), one: acc() };
-  t.relay = startProcess(`relay (${mode})`, [CLI, 'relay', '--config', join(d, 'relay.yaml')]);
-  await waitForPort(port, t.relay);
-  t.connector = startProcess(`connector (${mode})`, [CLI, 'connector', '--config', join(d, 'connector.yaml')]);
+  t.relay = startProcess(`relay (${mode})`, process.execPath, [CLI, 'relay', '--config', join(d, 'relay.yaml')], QUIET);
+  await waitForPort(port, t.relay, 20_000);
+  t.connector = startProcess(`connector (${mode})`, process.execPath, [CLI, 'connector', '--config', join(d, 'connector.yaml')], QUIET);
   return t;
 }
 
@@ -227,7 +112,6 @@ async function auditMetrics(t) {
   }
 }
 
-const quantile = (sorted, q) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] : NaN);
 
 /**
  * benchRelayAudit measures calls/s through relay + connector processes with the audit trail off,
@@ -255,7 +139,7 @@ export async function benchRelayAudit({ quick = false } = {}) {
       join(dir, 'policy.yaml'),
       `trustDomain: ${TD}\nservers:\n  echo: { connectors: [${CONNECTOR_ID}] }\nrules:\n  - id: bench-echo\n    agents: [${AGENT_ID}]\n    servers: [echo]\n    tools: { allow: [echo] }\n`,
     );
-    const fixtureArgs = await serverArgs(dir);
+    const fixtureArgs = (await serverCommand(dir)).args;
     const identity = await sdk.AgentIdentity.fromDirectory(ids.agent);
     for (const mode of MODES) tunnels.push(await startTunnel(dir, mode, ids, fixtureArgs));
     for (const t of tunnels) {
@@ -304,13 +188,10 @@ export async function benchRelayAudit({ quick = false } = {}) {
   } finally {
     for (const t of tunnels) {
       await Promise.all(t.clients.map((c) => withTimeout(c.close(), 5000, 'close').catch(() => undefined)));
-      await stopProcess(t.connector);
-      await stopProcess(t.relay);
+      await stopProcess(t.connector, 3000);
+      await stopProcess(t.relay, 3000);
     }
-    for (const g of [...groups]) {
-      killGroup(g, 'SIGKILL');
-      groups.delete(g);
-    }
+    killAllGroups();
     await rm(dir, { recursive: true, force: true });
   }
   return out;

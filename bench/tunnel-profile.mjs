@@ -16,17 +16,14 @@
 //                instead of a stdio process per session.
 import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { connect, AgentIdentity } from '@switchboard/agent-sdk';
 import { createTestCA } from '@switchboard/pki/testing';
+import { CLI, FIXTURE, HTTP_FIXTURE, freePort, quantile } from './lib/processes.mjs';
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const CLI = join(ROOT, 'packages/cli/bin/switchboard.js');
 const TD = 'example.org';
 const AGENT = `spiffe://${TD}/agent/bench`;
 const CONNECTOR = `spiffe://${TD}/connector/bench`;
@@ -47,20 +44,11 @@ const warmup = Math.min(1_000_000, Number(o.warmup));
 if (!['off', 'batched', 'strict'].includes(o.durability)) throw new Error('--durability is off, batched or strict');
 if (o.profile !== undefined && !['relay', 'connector'].includes(o.profile)) throw new Error('--profile is relay or connector');
 
-const freePort = () =>
-  new Promise((ok) => {
-    const s = net.createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => ok(port));
-    });
-  });
 const cpuUs = async (pid) => {
   const f = (await readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1].split(' ');
   return (Number(f[11]) + Number(f[12])) * 10_000; // clock ticks of 10 ms → µs
 };
 const machine = async () => (await readFile('/proc/stat', 'utf8')).split('\n')[0].split(/\s+/).slice(1).map(Number);
-const q = (sorted, p) => sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))];
 
 const dir = await mkdtemp(join(tmpdir(), 'sb-tunnel-profile-'));
 const procs = [];
@@ -72,10 +60,10 @@ try {
     await ca.writeIdentity(ids[name], await ca.issue(id));
   }
   const port = await freePort();
-  let backend = `{ command: ${JSON.stringify(process.execPath)}, args: [${JSON.stringify(join(ROOT, 'test/fixtures/stdio-crash-server.mjs'))}] }`;
+  let backend = `{ command: ${JSON.stringify(process.execPath)}, args: [${JSON.stringify(FIXTURE)}] }`;
   if (o.http) {
     const hp = await freePort();
-    procs.push(spawn(process.execPath, [join(ROOT, 'test/fixtures/http-mcp-server.mjs')], { env: { ...process.env, PORT: String(hp) }, stdio: 'ignore' }));
+    procs.push(spawn(process.execPath, [HTTP_FIXTURE], { env: { ...process.env, PORT: String(hp) }, stdio: 'ignore' }));
     backend = `{ url: http://127.0.0.1:${hp}/mcp }`;
   }
   await writeFile(join(dir, 'policy.yaml'), `trustDomain: ${TD}\nservers:\n  echo: { connectors: [${CONNECTOR}] }\nrules:\n  - id: bench\n    agents: [${AGENT}]\n    servers: [echo]\n    tools: { allow: [echo] }\n`);
@@ -118,9 +106,9 @@ try {
   const per = (a, b) => Math.round((b - a) / calls);
   console.log(
     `one session, ${calls} calls after ${warmup} (audit ${o.durability}${o.http ? ', HTTP backend' : ''}): ` +
-      `p50 ${q(lat, 0.5).toFixed(3)} ms, p90 ${q(lat, 0.9).toFixed(3)} ms, ${Math.round((calls / elapsed) * 1000)} calls/s; ` +
+      `p50 ${quantile(lat, 0.5).toFixed(3)} ms, p90 ${quantile(lat, 0.9).toFixed(3)} ms, ${Math.round((calls / elapsed) * 1000)} calls/s; ` +
       `CPU per call: relay ${per(r0, r1)} µs, connector ${per(c0, c1)} µs, agent ${Math.round((a1.user + a1.system) / calls)} µs; ` +
-      `denied call (answered by the relay) p50 ${q(denied, 0.5).toFixed(3)} ms`,
+      `denied call (answered by the relay) p50 ${quantile(denied, 0.5).toFixed(3)} ms`,
   );
 
   if (o.inflight !== undefined) {

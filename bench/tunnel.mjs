@@ -10,31 +10,40 @@
 //                       connect() (mutual TLS, two hops, policy; a process per session).
 // Then the relay's RSS per idle agent session (raw wss clients, a Streamable-HTTP backend so idle
 // sessions spawn nothing). Every spawned process is killed at the end; every loop is bounded.
-import { spawn, spawnSync } from 'node:child_process';
-import { once, setMaxListeners } from 'node:events';
-import { existsSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { setMaxListeners } from 'node:events';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import tls from 'node:tls';
-import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { WebSocketClientTransport } from '@modelcontextprotocol/sdk/client/websocket.js';
 import WebSocket from 'ws';
+import {
+  CLI,
+  ROOT,
+  describeExit,
+  freePort,
+  killAllGroups,
+  median,
+  ms,
+  now,
+  oneLine,
+  quantile,
+  serverCommand,
+  startProcess,
+  stopProcess,
+  waitForPort,
+  withTimeout,
+} from './lib/processes.mjs';
 
 // The SDK's WebSocketClientTransport uses the global WebSocket, which Node 20 lacks: give it ws's.
 if (typeof globalThis.WebSocket === 'undefined') globalThis.WebSocket = WebSocket;
 
-const BENCH = dirname(fileURLToPath(import.meta.url));
-const ROOT = resolve(BENCH, '..');
-const FIXTURE = join(ROOT, 'test/fixtures/stdio-crash-server.mjs');
-const HTTP_FIXTURE = join(ROOT, 'test/fixtures/http-mcp-server.mjs');
-const CLI = join(ROOT, 'packages/cli/bin/switchboard.js');
 const require = createRequire(import.meta.url);
 const SUPERGATEWAY = join(dirname(require.resolve('supergateway/package.json')), 'dist/index.js');
 const MCP_PROXY = join(dirname(require.resolve('mcp-proxy/package.json')), 'dist/bin/mcp-proxy.mjs');
@@ -46,165 +55,6 @@ const MAX_CALLS_PER_SESSION = 2_000_000; // a bound on every load loop besides i
 const TD = 'example.org';
 const AGENT_ID = `spiffe://${TD}/agent/bench`;
 const CONNECTOR_ID = `spiffe://${TD}/connector/bench`;
-
-const ms = (ns) => Number(ns) / 1e6;
-const now = () => process.hrtime.bigint();
-
-function quantile(sorted, q) {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
-}
-
-function median(xs) {
-  return quantile([...xs].sort((a, b) => a - b), 0.5);
-}
-
-async function withTimeout(promise, timeoutMs, what) {
-  let timer;
-  const timeout = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: no answer within ${timeoutMs} ms`)), timeoutMs);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-const oneLine = (err) => String(err?.message ?? err).split('\n')[0].slice(0, 300);
-
-// ---- processes ------------------------------------------------------------------------------
-
-// Every process we spawn leads its own process group, so killing the group also ends the MCP
-// server processes the gateways and the connector start. Groups are killed at the end, and on
-// exit if the run dies half-way.
-const groups = new Set();
-process.on('exit', () => {
-  for (const pgid of groups) killGroup(pgid, 'SIGKILL');
-});
-
-function killGroup(pgid, signal) {
-  try {
-    process.kill(-pgid, signal);
-    return true;
-  } catch {
-    return false; // ESRCH: the group is gone
-  }
-}
-
-/** startProcess spawns `command args` in its own process group and keeps the tail of its output. */
-function startProcess(name, command, args, { env, cwd } = {}) {
-  const child = spawn(command, args, {
-    cwd: cwd ?? ROOT,
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-    detached: true,
-  });
-  groups.add(child.pid);
-  const proc = { name, child, pid: child.pid, tail: '', exited: null };
-  const keep = (chunk) => {
-    proc.tail = (proc.tail + chunk.toString()).slice(-4000);
-  };
-  child.stdout.on('data', keep);
-  child.stderr.on('data', keep);
-  child.on('exit', (code, signal) => {
-    proc.exited = { code, signal };
-  });
-  child.on('error', (err) => {
-    proc.exited = { code: null, signal: null, error: err };
-  });
-  return proc;
-}
-
-/** stopProcess ends a process group: SIGTERM, then SIGKILL after 2 s. */
-async function stopProcess(proc) {
-  if (!proc) return;
-  if (killGroup(proc.pid, 'SIGTERM')) {
-    const deadline = Date.now() + 2000;
-    while (Date.now() < deadline && killGroup(proc.pid, 0)) await sleep(50);
-    killGroup(proc.pid, 'SIGKILL');
-  }
-  groups.delete(proc.pid);
-}
-
-function describeExit(proc) {
-  const e = proc.exited;
-  const how = e?.error ? oneLine(e.error) : `exited ${e?.signal ?? e?.code}`;
-  const tail = proc.tail.trim().split('\n').slice(-3).join(' / ').slice(0, 400);
-  return `${proc.name} ${how}${tail ? `: ${tail}` : ''}`;
-}
-
-async function freePort() {
-  const srv = net.createServer();
-  srv.listen(0, '127.0.0.1');
-  await once(srv, 'listening');
-  const { port } = srv.address();
-  await new Promise((r) => srv.close(r));
-  return port;
-}
-
-/** waitForPort resolves once 127.0.0.1:port accepts a connection (bounded; fails fast if `proc` dies). */
-async function waitForPort(port, proc, timeoutMs = 15_000) {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (proc?.exited) throw new Error(describeExit(proc));
-    const ok = await new Promise((r) => {
-      const s = net.connect({ host: '127.0.0.1', port });
-      s.once('connect', () => {
-        s.destroy();
-        r(true);
-      });
-      s.once('error', () => r(false));
-    });
-    if (ok) return;
-    await sleep(50);
-  }
-  throw new Error(`${proc?.name ?? 'server'}: nothing listening on 127.0.0.1:${port} after ${timeoutMs} ms${proc?.tail ? ` (${proc.tail.trim().slice(-300)})` : ''}`);
-}
-
-// ---- the MCP server command -----------------------------------------------------------------
-
-// The fixture imports the MCP SDK and zod. When the workspace root does not provide them to
-// test/fixtures, a resolve hook (loaded with --import in the server process) lets bare imports fall
-// back to the bench package and to the SDK's own dependencies. The hook costs a little at process
-// start (setup time) and nothing per call; it is used for every target alike.
-async function serverCommand(dir) {
-  if (esmFinds(FIXTURE, '@modelcontextprotocol/sdk') && esmFinds(FIXTURE, 'zod')) {
-    return { command: process.execPath, args: [FIXTURE], httpArgs: [HTTP_FIXTURE], hook: false };
-  } else {
-    const parents = [pathToFileURL(join(BENCH, 'package.json')).href, import.meta.resolve('@modelcontextprotocol/sdk/server/mcp.js')];
-    const hooks = join(dir, 'fixture-resolve-hooks.mjs');
-    const register = join(dir, 'fixture-resolve.mjs');
-    await writeFile(
-      hooks,
-      `const PARENTS = ${JSON.stringify(parents)};
-export async function resolve(specifier, context, next) {
-  try {
-    return await next(specifier, context);
-  } catch (err) {
-    if (err?.code !== 'ERR_MODULE_NOT_FOUND' || /^(\\.|\\/|[a-z]+:)/i.test(specifier)) throw err;
-    for (const parentURL of PARENTS) {
-      try { return await next(specifier, { ...context, parentURL }); } catch {}
-    }
-    throw err;
-  }
-}
-`,
-    );
-    await writeFile(register, `import { register } from 'node:module';\nregister(${JSON.stringify(pathToFileURL(hooks).href)});\n`);
-    const pre = ['--import', pathToFileURL(register).href];
-    return { command: process.execPath, args: [...pre, FIXTURE], httpArgs: [...pre, HTTP_FIXTURE], hook: true };
-  }
-}
-
-// esmFinds says whether an ES module at `file` can import package `name`: ESM resolution walks up
-// node_modules folders and, unlike require.resolve, ignores NODE_PATH (which npx and pnpm set).
-function esmFinds(file, name) {
-  for (let dir = dirname(file); ; dir = dirname(dir)) {
-    if (existsSync(join(dir, 'node_modules', name, 'package.json'))) return true;
-    if (dirname(dir) === dir) return false;
-  }
-}
 
 const shellLine = (cmd) => [cmd.command, ...cmd.args].map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replaceAll("'", "'\\''")}'`)).join(' ');
 
@@ -748,10 +598,7 @@ export async function benchTunnel({ quick = false, idle = true, only } = {}) {
     }
   } finally {
     if (world) for (const p of [...world.idleConnectors, world.connector, world.relay, world.http]) await stopProcess(p);
-    for (const pgid of [...groups]) {
-      killGroup(pgid, 'SIGKILL');
-      groups.delete(pgid);
-    }
+    killAllGroups();
     await rm(dir, { recursive: true, force: true });
   }
   return out;
