@@ -22,6 +22,6 @@ export { startHttpBridge, parseLoopbackListen } from './bridge/http.js';
 export type { HttpBridge, HttpBridgeOptions } from './bridge/http.js';
 export { agentCommand, runAgentStdio, runAgentHttp } from './cli/agent-command.js';
 export type { AgentStdioOptions, AgentHttpOptions, AgentCliDeps } from './cli/agent-command.js';
-export { silentLogger } from './logger.js';
-export type { Logger } from './logger.js';
+export { silentLogger } from '@switchboard/common';
+export type { Logger } from '@switchboard/common';
 export { AGENT_SDK_VERSION } from './version.js';

@@ -1,5 +1,5 @@
 import { hash } from 'node:crypto';
-import { canonicalize, canonicalKey } from './canonical-json.js';
+import { canonicalize, canonicalKey } from '@switchboard/common';
 import { AUDIT_RECORD_TYPES, type AuditRecord } from './records.js';
 
 /**

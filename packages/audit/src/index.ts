@@ -1,6 +1,5 @@
 export { AuditError, AuditUnavailableError, isAuditError } from './errors.js';
 export type { AuditErrorCode } from './errors.js';
-export { canonicalize, canonicalBytes, MAX_CANONICAL_DEPTH } from './canonical-json.js';
 export { sha256Hex, digestArguments, encodeRecord, checkLine } from './chain.js';
 export type { EncodedRecord, LineCheck } from './chain.js';
 export { AUDIT_RECORD_TYPES, GENESIS_HASH } from './records.js';

@@ -1,8 +1,8 @@
 import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
-import { access, open, readFile, rename, unlink } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ed25519 } from '@noble/curves/ed25519.js';
-import { canonicalize } from './canonical-json.js';
+import { canonicalize, existingFiles, writeFileAtomic } from '@switchboard/common';
 import { sha256Hex } from './chain.js';
 import { AuditError } from './errors.js';
 
@@ -149,8 +149,13 @@ export function generateAuditKey(): AuditKeyPem {
 export async function writeAuditKeyFiles(dir: string, key: AuditKeyPem, options: { force?: boolean } = {}): Promise<{ privateKeyPath: string; publicKeyPath: string }> {
   const privateKeyPath = join(dir, AUDIT_KEY_FILES.privateKey);
   const publicKeyPath = join(dir, AUDIT_KEY_FILES.publicKey);
-  await writeAtomic(privateKeyPath, key.privateKeyPem, 0o600, options.force === true);
-  await writeAtomic(publicKeyPath, key.publicKeyPem, 0o644, options.force === true);
+  if (options.force !== true) {
+    // Both are checked before either is written, so a refusal leaves nothing half-replaced.
+    const [found] = await existingFiles([privateKeyPath, publicKeyPath]);
+    if (found !== undefined) throw new AuditError('AUDIT_ERR_FILE_EXISTS', `audit: ${found} exists (use --force to replace it)`);
+  }
+  await writeFileAtomic(privateKeyPath, key.privateKeyPem, { mode: 0o600, createDir: false });
+  await writeFileAtomic(publicKeyPath, key.publicKeyPem, { mode: 0o644, createDir: false });
   return { privateKeyPath, publicKeyPath };
 }
 
@@ -182,33 +187,4 @@ function rawFromJwk(key: KeyObject, part: 'd' | 'x'): Uint8Array {
   const raw = Buffer.from(v, 'base64url');
   if (raw.length !== 32) throw new AuditError('AUDIT_ERR_KEY_INVALID', 'audit: Ed25519 key is not 32 bytes');
   return new Uint8Array(raw);
-}
-
-async function writeAtomic(path: string, data: string, mode: number, force: boolean): Promise<void> {
-  if (!force && (await exists(path))) {
-    throw new AuditError('AUDIT_ERR_FILE_EXISTS', `audit: ${path} exists (use --force to replace it)`);
-  }
-  const tmp = `${path}.tmp-${process.pid}`;
-  const fh = await open(tmp, 'w', mode);
-  try {
-    await fh.writeFile(data, 'utf8');
-    await fh.chmod(mode);
-    await fh.sync();
-  } catch (err) {
-    await fh.close();
-    await unlink(tmp).catch(() => undefined);
-    throw err;
-  }
-  await fh.close();
-  await rename(tmp, path);
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await access(path);
-    return true;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
-    throw err;
-  }
 }

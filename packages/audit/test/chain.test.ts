@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { canonicalize, checkLine, digestArguments, encodeRecord, GENESIS_HASH, sha256Hex } from '../src/index.js';
+import { canonicalize } from '@switchboard/common';
+import { checkLine, digestArguments, encodeRecord, GENESIS_HASH, sha256Hex } from '../src/index.js';
 import { encodeChained } from '../src/chain.js';
 
 describe('record hash rule', () => {

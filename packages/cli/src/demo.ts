@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Command } from 'commander';
 import { CertificateAuthority, writeIdentityFiles } from '@switchboard/pki';
-import type { CliIo } from '@switchboard/pki/cli';
+import type { CliIo } from '@switchboard/common/cli';
 import type { AuditRecord } from '@switchboard/audit';
 import { runAuditVerify } from '@switchboard/audit/cli';
 import { startRelay } from '@switchboard/relay';

@@ -1,6 +1,7 @@
 import { Command, CommanderError } from 'commander';
 import { auditCommand } from '@switchboard/audit/cli';
-import { caCommand, identityCommand, type CliIo } from '@switchboard/pki/cli';
+import type { CliIo } from '@switchboard/common/cli';
+import { caCommand, identityCommand } from '@switchboard/pki/cli';
 import { policyCommand, relayCommand, toolsCommand } from '@switchboard/relay';
 import { connectorCommand } from '@switchboard/connector';
 import { agentCommand } from '@switchboard/agent-sdk';

@@ -31,8 +31,8 @@ export {
   isConnectorError,
 } from './errors.js';
 export type { ConnectorErrorCode } from './errors.js';
-export { silentLogger } from './logger.js';
-export type { Logger } from './logger.js';
+export { silentLogger } from '@switchboard/common';
+export type { Logger } from '@switchboard/common';
 export { connectorCommand, runConnector } from './cli/connector-command.js';
 export type { ConnectorCommandOptions, RunConnectorDeps, SignalSource } from './cli/connector-command.js';
 export { CONNECTOR_VERSION } from './version.js';

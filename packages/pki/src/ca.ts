@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { PkiError } from './errors.js';
 import { buildCertificate, type Issuer } from './internal/cert-builder.js';
 import { parsePrivateKeyPem, privateKeyPem, publicKeyOf, x509 } from './internal/crypto.js';
-import { existing, writeFileAtomic } from './internal/files.js';
+import { existingFiles, writeFileAtomic } from '@switchboard/common';
 import { SpiffeId, TrustDomain } from './spiffe-id.js';
 import { TrustBundle } from './trust-bundle.js';
 import { DEFAULT_SVID_TTL_SECONDS, MAX_SVID_TTL_SECONDS, SVID_BACKDATE_SECONDS, X509Svid } from './x509-svid.js';
@@ -202,23 +202,23 @@ export class CertificateAuthority {
   async save(dir: string, options: { force?: boolean } = {}): Promise<void> {
     const paths = Object.values(CA_FILES).map((f) => join(dir, f));
     if (!options.force) {
-      const found = await existing(paths);
+      const found = await existingFiles(paths);
       if (found.length > 0) {
         throw new PkiError('PKI_ERR_CA_EXISTS', `ca: ${found[0]} already exists; use --force to replace the CA (every identity it issued stops being trusted)`);
       }
     }
     const bundle = this.bundle();
-    await writeFileAtomic(join(dir, CA_FILES.rootKey), privateKeyPem(this.rootKey), 0o600);
-    await writeFileAtomic(join(dir, CA_FILES.intermediateKey), privateKeyPem(this.intermediateKey), 0o600);
-    await writeFileAtomic(join(dir, CA_FILES.jwtKey), privateKeyPem(this.jwtKey), 0o600);
-    await writeFileAtomic(join(dir, CA_FILES.enrollmentKey), privateKeyPem(this.enrollmentKey), 0o600);
-    await writeFileAtomic(join(dir, CA_FILES.auditKey), privateKeyPem(this.auditKey), 0o600);
-    await writeFileAtomic(join(dir, CA_FILES.auditPublicKey), this.auditPublicKeyPem());
-    await writeFileAtomic(join(dir, CA_FILES.root), this.rootCertificate.toString());
-    await writeFileAtomic(join(dir, CA_FILES.intermediate), this.intermediateCertificate.toString());
-    await writeFileAtomic(join(dir, CA_FILES.bundle), bundle.toPem());
-    await writeFileAtomic(join(dir, CA_FILES.bundleJwks), bundle.toJwks({ sequenceNumber: 1 }));
-    await writeFileAtomic(join(dir, CA_FILES.meta), `${JSON.stringify({ trustDomain: this.trustDomain.name, jwtKeyId: this.jwtKeyId }, null, 2)}\n`);
+    await writeFileAtomic(join(dir, CA_FILES.rootKey), privateKeyPem(this.rootKey), { mode: 0o600 });
+    await writeFileAtomic(join(dir, CA_FILES.intermediateKey), privateKeyPem(this.intermediateKey), { mode: 0o600 });
+    await writeFileAtomic(join(dir, CA_FILES.jwtKey), privateKeyPem(this.jwtKey), { mode: 0o600 });
+    await writeFileAtomic(join(dir, CA_FILES.enrollmentKey), privateKeyPem(this.enrollmentKey), { mode: 0o600 });
+    await writeFileAtomic(join(dir, CA_FILES.auditKey), privateKeyPem(this.auditKey), { mode: 0o600 });
+    await writeFileAtomic(join(dir, CA_FILES.auditPublicKey), this.auditPublicKeyPem(), { mode: 0o644 });
+    await writeFileAtomic(join(dir, CA_FILES.root), this.rootCertificate.toString(), { mode: 0o644 });
+    await writeFileAtomic(join(dir, CA_FILES.intermediate), this.intermediateCertificate.toString(), { mode: 0o644 });
+    await writeFileAtomic(join(dir, CA_FILES.bundle), bundle.toPem(), { mode: 0o644 });
+    await writeFileAtomic(join(dir, CA_FILES.bundleJwks), bundle.toJwks({ sequenceNumber: 1 }), { mode: 0o644 });
+    await writeFileAtomic(join(dir, CA_FILES.meta), `${JSON.stringify({ trustDomain: this.trustDomain.name, jwtKeyId: this.jwtKeyId }, null, 2)}\n`, { mode: 0o644 });
   }
 
   /**

@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PkiError } from './errors.js';
-import { existing, writeFileAtomic } from './internal/files.js';
+import { existingFiles, writeFileAtomic } from '@switchboard/common';
 import { TrustBundle } from './trust-bundle.js';
 import { X509Svid } from './x509-svid.js';
 
@@ -26,12 +26,12 @@ export interface Identity {
 export async function writeIdentityFiles(dir: string, identity: Identity, options: { force?: boolean } = {}): Promise<void> {
   const paths = Object.values(IDENTITY_FILES).map((f) => join(dir, f));
   if (!options.force) {
-    const found = await existing(paths);
+    const found = await existingFiles(paths);
     if (found.length > 0) throw new PkiError('PKI_ERR_FILE_EXISTS', `identity: ${found[0]} already exists; use --force to replace it`);
   }
-  await writeFileAtomic(join(dir, IDENTITY_FILES.privateKey), identity.svid.privateKeyPem(), 0o600);
-  await writeFileAtomic(join(dir, IDENTITY_FILES.certificates), identity.svid.certificatesPem());
-  await writeFileAtomic(join(dir, IDENTITY_FILES.bundle), identity.bundle.toPem());
+  await writeFileAtomic(join(dir, IDENTITY_FILES.privateKey), identity.svid.privateKeyPem(), { mode: 0o600 });
+  await writeFileAtomic(join(dir, IDENTITY_FILES.certificates), identity.svid.certificatesPem(), { mode: 0o644 });
+  await writeFileAtomic(join(dir, IDENTITY_FILES.bundle), identity.bundle.toPem(), { mode: 0o644 });
 }
 
 /**

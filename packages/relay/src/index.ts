@@ -72,6 +72,6 @@ export type { StrictJsonResult } from './internal/strict-json.js';
 export { relayCommand, runRelay } from './cli/relay-command.js';
 export type { RunRelayOptions, RunRelayDeps, SignalSource } from './cli/relay-command.js';
 export { policyCommand, runPolicyCheck } from './cli/policy-command.js';
-export type { PolicyCheckOptions, CommandIo } from './cli/policy-command.js';
+export type { PolicyCheckOptions } from './cli/policy-command.js';
 export { toolsCommand, runToolsList, runToolsApprove, DEFAULT_PINS_PATH } from './cli/tools-command.js';
 export type { ToolsOptions, ToolsApproveOptions } from './cli/tools-command.js';

@@ -6,7 +6,7 @@ import { isInitializeRequest, type JSONRPCMessage } from '@modelcontextprotocol/
 import type { Identity, SpiffeId } from '@switchboard/pki';
 import { AgentError } from '../errors.js';
 import { AgentIdentity } from '../identity.js';
-import { silentLogger, type Logger } from '../logger.js';
+import { silentLogger, type Logger } from '@switchboard/common';
 import { RelayClientTransport } from '../relay-client-transport.js';
 
 const MAX_BODY_BYTES = 1024 * 1024;

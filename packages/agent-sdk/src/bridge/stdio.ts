@@ -4,7 +4,7 @@ import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import type { Identity, SpiffeId } from '@switchboard/pki';
 import { AgentError } from '../errors.js';
 import { AgentIdentity } from '../identity.js';
-import { silentLogger, type Logger } from '../logger.js';
+import { silentLogger, type Logger } from '@switchboard/common';
 import { RelayClientTransport } from '../relay-client-transport.js';
 
 const RELAY_HIGH_WATER_BYTES = 1024 * 1024;

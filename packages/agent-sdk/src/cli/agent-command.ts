@@ -3,7 +3,8 @@ import { Command, Option } from 'commander';
 import { pino } from 'pino';
 import { runStdioBridge } from '../bridge/stdio.js';
 import { startHttpBridge, type HttpBridge } from '../bridge/http.js';
-import type { Logger } from '../logger.js';
+import type { Logger } from '@switchboard/common';
+import { reportError, UsageError } from '@switchboard/common/cli';
 
 /** AgentStdioOptions are the flags of `switchboard agent stdio`. */
 export interface AgentStdioOptions {
@@ -38,9 +39,10 @@ function makeLogger(level: AgentStdioOptions['logLevel']): Logger {
   return pino({ level: level ?? 'warn', base: undefined }, pino.destination(2)) as unknown as Logger;
 }
 
-function printError(stderr: AgentCliDeps['stderr'], err: unknown): void {
-  const code = err instanceof TypeError ? 'AGENT_ERR_INVALID_ARGUMENT' : typeof (err as { code?: unknown })?.code === 'string' ? (err as { code: string }).code : 'AGENT_ERR_RUNTIME';
-  stderr.write(`${code}: ${(err as Error)?.message ?? String(err)}\n`);
+/** report prints `code: message` and returns the exit code: a caller mistake (TypeError: bad flags) exits 2. */
+function report(stderr: AgentCliDeps['stderr'], err: unknown): number {
+  const e = err instanceof TypeError ? new UsageError('AGENT_ERR_INVALID_ARGUMENT', err.message) : err;
+  return reportError(e, { stderr }, { fallbackCode: 'AGENT_ERR_RUNTIME' });
 }
 
 /**
@@ -60,11 +62,10 @@ export async function runAgentStdio(opts: AgentStdioOptions, deps: AgentCliDeps)
       stdout: deps.stdout,
       logger,
     });
-    if (error) printError(deps.stderr, error);
+    if (error) report(deps.stderr, error);
     return exitCode;
   } catch (err) {
-    printError(deps.stderr, err);
-    return err instanceof TypeError ? 2 : 1;
+    return report(deps.stderr, err);
   }
 }
 
@@ -86,8 +87,7 @@ export async function runAgentHttp(opts: AgentHttpOptions, deps: AgentCliDeps): 
       logger,
     });
   } catch (err) {
-    printError(deps.stderr, err);
-    return err instanceof TypeError ? 2 : 1;
+    return report(deps.stderr, err);
   }
   deps.stderr.write(`switchboard agent http: serving ${opts.server} at ${bridge.url}\n`);
   deps.onListening?.(bridge);

@@ -4,7 +4,8 @@ import { basename, join, resolve } from 'node:path';
 import { checkpointFileName, parseRotatedFileName } from '../files.js';
 import { AUDIT_KEY_FILES, generateAuditKey, loadAuditPublicKey, writeAuditKeyFiles } from '../keys.js';
 import { verifyAuditTrail, type AuditVerifyOptions } from '../verify.js';
-import { reportError, UsageError, type CliIo } from './io.js';
+import { reportError, UsageError, type CliIo } from '@switchboard/common/cli';
+import { AUDIT_REPORT } from './io.js';
 import { runAuditTail, type AuditTailCliOptions } from './tail-command.js';
 
 export { runAuditTail };
@@ -74,7 +75,7 @@ export async function runAuditVerify(opts: AuditVerifyCliOptions, io: CliIo): Pr
     if (r.records > 0) io.stdout.write(`  intact: ${r.records} records, seq ${r.firstSeq}–${r.lastSeq}\n`);
     return 1;
   } catch (err) {
-    return reportError(err, io);
+    return reportError(err, io, AUDIT_REPORT);
   }
 }
 
@@ -111,7 +112,7 @@ export async function runAuditKeygen(opts: AuditKeygenCliOptions, io: CliIo): Pr
     );
     return 0;
   } catch (err) {
-    return reportError(err, io);
+    return reportError(err, io, AUDIT_REPORT);
   }
 }
 

@@ -2,7 +2,8 @@ import { open, type FileHandle } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { AuditError } from '../errors.js';
 import { readLines } from '../internal/lines.js';
-import { reportError, UsageError, type CliIo } from './io.js';
+import { reportError, UsageError, type CliIo } from '@switchboard/common/cli';
+import { AUDIT_REPORT } from './io.js';
 
 /** AuditTailCliOptions are the arguments and flags of `switchboard audit tail`. */
 export interface AuditTailCliOptions {
@@ -56,7 +57,7 @@ export async function runAuditTail(opts: AuditTailCliOptions, io: CliIo): Promis
     if (opts.follow) await follow(opts, io, match, offset);
     return 0;
   } catch (err) {
-    return reportError(err, io);
+    return reportError(err, io, AUDIT_REPORT);
   }
 }
 

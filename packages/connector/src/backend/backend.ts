@@ -1,7 +1,7 @@
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import type { OpenPayload } from '@switchboard/protocol';
 import type { ServerConfig } from '../config.js';
-import type { Logger } from '../logger.js';
+import type { Logger } from '@switchboard/common';
 
 /**
  * BackendSink receives what one backend session produces. The link's session object implements

@@ -1,6 +1,6 @@
 import type { OpenPayload } from '@switchboard/protocol';
 import type { ServerConfig } from '../config.js';
-import type { Logger } from '../logger.js';
+import type { Logger } from '@switchboard/common';
 import type { BackendSession, BackendSink } from './backend.js';
 import { HttpBackend } from './http-backend.js';
 import { StdioBackend } from './stdio-backend.js';

@@ -3,7 +3,7 @@ import { StreamableHTTPClientTransport, StreamableHTTPError } from '@modelcontex
 import type { JSONRPCMessage, RequestId } from '@modelcontextprotocol/sdk/types.js';
 import type { OpenPayload } from '@switchboard/protocol';
 import type { HttpServerConfig } from '../config.js';
-import type { Logger } from '../logger.js';
+import type { Logger } from '@switchboard/common';
 import type { BackendSession, BackendSink } from './backend.js';
 
 const TERMINATE_TIMEOUT_MS = 5000;

@@ -6,7 +6,7 @@ import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import type { OpenPayload } from '@switchboard/protocol';
 import type { StdioServerConfig } from '../config.js';
 import { BackendError } from '../errors.js';
-import type { Logger } from '../logger.js';
+import type { Logger } from '@switchboard/common';
 import type { BackendSession, BackendSink } from './backend.js';
 import { JsonRpcLineBuffer } from './json-rpc-lines.js';
 

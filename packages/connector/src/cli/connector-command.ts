@@ -2,8 +2,11 @@ import { Command, Option } from 'commander';
 import { pino } from 'pino';
 import { loadConnectorConfig, type ConnectorConfig } from '../config.js';
 import { ConnectorError } from '../errors.js';
-import type { Logger } from '../logger.js';
+import type { Logger } from '@switchboard/common';
+import { reportError } from '@switchboard/common/cli';
 import { startConnector, type Connector, type StartConnectorOptions } from '../supervisor/connector.js';
+
+const RUNTIME = 'CONNECTOR_ERR_RUNTIME';
 
 /** ConnectorCommandOptions are the parsed flags of `switchboard connector`. */
 export interface ConnectorCommandOptions {
@@ -54,8 +57,7 @@ export async function runConnector(opts: ConnectorCommandOptions, deps: RunConne
     try {
       config = await loadConnectorConfig(opts.config);
     } catch (err) {
-      printError(deps.stderr, err);
-      return 2;
+      return reportError(err, deps, { invalidInput: () => true, fallbackCode: RUNTIME });
     }
     if (stopRequested) return 0; // stopped before anything started
     logger =
@@ -67,25 +69,19 @@ export async function runConnector(opts: ConnectorCommandOptions, deps: RunConne
     try {
       connector = await startConnector(config, { logger, ...deps.startOptions });
     } catch (err) {
-      printError(deps.stderr, err);
-      return err instanceof ConnectorError && err.code === 'CONNECTOR_ERR_CONFIG_INVALID' ? 2 : 1;
+      return reportError(err, deps, { invalidInput: (e) => e instanceof ConnectorError && e.code === 'CONNECTOR_ERR_CONFIG_INVALID', fallbackCode: RUNTIME });
     }
     if (stopRequested) void connector.close();
     else deps.onStarted?.(connector);
     await connector.wait();
     return 0;
   } catch (err) {
-    printError(deps.stderr, err);
+    reportError(err, deps, { fallbackCode: RUNTIME });
     return 1;
   } finally {
     signals.off('SIGTERM', onSignal);
     signals.off('SIGINT', onSignal);
   }
-}
-
-function printError(stderr: { write(chunk: string): unknown }, err: unknown): void {
-  const code = typeof (err as { code?: unknown })?.code === 'string' ? (err as { code: string }).code : 'CONNECTOR_ERR_RUNTIME';
-  stderr.write(`${code}: ${(err as Error)?.message ?? String(err)}\n`);
 }
 
 /**

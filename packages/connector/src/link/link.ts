@@ -27,7 +27,7 @@ import {
   ProtocolVersionError,
 } from '../errors.js';
 import type { RelayTls } from '@switchboard/protocol';
-import type { Logger } from '../logger.js';
+import type { Logger } from '@switchboard/common';
 import { CONNECTOR_VERSION } from '../version.js';
 import { dialError } from './dial-errors.js';
 import { Session, type SessionHost } from './session.js';

@@ -2,7 +2,7 @@ import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import { CloseCode, encodeControl, encodeData, encodeWindow, FrameType, HEADER_BYTES } from '@switchboard/protocol';
 import type { BackendSession, BackendSink } from '../backend/backend.js';
 import { MAX_BACKEND_MESSAGE_BYTES } from '../backend/stdio-backend.js';
-import type { Logger } from '../logger.js';
+import type { Logger } from '@switchboard/common';
 
 /** DEFAULT_OUTPUT_BUFFER_BYTES bounds what one session may buffer while the relay withholds credit (8 MiB). */
 export const DEFAULT_OUTPUT_BUFFER_BYTES = 8 * 1024 * 1024;

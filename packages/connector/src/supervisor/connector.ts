@@ -6,7 +6,7 @@ import type { ConnectorError } from '../errors.js';
 import { IdentitySource } from '../internal/identity-source.js';
 import { DEFAULT_LINK_TIMING, type LinkCounters, type LinkTiming } from '../link/link.js';
 import { DEFAULT_OUTPUT_BUFFER_BYTES } from '../link/session.js';
-import { silentLogger, type Logger } from '../logger.js';
+import { silentLogger, type Logger } from '@switchboard/common';
 import { realSleep, type BackoffOptions, type Sleep } from './backoff.js';
 import { RelaySupervisor, type LinkStatus } from './relay-supervisor.js';
 

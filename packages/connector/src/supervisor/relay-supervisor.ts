@@ -3,7 +3,7 @@ import type { ServerConfig } from '../config.js';
 import type { ConnectorError } from '../errors.js';
 import type { IdentitySource } from '../internal/identity-source.js';
 import { Link, type LinkCounters, type LinkTiming } from '../link/link.js';
-import type { Logger } from '../logger.js';
+import type { Logger } from '@switchboard/common';
 import { Backoff, type BackoffOptions } from './backoff.js';
 import { classify } from './classify.js';
 

@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { GuardError } from '../errors.js';
-import { writeFileAtomic } from '../internal/files.js';
+import { writeFileAtomic } from '@switchboard/common';
 import { FILE_VERSION, parsePinFile, type ServerState } from './pin-file.js';
 import { summarizeTool, toolDefinitionHash, validToolName, type ToolDefinition, type ToolSummary } from './tool-definition.js';
 
@@ -377,7 +377,7 @@ export class PinStore {
     const path = this.path as string;
     const version = this.version;
     const text = `${JSON.stringify(this.toJSON(), null, 2)}\n`;
-    this.writing = writeFileAtomic(path, text).then(
+    this.writing = writeFileAtomic(path, text, { mode: 0o644 }).then(
       () => {
         this.writing = undefined;
         this.writeCount++;

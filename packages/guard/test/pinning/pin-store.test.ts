@@ -172,10 +172,15 @@ describe('names', () => {
   it('drops a definition that cannot be hashed, keeps the rest', () => {
     const pins = PinStore.memory({ now: clock });
     let deep: unknown = {};
-    for (let i = 0; i < 400; i++) deep = { d: deep };
-    const r = pins.evaluateToolList('crm', [...tools(), { name: 'deep', inputSchema: deep }], 'tofu');
+    for (let i = 0; i < 1200; i++) deep = { d: deep };
+    // A lone surrogate parses as JSON but has no canonical form (RFC 8785 requires I-JSON).
+    const lone = (JSON.parse('{"description":"\\ud800 half a pair"}') as { description: string }).description;
+    const r = pins.evaluateToolList('crm', [...tools(), { name: 'deep', inputSchema: deep }, { name: 'lone', description: lone }], 'tofu');
     expect(names(r.visible)).toEqual(['lookup_customer', 'get_order']);
-    expect(r.dropped).toEqual([{ name: 'deep', reason: 'invalid-definition' }]);
+    expect(r.dropped).toEqual([
+      { name: 'deep', reason: 'invalid-definition' },
+      { name: 'lone', reason: 'invalid-definition' },
+    ]);
   });
 
   it('stops pinning new names past maxToolsPerServer', () => {

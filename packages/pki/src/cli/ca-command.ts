@@ -2,7 +2,8 @@ import { Command } from 'commander';
 import { resolve } from 'node:path';
 import { CA_FILES, CertificateAuthority } from '../ca.js';
 import { TrustDomain } from '../spiffe-id.js';
-import { reportError, type CliIo } from './io.js';
+import { reportError, type CliIo } from '@switchboard/common/cli';
+import { PKI_REPORT } from './io.js';
 
 /** CaInitOptions are the flags of `switchboard ca init`. */
 export interface CaInitOptions {
@@ -35,7 +36,7 @@ export async function runCaInit(opts: CaInitOptions, io: CliIo): Promise<number>
     );
     return 0;
   } catch (err) {
-    return reportError(err, io);
+    return reportError(err, io, PKI_REPORT);
   }
 }
 

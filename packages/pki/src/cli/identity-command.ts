@@ -6,13 +6,14 @@ import { CertificateAuthority } from '../ca.js';
 import { issueEnrollmentToken } from '../enrollment-token.js';
 import { PkiError } from '../errors.js';
 import { IDENTITY_FILES, writeIdentityFiles } from '../identity-files.js';
-import { existing } from '../internal/files.js';
+import { existingFiles } from '@switchboard/common';
 import { readCertExtensions, KU_CRL_SIGN, KU_DIGITAL_SIGNATURE, KU_KEY_CERT_SIGN } from '../internal/cert-extensions.js';
 import { exportPkcs12 } from '../pkcs12.js';
 import { SpiffeId } from '../spiffe-id.js';
 import { BundleSet, parseCertificatesPem, TrustBundle } from '../trust-bundle.js';
 import { checkLeaf, MAX_SVID_TTL_SECONDS, validateX509Svid } from '../x509-svid.js';
-import { parseDuration, reportError, UsageError, type CliIo } from './io.js';
+import { reportError, UsageError, type CliIo } from '@switchboard/common/cli';
+import { parseDuration, PKI_REPORT } from './io.js';
 
 /** P12_PASSWORD_ENV is the environment variable `identity issue --p12` reads the passphrase from. */
 export const P12_PASSWORD_ENV = 'SWITCHBOARD_P12_PASSWORD';
@@ -42,7 +43,7 @@ export async function runIdentityIssue(opts: IdentityIssueOptions, io: CliIo): P
     const out = resolve(opts.out);
     const outputs = [...Object.values(IDENTITY_FILES), ...(opts.p12 ? [P12_FILE] : [])].map((f) => join(out, f));
     if (!opts.force) {
-      const found = await existing(outputs);
+      const found = await existingFiles(outputs);
       if (found.length > 0) throw new PkiError('PKI_ERR_FILE_EXISTS', `identity: ${found[0]} already exists; use --force to replace it`);
     }
     const ca = await CertificateAuthority.load(resolve(opts.caDir));
@@ -66,12 +67,12 @@ export async function runIdentityIssue(opts: IdentityIssueOptions, io: CliIo): P
     );
     return 0;
   } catch (err) {
-    return reportError(err, io);
+    return reportError(err, io, PKI_REPORT);
   }
 }
 
 async function p12Password(io: CliIo): Promise<string> {
-  const fromEnv = io.env[P12_PASSWORD_ENV];
+  const fromEnv = io.env?.[P12_PASSWORD_ENV];
   if (fromEnv !== undefined && fromEnv.length > 0) return fromEnv;
   if (!io.promptSecret) {
     throw new PkiError('PKI_ERR_P12_PASSWORD_MISSING', `identity: --p12 needs a passphrase: set ${P12_PASSWORD_ENV} or run on a terminal`);
@@ -186,7 +187,7 @@ export async function runIdentityInspect(opts: { file: string; json?: boolean; b
     }
     return r.svidRules.ok && (r.validation === null || r.validation.valid) ? 0 : 1;
   } catch (err) {
-    return reportError(err, io);
+    return reportError(err, io, PKI_REPORT);
   }
 }
 
@@ -201,7 +202,7 @@ export async function runIdentityToken(opts: { id: string; caDir: string; ttl?: 
     io.stdout.write(`${token}\n`);
     return 0;
   } catch (err) {
-    return reportError(err, io);
+    return reportError(err, io, PKI_REPORT);
   }
 }
 

@@ -9,5 +9,4 @@ export {
   P12_PASSWORD_ENV,
 } from './identity-command.js';
 export type { IdentityIssueOptions, IdentityReport } from './identity-command.js';
-export { UsageError, reportError, parseDuration } from './io.js';
-export type { CliIo } from './io.js';
+export { parseDuration, PKI_REPORT } from './io.js';

@@ -1,14 +1,10 @@
 import { Command } from 'commander';
+import type { CliIo } from '@switchboard/common/cli';
 import { PkiError } from '@switchboard/pki';
 import { isRelayError } from '../errors.js';
 import { explainToolDecision } from '../policy/explain.js';
 import { loadPolicyFile } from '../policy/store.js';
 
-/** CommandIo is where a command writes; tests pass buffers. */
-export interface CommandIo {
-  stdout: { write(text: string): unknown };
-  stderr: { write(text: string): unknown };
-}
 
 /** PolicyCheckOptions are the flags of `switchboard policy check`. */
 export interface PolicyCheckOptions {
@@ -25,7 +21,7 @@ export interface PolicyCheckOptions {
  * @example
  * await runPolicyCheck('policy.yaml', { explain: ['spiffe://example.org/agent/a', 'crm', 'get_order'] }, { stdout, stderr });
  */
-export async function runPolicyCheck(file: string, opts: PolicyCheckOptions, io: CommandIo): Promise<number> {
+export async function runPolicyCheck(file: string, opts: PolicyCheckOptions, io: CliIo): Promise<number> {
   if (opts.explain !== undefined && opts.explain.length !== 3) {
     io.stderr.write('RELAY_ERR_USAGE: --explain takes three values: <agent-id> <server> <tool>\n');
     return 2;
@@ -84,7 +80,7 @@ export async function runPolicyCheck(file: string, opts: PolicyCheckOptions, io:
 /**
  * policyCommand builds `switchboard policy check <file> [--explain <agent-id> <server> <tool>]`.
  */
-export function policyCommand(io: CommandIo = process, setExit?: (code: number) => void): Command {
+export function policyCommand(io: CliIo = process, setExit?: (code: number) => void): Command {
   const policy = new Command('policy').description('work with policy files');
   policy
     .command('check')

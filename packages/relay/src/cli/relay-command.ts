@@ -1,8 +1,9 @@
 import { Command } from 'commander';
 import { pino, type Logger } from 'pino';
 import { loadRelayConfig } from '../config.js';
-import { isRelayError, type RelayErrorCode } from '../errors.js';
+import { reportError } from '@switchboard/common/cli';
 import { startRelay, type Relay } from '../relay.js';
+import { RELAY_REPORT } from './report.js';
 
 /** RunRelayOptions are the `switchboard relay` flags. */
 export interface RunRelayOptions {
@@ -24,8 +25,6 @@ export interface RunRelayDeps {
   /** onStarted is called with the running relay (tests use it to reach the relay). */
   onStarted?: (relay: Relay) => void;
 }
-
-const INPUT_ERRORS: ReadonlySet<RelayErrorCode> = new Set(['RELAY_ERR_CONFIG', 'RELAY_ERR_POLICY', 'RELAY_ERR_IDENTITY']);
 
 /**
  * runRelay runs `switchboard relay --config relay.yaml` until SIGTERM or SIGINT, then drains and
@@ -68,12 +67,7 @@ export async function runRelay(opts: RunRelayOptions, deps: RunRelayDeps): Promi
     signals.off('SIGTERM', stop);
     signals.off('SIGINT', stop);
     signals.off('SIGHUP', reload);
-    if (isRelayError(err)) {
-      deps.stderr.write(`${err.code}: ${err.message}\n`);
-      return INPUT_ERRORS.has(err.code) ? 2 : 1;
-    }
-    deps.stderr.write(`RELAY_ERR_RUNTIME: ${(err as Error).message ?? String(err)}\n`);
-    return 1;
+    return reportError(err, deps, RELAY_REPORT);
   }
   if (stopRequested) stop();
   else deps.onStarted?.(relay);

@@ -1,10 +1,11 @@
 import { hostname, userInfo } from 'node:os';
 import { Command } from 'commander';
-import { GuardError, PinStore, type ServerPins } from '@switchboard/guard';
+import { PinStore, type ServerPins } from '@switchboard/guard';
 import { loadRelayConfig } from '../config.js';
 import { isRelayError } from '../errors.js';
 import { awaitResult, lockHolderAlive, readLock, submitRequest } from '../internal/pin-spool.js';
-import type { CommandIo } from './policy-command.js';
+import { reportError, UsageError, type CliIo } from '@switchboard/common/cli';
+import { RELAY_REPORT } from './report.js';
 
 /** DEFAULT_PINS_PATH is the pin store the tools commands use without `--pins` or `--config`. */
 export const DEFAULT_PINS_PATH = './pins.json';
@@ -25,33 +26,20 @@ export interface ToolsApproveOptions extends ToolsOptions {
   timeoutMs?: number;
 }
 
-class UsageError extends Error {}
-
 async function pinsPath(opts: ToolsOptions): Promise<string> {
-  if (opts.pins !== undefined && opts.config !== undefined) throw new UsageError('give --pins or --config, not both');
+  if (opts.pins !== undefined && opts.config !== undefined) throw new UsageError('RELAY_ERR_USAGE', 'tools: give --pins or --config, not both');
   if (opts.pins !== undefined) return opts.pins;
   if (opts.config !== undefined) {
     const config = await loadRelayConfig(opts.config);
-    if (config.pins === undefined) throw new UsageError(`${opts.config} configures no pins.path`);
+    if (config.pins === undefined) throw new UsageError('RELAY_ERR_USAGE', `tools: ${opts.config} configures no pins.path`);
     return config.pins.path;
   }
   return DEFAULT_PINS_PATH;
 }
 
-function fail(io: CommandIo, err: unknown): number {
-  if (err instanceof UsageError) {
-    io.stderr.write(`RELAY_ERR_USAGE: tools: ${err.message}\n`);
-    return 2;
-  }
-  if (err instanceof GuardError) {
-    io.stderr.write(`${err.code}: ${err.message}\n`);
-    return 1;
-  }
-  if (isRelayError(err)) {
-    io.stderr.write(`${err.code}: ${err.message}\n`);
-    return 2;
-  }
-  throw err;
+function fail(io: CliIo, err: unknown): number {
+  // A pin store that cannot be read or written is a runtime failure; a bad relay.yaml is invalid input.
+  return reportError(err, io, { ...RELAY_REPORT, invalidInput: (e) => isRelayError(e) });
 }
 
 function short(hash: string | null | undefined): string {
@@ -79,7 +67,7 @@ function describe(pins: ServerPins): string[] {
  * runToolsList prints the pins and the drifts waiting for approval, per server. Reading is safe
  * while a relay runs (the file is replaced atomically). Exit 0; 1 when the file is not a pin store.
  */
-export async function runToolsList(opts: ToolsOptions & { server?: string }, io: CommandIo): Promise<number> {
+export async function runToolsList(opts: ToolsOptions & { server?: string }, io: CliIo): Promise<number> {
   try {
     const path = await pinsPath(opts);
     const store = await PinStore.open(path);
@@ -107,7 +95,7 @@ export async function runToolsList(opts: ToolsOptions & { server?: string }, io:
  * and tells the server's sessions to list again); otherwise the file is edited directly. Exit 0
  * when something was approved, 1 when nothing was pending or the relay did not answer, 2 on usage.
  */
-export async function runToolsApprove(server: string, tools: string[], opts: ToolsApproveOptions, io: CommandIo): Promise<number> {
+export async function runToolsApprove(server: string, tools: string[], opts: ToolsApproveOptions, io: CliIo): Promise<number> {
   try {
     const path = await pinsPath(opts);
     const by = opts.by ?? `${safeUser()}@${hostname()}`;
@@ -154,7 +142,7 @@ function safeUser(): string {
  * toolsCommand builds `switchboard tools list [--pins <file>]` and
  * `switchboard tools approve <server> [<tool>…]`.
  */
-export function toolsCommand(io: CommandIo = process, setExit?: (code: number) => void): Command {
+export function toolsCommand(io: CliIo = process, setExit?: (code: number) => void): Command {
   const done = (code: number): void => {
     if (setExit) setExit(code);
     else process.exitCode = code;

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { mkdir, open, readFile, readdir, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
+import { writeFileAtomic } from '@switchboard/common';
 
 /**
  * How `switchboard tools approve` reaches a running relay. The relay's pin store is the source of
@@ -44,22 +45,6 @@ export function spoolDir(pins: string): string {
   return `${pins}.requests`;
 }
 
-async function writeAtomic(path: string, text: string, mode = 0o600): Promise<void> {
-  const tmp = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
-  const fh = await open(tmp, 'wx', mode);
-  try {
-    await fh.writeFile(text, 'utf8');
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  try {
-    await rename(tmp, path);
-  } catch (err) {
-    await rm(tmp, { force: true });
-    throw err;
-  }
-}
 
 /** readLock returns the lock of the pin store at `pins`, or undefined when there is none (or it is unreadable). */
 export async function readLock(pins: string): Promise<PinLock | undefined> {
@@ -91,7 +76,7 @@ export function lockHolderAlive(lock: PinLock): boolean {
 export async function takeLock(pins: string): Promise<void> {
   await mkdir(spoolDir(pins), { recursive: true, mode: 0o700 });
   const lock: PinLock = { pid: process.pid, host: hostname(), startedAt: new Date().toISOString() };
-  await writeAtomic(lockPath(pins), `${JSON.stringify(lock)}\n`, 0o644);
+  await writeFileAtomic(lockPath(pins), `${JSON.stringify(lock)}\n`, { mode: 0o644 });
 }
 
 /** releaseLock removes the lock when this process holds it. */
@@ -103,7 +88,7 @@ export async function releaseLock(pins: string): Promise<void> {
 /** submitRequest drops an approval request for the relay and returns its id. */
 export async function submitRequest(pins: string, req: ApprovalRequest): Promise<string> {
   const id = `${Date.now().toString(36)}-${randomBytes(6).toString('hex')}`;
-  await writeAtomic(join(spoolDir(pins), `${id}.json`), `${JSON.stringify(req)}\n`);
+  await writeFileAtomic(join(spoolDir(pins), `${id}.json`), `${JSON.stringify(req)}\n`, { mode: 0o600, createDir: false });
   return id;
 }
 
@@ -169,5 +154,5 @@ function parseRequest(id: string, text: string): { id: string; request: Approval
 
 /** answerRequest writes the relay's answer to request `id`. */
 export async function answerRequest(pins: string, id: string, result: ApprovalResult): Promise<void> {
-  await writeAtomic(join(spoolDir(pins), `${id}.result`), `${JSON.stringify(result)}\n`);
+  await writeFileAtomic(join(spoolDir(pins), `${id}.result`), `${JSON.stringify(result)}\n`, { mode: 0o600, createDir: false });
 }

@@ -1,6 +1,7 @@
 /**
- * Canonical JSON per RFC 8785 (JSON Canonicalization Scheme) for the values an audit record
- * holds: `null`, booleans, finite numbers, well-formed strings, arrays and plain objects. Object
+ * Canonical JSON per RFC 8785 (JSON Canonicalization Scheme) for every value Switchboard hashes or
+ * compares by content — audit records and argument digests, pinned tool definitions, argument
+ * `enum` entries: `null`, booleans, finite numbers, well-formed strings, arrays and plain objects. Object
  * keys are sorted by their UTF-16 code units, recursively; there is no whitespace; strings and
  * numbers are written as ECMAScript's `JSON.stringify` writes them, which is exactly what JCS
  * prescribes (§3.2.2). Two equal values always give the same bytes, so a hash over them is stable.
@@ -35,7 +36,7 @@ const isWellFormed = (s: string): boolean => (s as unknown as { isWellFormed(): 
 // Printable ASCII without `"` and `\\`: written as is, between quotes (the common case, and cheap).
 const PLAIN = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/;
 
-/** @internal canonicalString writes one string, refusing lone surrogates. */
+/** canonicalString writes one string as canonical JSON, refusing lone surrogates (a building block for fast encoders). */
 export function canonicalString(s: string, where = '$'): string {
   if (PLAIN.test(s)) return `"${s}"`;
   if (!isWellFormed(s)) throw new TypeError(`canonicaljson: lone UTF-16 surrogate in string at ${where}`);
@@ -44,7 +45,7 @@ export function canonicalString(s: string, where = '$'): string {
 
 const keyCache = new Map<string, string>();
 
-/** @internal canonicalKey writes an object key followed by `:`; the few distinct record keys are cached. */
+/** canonicalKey writes an object key followed by `:`; the few distinct keys of a record type are cached. */
 export function canonicalKey(k: string, where = '$'): string {
   const hit = keyCache.get(k);
   if (hit !== undefined) return hit;

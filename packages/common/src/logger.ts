@@ -1,6 +1,7 @@
 /**
- * Logger is the structured logger the connector writes to: a subset of pino's API, so a pino
- * logger fits as is. The library is silent unless given one; only the CLI makes the root logger.
+ * Logger is the structured logger Switchboard's libraries write to: the subset of pino's API they
+ * use, so a pino logger fits as is. Libraries are silent unless given one; only a CLI makes the
+ * root logger.
  */
 export interface Logger {
   debug(obj: object, msg?: string): void;
