@@ -2,7 +2,7 @@
 // redaction costs per KiB of a tool result on the relay's own path (parse, redact, re-serialise).
 //
 // Decisions are measured three ways, all in one run:
-// - "hot path": what each message of a live session costs — `PolicyScope.guard('tool', name)`,
+// - "hot path": what each message of a live session costs — `PolicyScope.call('tool', name)`,
 //   a map lookup once the name was decided (sessions keep their scope until the policy changes);
 // - "uncached": `toolDecision(snapshot, agent, server, tool)` from scratch — the rule index finds
 //   the candidate rules (per server, per exact ID / pattern prefix), then deny and allow globs are
@@ -119,7 +119,7 @@ export async function benchPolicy({ quick = false } = {}) {
     const t0 = process.hrtime.bigint();
     const snapshot = compilePolicy(doc);
     const compileMs = Number(process.hrtime.bigint() - t0) / 1e6;
-    const scope = new PolicyScope(snapshot, agent, 'srv7');
+    const scope = new PolicyScope(snapshot, { id: agent }, 'srv7');
     if (!scope.tool('get_order').allow || scope.tool('delete_order').allow) throw new Error('bench policy decides wrongly');
     const names = ['get_order', 'read_file', 'delete_order', 'list_things'];
     let k = 0;
@@ -129,13 +129,13 @@ export async function benchPolicy({ quick = false } = {}) {
       rules: snapshot.rules.length,
       matching: scope.rules.length,
       compileMs,
-      hotNs: time(() => scope.guard('tool', names[k++ & 3]), iters),
+      hotNs: time(() => scope.call('tool', names[k++ & 3]), iters),
       uncachedNs: time(() => toolDecision(snapshot, agent, 'srv7', names[k++ & 3]), iters / 4),
       fullScanNs: time(() => fullScan(snapshot, agent, 'srv7', names[k++ & 3]), quick ? 500 : 5000),
-      scopeNs: time(() => new PolicyScope(snapshot, agent, 'srv7'), iters / 10),
+      scopeNs: time(() => new PolicyScope(snapshot, { id: agent }, 'srv7'), iters / 10),
       // A tools/call on the hot path with everything on: decision, argument glob, rate limit.
       callNs: time(() => {
-        const g = scope.guard('tool', 'read_file');
+        const g = scope.call('tool', 'read_file');
         if (checkArguments(g, args) !== undefined) throw new Error('refused');
         const d = limiter.acquire(agent.toString(), g.rates[0]);
         if (d.ok) d.release();

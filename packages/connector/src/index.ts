@@ -1,12 +1,12 @@
 export { startConnector, DEFAULT_DRAIN_TIMEOUT_MS } from './supervisor/connector.js';
 export type { Connector, StartConnectorOptions } from './supervisor/connector.js';
-export type { LinkStatus } from './supervisor/relay-supervisor.js';
+export type { LinkStatus } from './link/link-status.js';
 export { loadConnectorConfig, parseConnectorConfig, isLoopbackHost, SERVER_NAME_PATTERN } from './config.js';
 export type { ConnectorConfig, ServerConfig, StdioServerConfig, HttpServerConfig, AdminConfig } from './config.js';
 export { Backoff, realSleep } from './supervisor/backoff.js';
 export type { BackoffOptions, Sleep } from './supervisor/backoff.js';
 export { classify } from './supervisor/classify.js';
-export type { Decision, ClassifyContext } from './supervisor/classify.js';
+export type { Recovery, ClassifyContext } from './supervisor/classify.js';
 export { DEFAULT_LINK_TIMING, MAX_LINK_FRAME_BYTES } from './link/link.js';
 export type { LinkTiming } from './link/link.js';
 export { DEFAULT_OUTPUT_BUFFER_BYTES } from './link/session.js';

@@ -1,18 +1,13 @@
 export { RelayError, RelayConfigError, PolicyError, isRelayError } from './errors.js';
 export type { RelayErrorCode } from './errors.js';
-export {
-  loadRelayConfig,
-  parseRelayConfig,
-  parseListenAddress,
-  resolveLimits,
-  DEFAULT_LIMITS,
-  DEFAULT_ENFORCEMENT,
-} from './config.js';
-export type { RelayConfig, RelayLimits, EnforcementOptions, UnknownToolReply, ListenAddress } from './config.js';
+export { loadRelayConfig, parseRelayConfig } from './config/relay-config.js';
+export type { RelayConfig } from './config/relay-config.js';
+export { resolveLimits, DEFAULT_LIMITS, DEFAULT_ENFORCEMENT, DEFAULT_TIMING } from './config/limits.js';
+export type { RelayLimits, EnforcementOptions, UnknownToolReply, RelayTiming } from './config/limits.js';
+export { parseListenAddress } from './config/listen.js';
+export type { ListenAddress } from './config/listen.js';
 export { startRelay, Relay } from './relay.js';
 export type { RelayOptions, StartRelayDeps, RelayCloseOptions } from './relay.js';
-export type { RelayTiming } from './session/context.js';
-export { DEFAULT_TIMING } from './session/context.js';
 export { compilePolicy, normalizeSerial, PolicySnapshot, SERVER_NAME_PATTERN } from './policy/compile.js';
 export type { CompileOptions, CompiledRule, CompiledServer, CompiledZone, RevocationList, CallKind, ArgRule } from './policy/compile.js';
 export {
@@ -22,14 +17,14 @@ export {
   connectorMayServe,
   isConnector,
   matchingRules,
-  PolicyScope,
   resourceDecision,
   promptDecision,
   revocationDecision,
   zoneDecision,
-  checkArguments,
 } from './policy/decide.js';
-export type { CallGuard, ArgRefusal } from './policy/decide.js';
+export type { PolicySubject } from './policy/decide.js';
+export { PolicyScope, IdentityPolicy, checkArguments } from './policy/scope.js';
+export type { CallPolicy, ArgRefusal } from './policy/scope.js';
 export { SERVER_REQUEST_KINDS, PINNING_MODES } from './policy/document.js';
 export type {
   Decision,
@@ -45,30 +40,32 @@ export type {
   PinningMode,
   ServerRequestKind,
 } from './policy/document.js';
-export { PolicyStore, loadPolicyFile, parsePolicyText } from './policy/store.js';
-export type { PolicyReloadResult, PolicySwapListener, PolicyValidator } from './policy/store.js';
+export { PolicyStore } from './policy/store.js';
+export type { PolicySwapListener, PolicyValidator } from './policy/store.js';
+export { parsePolicyText } from './policy/policy-text.js';
+export { loadPolicyFile, PolicyFile } from './wiring/policy-file.js';
+export type { PolicyReloadResult } from './wiring/policy-file.js';
 export { explainToolDecision } from './policy/explain.js';
 export type { Explanation } from './policy/explain.js';
 export { normalizeResourceUri, compileUriGlob, MAX_URI_LENGTH } from './policy/uri-glob.js';
 export type { NormalizedUri, UriGlob } from './policy/uri-glob.js';
-export { PolicyFileWatcher } from './policy/watch.js';
-export type { PolicyWatchOptions } from './policy/watch.js';
-export type { JwtSignerOptions, GuardConfig } from './session/guard-config.js';
-export type { PinsOptions } from './session/pin-runtime.js';
-export { MAX_BACKEND_JWT_TTL_SECONDS } from './session/guard-runtime.js';
+export { PolicyFileWatcher } from './wiring/policy-file-watcher.js';
+export type { PolicyWatchOptions } from './wiring/policy-file-watcher.js';
+export { MAX_BACKEND_JWT_TTL_SECONDS } from './config/enforcement-config.js';
+export type { JwtSignerOptions, PinsOptions, EnforcementConfig } from './config/enforcement-config.js';
 export type { CatalogServer } from './listener/catalog.js';
 export { MemoryAuditSink } from './audit/sink.js';
-export type { AuditSink, LazyAuditRecord, RelayAuditDurability } from './audit/sink.js';
+export type { AuditSink, LazyAuditRecord } from './audit/sink.js';
 export { TrailAuditSink } from './audit/trail-sink.js';
 export type { TrailAuditSinkOptions } from './audit/trail-sink.js';
-export type { RelayAuditConfig } from './audit/config.js';
+export type { RelayAuditConfig, RelayAuditDurability } from './config/audit-config.js';
 export type { RelayAuditOptions } from './audit/open.js';
 export type { AuditMetricsSnapshot } from './audit/metrics.js';
-export { Registry } from './registry.js';
-export type { RoutableLink } from './registry.js';
+export { Registry } from './link/registry.js';
+export type { RoutableLink } from './link/registry.js';
 export type { RelayMetricsSnapshot, UpgradeRefusal, DenyReason } from './metrics.js';
-export { validateStrictJson } from './internal/strict-json.js';
-export type { StrictJsonResult } from './internal/strict-json.js';
+export { validateStrictJson } from './message/strict-json.js';
+export type { StrictJsonResult } from './message/strict-json.js';
 export { relayCommand, runRelay } from './cli/relay-command.js';
 export type { RunRelayOptions, RunRelayDeps, SignalSource } from './cli/relay-command.js';
 export { policyCommand, runPolicyCheck } from './cli/policy-command.js';

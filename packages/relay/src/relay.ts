@@ -1,41 +1,34 @@
-import { CurrentBundle, IdentityReloader, tlsOptionsOf } from './listener/identity-reload.js';
-import { once } from 'node:events';
-import type { Server as HttpServer } from 'node:http';
+import type { Server as HttpServer, IncomingMessage, ServerResponse } from 'node:http';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
-import type { AddressInfo, Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
-import { BundleSet, PkiError, loadIdentityFiles, loadJwtSvidSigner, type Identity, type JwtSvidSigner, type SpiffeId } from '@switchboard/pki';
-import { pino, type Logger } from 'pino';
+import { silentLogger, type Logger } from '@switchboard/common';
 import type { AuditFs } from '@switchboard/audit';
+import type { Identity, JwtSvidSigner, SpiffeId } from '@switchboard/pki';
 import { auditMetricsOf } from './audit/metrics.js';
 import { openRelayAudit, policyReloadRecord, type RelayAuditOptions } from './audit/open.js';
 import type { AuditSink } from './audit/sink.js';
-import {
-  checkAdminListen,
-  parseListenAddress,
-  resolveEnforcement,
-  resolveLimits,
-  type EnforcementOptions,
-  type ListenAddress,
-  type RelayLimits,
-} from './config.js';
-import { RelayError } from './errors.js';
+import { CurrentBundle, IdentityReloader, tlsOptionsOf } from './auth/identity-reload.js';
+import { PeerAuthenticator } from './auth/peer-auth.js';
+import type { JwtSignerOptions, PinsOptions } from './config/enforcement-config.js';
+import { DEFAULT_TIMING, resolveEnforcement, resolveLimits, type EnforcementOptions, type RelayLimits, type RelayTiming } from './config/limits.js';
+import { checkAdminListen, parseListenAddress, type ListenAddress } from './config/listen.js';
+import type { Enforcement } from './enforce/enforcement.js';
+import { PolicyError } from './errors.js';
+import { ConnectorLink, type LinkContext } from './link/connector-link.js';
+import { Registry } from './link/registry.js';
 import { createAdminServer } from './listener/admin.js';
-import { CATALOG_PATH, handleCatalog } from './listener/catalog.js';
-import { PeerAuthenticator } from './listener/peer-auth.js';
-import { UpgradeRouter } from './listener/upgrade.js';
+import { CATALOG_PATH, handleCatalog, type CatalogContext } from './listener/catalog.js';
+import { UpgradeRouter, type UpgradeContext } from './listener/upgrade.js';
 import { RelayMetrics, type RelayMetricsSnapshot } from './metrics.js';
-import { PolicySnapshot, compilePolicy } from './policy/compile.js';
-import { connectorMayServe } from './policy/decide.js';
+import type { PolicySnapshot } from './policy/compile.js';
 import type { PolicyDocument } from './policy/document.js';
-import { PolicyStore, type PolicyReloadResult } from './policy/store.js';
-import { PolicyFileWatcher } from './policy/watch.js';
-import { Registry } from './registry.js';
-import { GuardRuntime } from './session/guard-runtime.js';
-import type { JwtSignerOptions } from './session/guard-config.js';
-import { PinRuntime, type PinsOptions } from './session/pin-runtime.js';
-import { DEFAULT_TIMING, type RelayContext, type RelayTiming } from './session/context.js';
-import type { ConnectorLink } from './session/link.js';
+import type { PolicyStore } from './policy/store.js';
+import { AgentSession, type SessionContext } from './session/agent-session.js';
+import { Cleanup } from './wiring/cleanup.js';
+import { closeServer, hostForUrl, listenOn } from './wiring/listen.js';
+import { loadRelayIdentity, openEnforcement, openPolicy } from './wiring/open-parts.js';
+import type { PolicyFile, PolicyReloadResult } from './wiring/policy-file.js';
 
 /**
  * RelayOptions configure {@link startRelay}. A {@link RelayConfig} from `loadRelayConfig` is one;
@@ -80,29 +73,33 @@ export interface RelayCloseOptions {
   drainTimeoutMs?: number;
 }
 
-function hostForUrl(host: string): string {
-  if (host === '0.0.0.0' || host === '::' || host === '') return 'localhost';
-  return host.includes(':') ? `[${host}]` : host;
+/** RelayParts is what {@link startRelay} opened, handed to the {@link Relay} that runs it. */
+interface RelayParts {
+  url: string;
+  port: number;
+  adminUrl: string | undefined;
+  relayId: SpiffeId;
+  policy: PolicyStore;
+  policyFile: PolicyFile | undefined;
+  server: HttpsServer;
+  links: Set<ConnectorLink>;
+  registry: Registry<ConnectorLink>;
+  sockets: Set<Socket>;
+  state: ShutdownState;
+  metrics: RelayMetrics;
+  audit: AuditSink;
+  enforcement: Enforcement;
+  limits: RelayLimits;
+  timing: RelayTiming;
+  logger: Logger;
+  /** cleanup releases what start opened (admin listener, enforcement, audit trail), newest first. */
+  cleanup: Cleanup;
 }
 
-async function listenOn(server: HttpServer | HttpsServer, addr: ListenAddress, what: string): Promise<number> {
-  const failed = once(server, 'error');
-  server.listen(addr.port, addr.host);
-  try {
-    await Promise.race([
-      once(server, 'listening'),
-      failed.then(([err]) => {
-        throw err;
-      }),
-    ]);
-  } catch (err) {
-    throw new RelayError('RELAY_ERR_LISTEN', `listen: cannot listen on ${what} ${addr.host}:${addr.port}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, {
-      cause: err,
-      retryable: true,
-    });
-  }
-  failed.catch(() => undefined);
-  return (server.address() as AddressInfo).port;
+interface ShutdownState {
+  closing: boolean;
+  /** idle is called when the last session ended during a drain. */
+  idle?: (() => void) | undefined;
 }
 
 /**
@@ -120,78 +117,40 @@ export class Relay {
   readonly id: SpiffeId;
   /** policy is the store holding the policy in force; `relay.reloadPolicy()` re-reads its file. */
   readonly policy: PolicyStore;
-  private readonly ctx: RelayContext;
-  private readonly server: HttpsServer;
-  private readonly admin: HttpServer | undefined;
-  private readonly links: Set<ConnectorLink>;
-  private readonly sockets: Set<Socket>;
-  private readonly ownsAudit: boolean;
+  private readonly parts: RelayParts;
   private readonly ticker: NodeJS.Timeout;
   private readonly unsubscribe: () => void;
-  private watcher: PolicyFileWatcher | undefined;
   /** @internal identityReloader swaps the TLS context when the identity files rotate. */
   identityReloader: IdentityReloader | undefined;
-  private readonly state: { closing: boolean; idle?: () => void };
   private closed: Promise<void> | undefined;
 
   /** @internal use {@link startRelay}. */
-  constructor(init: {
-    url: string;
-    port: number;
-    adminUrl: string | undefined;
-    ctx: RelayContext;
-    server: HttpsServer;
-    admin: HttpServer | undefined;
-    links: Set<ConnectorLink>;
-    sockets: Set<Socket>;
-    ownsAudit: boolean;
-    state: { closing: boolean; idle?: () => void };
-  }) {
-    this.url = init.url;
-    this.port = init.port;
-    this.adminUrl = init.adminUrl;
-    this.ctx = init.ctx;
-    this.id = init.ctx.relayId;
-    this.policy = init.ctx.policy;
-    this.server = init.server;
-    this.admin = init.admin;
-    this.links = init.links;
-    this.sockets = init.sockets;
-    this.ownsAudit = init.ownsAudit;
-    this.state = init.state;
-    const { heartbeatIntervalMs, idleTicks } = init.ctx.timing;
-    this.ticker = setInterval(heartbeat, heartbeatIntervalMs, this.links, idleTicks);
+  constructor(parts: RelayParts) {
+    this.parts = parts;
+    this.url = parts.url;
+    this.port = parts.port;
+    this.adminUrl = parts.adminUrl;
+    this.id = parts.relayId;
+    this.policy = parts.policy;
+    const { heartbeatIntervalMs, idleTicks } = parts.timing;
+    this.ticker = setInterval(heartbeat, heartbeatIntervalMs, parts.links, idleTicks);
     this.ticker.unref();
     this.unsubscribe = this.policy.onSwap((next, previous) => this.policySwapped(next, previous));
   }
 
-  /** @internal startWatch reloads the policy whenever its file changes (debounced). */
-  startWatch(path: string): void {
-    this.watcher = new PolicyFileWatcher(path, () => void this.reloadPolicy(), {
-      currentHash: () => this.policy.lastReadHash,
-      onError: (err) => this.ctx.logger.warn({ err: err.message }, 'policy file watch failed; SIGHUP still reloads'),
-    });
-    try {
-      this.watcher.start();
-    } catch (err) {
-      this.watcher = undefined;
-      this.ctx.logger.warn({ err: (err as Error).message, path }, 'cannot watch the policy file; SIGHUP still reloads');
-    }
-  }
-
   /** metrics returns the current counters and gauges. */
   metrics(): RelayMetricsSnapshot {
-    return this.ctx.metrics.snapshot();
+    return this.parts.metrics.snapshot();
   }
 
   /** prometheus renders the counters as the admin listener's `/metrics` does. */
   prometheus(): string {
-    return this.ctx.metrics.prometheus();
+    return this.parts.metrics.prometheus();
   }
 
   /** servers lists the servers with at least one connector link online. */
   servers(): string[] {
-    return this.ctx.registry.servers();
+    return this.parts.registry.servers();
   }
 
   /**
@@ -200,16 +159,19 @@ export class Relay {
    * SIGHUP.
    */
   async reloadPolicy(): Promise<PolicyReloadResult> {
-    const result = await this.policy.reload();
-    const m = this.ctx.metrics;
+    const { policyFile, metrics, logger, audit } = this.parts;
+    const result: PolicyReloadResult =
+      policyFile === undefined
+        ? { ok: false, snapshot: this.policy.current, error: new PolicyError('policy: this policy was not loaded from a file; nothing to reload') }
+        : await policyFile.reload();
     if (result.ok) {
-      m.reloadsOk++;
-      this.ctx.logger.info({ source: result.snapshot.source }, 'policy reloaded');
+      metrics.reloadsOk++;
+      logger.info({ source: result.snapshot.source }, 'policy reloaded');
     } else {
-      m.reloadsFailed++;
-      this.ctx.logger.error({ err: result.error.message }, 'policy reload failed; the previous policy stays in force');
+      metrics.reloadsFailed++;
+      logger.error({ err: result.error.message }, 'policy reload failed; the previous policy stays in force');
     }
-    this.ctx.audit.write(await policyReloadRecord(this.policy.sourcePath, result.ok ? null : result.error.message));
+    audit.write(await policyReloadRecord(policyFile?.path, result.ok ? null : result.error.message));
     return result;
   }
 
@@ -219,19 +181,18 @@ export class Relay {
    * and the server's sessions are told to list again. Returns the approved tools.
    */
   approveTools(server: string, tools?: readonly string[], by = 'api'): { tool: string; hash: string; previousHash: string | null }[] {
-    return this.ctx.guards.pins.approve(server, tools, by).map((e) => ({ tool: e.tool, hash: e.hash, previousHash: e.previousHash ?? null }));
+    return this.parts.enforcement.pins.approve(server, tools, by).map((e) => ({ tool: e.tool, hash: e.hash, previousHash: e.previousHash ?? null }));
   }
 
   private policySwapped(next: PolicySnapshot, previous: PolicySnapshot): void {
     // A connector whose grant was removed stops receiving new sessions at once; sessions in
-    // progress re-check their agent's rights at their next message.
-    for (const link of this.links) {
-      for (const server of link.servers) {
-        if (!connectorMayServe(next, link.peer.id, server).allow) link.unregister(server);
-      }
+    // progress re-check their agent's rights below.
+    for (const link of this.parts.links) {
+      const identity = this.policy.identity(link.peer);
+      for (const server of link.servers) if (!identity.mayServe(server).allow) link.unregister(server);
     }
     // Revoked identities are closed now (4401); other sessions re-check their grants and hear list_changed.
-    this.ctx.guards.policySwapped(next, previous, this.links);
+    this.parts.enforcement.policySwapped(next, previous, this.parts.links);
   }
 
   /**
@@ -240,47 +201,40 @@ export class Relay {
    * 4509, links with 1001), and flushes the audit trail. Idempotent.
    */
   close(options: RelayCloseOptions = {}): Promise<void> {
-    this.closed ??= this.shutdown(options.drainTimeoutMs ?? this.ctx.limits.drainTimeoutMs);
+    this.closed ??= this.shutdown(options.drainTimeoutMs ?? this.parts.limits.drainTimeoutMs);
     return this.closed;
   }
 
   private async shutdown(drainMs: number): Promise<void> {
-    const log = this.ctx.logger;
-    this.state.closing = true;
+    const { logger: log, server, links, sockets, state, metrics } = this.parts;
+    state.closing = true;
     this.unsubscribe();
-    this.watcher?.close();
+    this.parts.policyFile?.close();
     this.identityReloader?.close();
-    log.info({ drainMs, sessions: this.ctx.metrics.sessionsOpen }, 'relay shutting down');
-    const serverClosed = new Promise<void>((resolve) => this.server.close(() => resolve()));
-    for (const link of this.links) link.goAway();
-    if (this.ctx.metrics.sessionsOpen > 0 && drainMs > 0) {
+    log.info({ drainMs, sessions: metrics.sessionsOpen }, 'relay shutting down');
+    const serverClosed = closeServer(server);
+    for (const link of links) link.goAway();
+    if (metrics.sessionsOpen > 0 && drainMs > 0) {
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, drainMs);
-        this.state.idle = () => {
+        state.idle = () => {
           clearTimeout(timer);
           resolve();
         };
       });
-      this.state.idle = undefined;
+      state.idle = undefined;
     }
-    for (const link of [...this.links]) link.shutdown(1001, 'relay shutting down');
-    this.server.closeAllConnections();
+    for (const link of [...links]) link.shutdown(1001, 'relay shutting down');
+    server.closeAllConnections();
     // Close handshakes get a moment; then whatever is still connected is cut.
     const grace = setTimeout(() => {
-      for (const s of this.sockets) s.destroy();
+      for (const s of sockets) s.destroy();
     }, 1000);
     await serverClosed;
     clearTimeout(grace);
     clearInterval(this.ticker);
-    if (this.admin) await new Promise<void>((resolve) => this.admin?.close(() => resolve()));
-    await this.ctx.guards.close();
-    try {
-      if (this.ownsAudit) await this.ctx.audit.close();
-      else await this.ctx.audit.flush();
-    } catch (err) {
-      log.error({ err: (err as Error).message }, 'audit trail could not be flushed');
-    }
-    log.info('relay stopped');
+    await this.parts.cleanup.run((what, err) => log.error({ err: (err as Error).message ?? String(err) }, `${what} failed at shutdown`));
+    log.info({}, 'relay stopped');
   }
 }
 
@@ -288,28 +242,12 @@ function heartbeat(links: Set<ConnectorLink>, idleTicks: number): void {
   for (const link of links) link.tick(idleTicks);
 }
 
-async function resolveIdentity(identity: string | Identity): Promise<Identity> {
-  if (typeof identity !== 'string') return identity;
-  try {
-    return await loadIdentityFiles(identity);
-  } catch (err) {
-    const detail = err instanceof PkiError ? `${err.code}: ${err.message}` : String(err);
-    throw new RelayError('RELAY_ERR_IDENTITY', `identity: cannot load the relay identity from ${identity}: ${detail}`, { cause: err });
-  }
-}
-
-async function resolvePolicy(policy: RelayOptions['policy']): Promise<PolicyStore> {
-  if (policy instanceof PolicyStore) return policy;
-  if (policy instanceof PolicySnapshot) return new PolicyStore(policy);
-  if (typeof policy === 'string') return PolicyStore.fromFile(policy);
-  return new PolicyStore(compilePolicy(policy));
-}
-
 /**
- * startRelay starts a relay: it loads the identity and policy, opens the audit trail, and listens
- * (TLS 1.3, client certificates required and verified against the trust bundle). Resolves once
- * every listener is bound. Throws {@link RelayError}: `RELAY_ERR_CONFIG`, `RELAY_ERR_IDENTITY`,
- * `RELAY_ERR_POLICY`, `RELAY_ERR_AUDIT` or `RELAY_ERR_LISTEN`.
+ * startRelay starts a relay: it loads the identity and policy, opens the audit trail and the
+ * enforcement state, and listens (TLS 1.3, client certificates required and verified against the
+ * trust bundle). Resolves once every listener is bound; a failure part way releases what was
+ * opened. Throws {@link RelayError}: `RELAY_ERR_CONFIG`, `RELAY_ERR_IDENTITY`, `RELAY_ERR_POLICY`,
+ * `RELAY_ERR_AUDIT` or `RELAY_ERR_LISTEN`.
  *
  * @example
  * const relay = await startRelay({
@@ -325,64 +263,105 @@ export async function startRelay(options: RelayOptions, deps: StartRelayDeps = {
   const listen = parseListenAddress(options.listen);
   const adminAddr = options.admin ? checkAdminListen(options.admin.listen) : undefined;
   const limits = resolveLimits(options.limits);
-  const enforcement = resolveEnforcement(options.enforcement);
+  const { unknownToolReply } = resolveEnforcement(options.enforcement);
   const timing: RelayTiming = { ...DEFAULT_TIMING, ...deps.timing };
-  const logger = (deps.logger ?? pino({ enabled: false })).child({ component: 'relay' });
+  const logger = (deps.logger ?? silentLogger).child({ component: 'relay' });
+  const identity = await loadRelayIdentity(options.identity);
+  const { store: policy, file: policyFile } = await openPolicy(options.policy, identity, logger);
 
-  const identity = await resolveIdentity(options.identity);
-  const store = await resolvePolicy(options.policy);
-  const relayTd = identity.svid.id.trustDomain.name;
-  if (store.current.trustDomain.name !== relayTd) {
-    throw new RelayError(
-      'RELAY_ERR_POLICY',
-      `policy: trustDomain is ${store.current.trustDomain.name}, but the relay's identity ${identity.svid.id.toString()} is in ${relayTd}`,
-    );
+  const cleanup = new Cleanup();
+  try {
+    const metrics = new RelayMetrics();
+    const audit = await openAudit(options.audit, policyFile, metrics, logger, deps.auditFs, cleanup);
+    const enforcement = await openEnforcement(options, policy, identity.svid.id.trustDomain.name, { audit, metrics, logger });
+    cleanup.add('pin store', () => enforcement.close());
+
+    const links = new Set<ConnectorLink>();
+    const sockets = new Set<Socket>();
+    const state: ShutdownState = { closing: false };
+    const registry = new Registry<ConnectorLink>();
+    const shared: LinkContext & SessionContext & UpgradeContext & CatalogContext = {
+      limits,
+      unknownToolReply,
+      timing,
+      policy,
+      registry,
+      enforcement,
+      audit,
+      metrics,
+      logger,
+      relayId: identity.svid.id,
+      pins: enforcement.pins,
+      inventory: enforcement.inventory,
+      online: () => registry.servers(),
+      sessionEnded: () => {
+        if (state.closing && metrics.sessionsOpen === 0) state.idle?.();
+      },
+      linkEnded: (link) => links.delete(link),
+    };
+
+    const bundle = new CurrentBundle(identity.bundle);
+    const auth = new PeerAuthenticator(bundle, deps.now ? { now: deps.now } : {});
+    const router = new UpgradeRouter(shared, auth, {
+      closing: () => state.closing,
+      startSession: (accepted) => new AgentSession({ ctx: shared, ...accepted }).start(),
+      startLink: (ws, socket, peer) => {
+        const link = new ConnectorLink(shared, ws, socket, peer);
+        links.add(link);
+        link.start();
+      },
+    });
+    const server = createMainServer(identity, { metrics, logger, sockets, catalog: (req, res) => handleCatalog(shared, auth, req, res) });
+    server.on('upgrade', (req, socket, head) => router.handleUpgrade(req, socket, head));
+    const port = await listenOn(server, listen, 'listen');
+    cleanup.add('main listener', () => closeServer(server));
+    const adminUrl = adminAddr === undefined ? undefined : await startAdmin(adminAddr, { ready: () => server.listening && !state.closing && audit.available, metrics }, cleanup);
+
+    const url = `wss://${hostForUrl(listen.host)}:${port}`;
+    logger.info({ url, adminUrl, relay: identity.svid.id.toString() }, 'relay listening');
+    const relay = new Relay({ url, port, adminUrl, relayId: identity.svid.id, policy, policyFile, server, links, registry, sockets, state, metrics, audit, enforcement, limits, timing, logger, cleanup });
+    if (options.watchPolicy !== false) policyFile?.watch(() => void relay.reloadPolicy());
+    if (typeof options.identity === 'string') relay.identityReloader = watchIdentity(options.identity, identity, server, bundle, logger);
+    return relay;
+  } catch (err) {
+    await cleanup.run();
+    throw err;
   }
+}
 
-  const metrics = new RelayMetrics();
-  const opened = await openRelayAudit(options.audit, {
+/** openAudit opens the trail (or takes the given sink) and records the policy in force at start. */
+async function openAudit(
+  options: RelayOptions['audit'],
+  policyFile: PolicyFile | undefined,
+  metrics: RelayMetrics,
+  logger: Logger,
+  fs: AuditFs | undefined,
+  cleanup: Cleanup,
+): Promise<AuditSink> {
+  const opened = await openRelayAudit(options, {
     logger,
-    ...(deps.auditFs ? { fs: deps.auditFs } : {}),
+    ...(fs ? { fs } : {}),
     onFailure: (err) =>
       logger.error({ err: err.message }, 'audit trail failed: every recorded call is refused (-32050) and /readyz reports 503 until the relay is restarted'),
   });
   const audit = opened.sink;
-  const ownsAudit = opened.owned;
+  // A sink the caller passed in is theirs to close; the relay only flushes it.
+  cleanup.add('audit trail', () => (opened.owned ? audit.close() : audit.flush()));
   metrics.audit = auditMetricsOf(audit);
   // The policy in force at start is recorded like a reload, so the trail says which file governed.
-  if (store.sourcePath !== undefined) audit.write(await policyReloadRecord(store.sourcePath, null));
+  if (policyFile !== undefined) audit.write(await policyReloadRecord(policyFile.path, null));
+  return audit;
+}
 
-  let guards: GuardRuntime;
-  try {
-    guards = await openGuards(options, store, relayTd, { audit, metrics, logger });
-  } catch (err) {
-    if (ownsAudit) await audit.close().catch(() => undefined);
-    throw err;
-  }
-
-  const links = new Set<ConnectorLink>();
-  const sockets = new Set<Socket>();
-  const state: { closing: boolean; idle?: () => void } = { closing: false };
-  const ctx: RelayContext = {
-    limits,
-    enforcement,
-    policy: store,
-    registry: new Registry<ConnectorLink>(),
-    audit,
-    guards,
-    metrics,
-    logger,
-    relayId: identity.svid.id,
-    timing,
-    sessionEnded: () => {
-      if (state.closing && metrics.sessionsOpen === 0) state.idle?.();
-    },
-    linkEnded: (link) => {
-      links.delete(link);
-    },
-  };
-
-  // One secure context for every connection (built here, once); TLS 1.3 tickets give resumption.
+/**
+ * createMainServer builds the main listener: one secure context for every connection (built
+ * here, once; TLS 1.3 tickets give resumption), client certificates required, the catalog on
+ * `GET /v1/servers` and 426/404 for everything else that is not a WebSocket upgrade.
+ */
+function createMainServer(
+  identity: Identity,
+  deps: { metrics: RelayMetrics; logger: Logger; sockets: Set<Socket>; catalog: (req: IncomingMessage, res: ServerResponse) => void },
+): HttpsServer {
   const server = createHttpsServer({
     ...tlsOptionsOf(identity),
     requestCert: true,
@@ -393,17 +372,17 @@ export async function startRelay(options: RelayOptions, deps: StartRelayDeps = {
   server.requestTimeout = 15_000;
   server.keepAliveTimeout = 5_000;
   server.on('secureConnection', (socket: TLSSocket) => {
-    sockets.add(socket);
-    socket.once('close', () => sockets.delete(socket));
+    deps.sockets.add(socket);
+    socket.once('close', () => deps.sockets.delete(socket));
   });
   server.on('tlsClientError', (err: Error) => {
-    metrics.tlsHandshakeFailures++;
-    logger.debug({ err: err.message }, 'TLS handshake failed');
+    deps.metrics.tlsHandshakeFailures++;
+    deps.logger.debug({ err: err.message }, 'TLS handshake failed');
   });
   server.on('request', (req, res) => {
     const path = (req.url ?? '').split('?')[0] ?? '';
     if (path === CATALOG_PATH) {
-      handleCatalog(ctx, auth, req, res);
+      deps.catalog(req, res);
       return;
     }
     const ws = path === '/v1/connector' || path.startsWith('/v1/agent/');
@@ -411,82 +390,28 @@ export async function startRelay(options: RelayOptions, deps: StartRelayDeps = {
     res.writeHead(status, { connection: 'close', 'content-type': 'text/plain; charset=utf-8' });
     res.end(ws ? 'this endpoint speaks WebSocket only\n' : 'no such endpoint\n');
   });
-  const bundle = new CurrentBundle(identity.bundle);
-  const auth = new PeerAuthenticator(bundle, deps.now ? { now: deps.now } : {});
-  const router = new UpgradeRouter(ctx, auth, {
-    closing: () => state.closing,
-    linkStarted: (link) => links.add(link),
-  });
-  server.on('upgrade', (req, socket, head) => router.handleUpgrade(req, socket, head));
-
-  let port: number;
-  try {
-    port = await listenOn(server, listen, 'listen');
-  } catch (err) {
-    await guards.close().catch(() => undefined);
-    if (ownsAudit) await audit.close().catch(() => undefined);
-    throw err;
-  }
-  let admin: HttpServer | undefined;
-  let adminUrl: string | undefined;
-  if (adminAddr) {
-    admin = createAdminServer({
-      ready: () => server.listening && !state.closing && audit.available,
-      metrics: () => metrics.prometheus(),
-    });
-    try {
-      const adminPort = await listenOn(admin, adminAddr, 'admin.listen');
-      adminUrl = `http://${hostForUrl(adminAddr.host)}:${adminPort}`;
-    } catch (err) {
-      server.close();
-      await guards.close().catch(() => undefined);
-      if (ownsAudit) await audit.close().catch(() => undefined);
-      throw err;
-    }
-  }
-  const url = `wss://${hostForUrl(listen.host)}:${port}`;
-  logger.info({ url, adminUrl, relay: identity.svid.id.toString() }, 'relay listening');
-  const relay = new Relay({ url, port, adminUrl, ctx, server, admin, links, sockets, ownsAudit, state });
-  if (options.watchPolicy !== false && store.sourcePath !== undefined) relay.startWatch(store.sourcePath);
-  if (typeof options.identity === 'string') {
-    // A rotated SVID (or bundle) reaches new connections without a restart.
-    relay.identityReloader = new IdentityReloader(options.identity, identity, (next) => {
-      server.setSecureContext(tlsOptionsOf(next));
-      bundle.set(next.bundle);
-    }, logger);
-    relay.identityReloader.start();
-  }
-  return relay;
+  return server;
 }
 
-/** openGuards builds the enforcement runtime: pin store, JWT signer (validated), and the policy check that needs it. */
-async function openGuards(
-  options: RelayOptions,
-  store: PolicyStore,
-  trustDomain: string,
-  deps: { audit: AuditSink; metrics: RelayMetrics; logger: Logger },
-): Promise<GuardRuntime> {
-  let signer: JwtSvidSigner | undefined;
-  let ttl: number | undefined;
-  const j = options.jwtSigner;
-  if (j !== undefined && 'sign' in j) {
-    signer = j;
-  } else if (j !== undefined) {
-    try {
-      signer = await loadJwtSvidSigner(j.key, { trustDomain, ...(j.keyId !== undefined ? { keyId: j.keyId } : {}) });
-    } catch (err) {
-      const detail = err instanceof PkiError ? `${err.code}: ${err.message}` : String(err);
-      throw new RelayError('RELAY_ERR_CONFIG', `config: jwtSigner.key: ${detail}`, { cause: err });
-    }
-    ttl = j.ttlSeconds;
-  }
-  const pins = await PinRuntime.open(options.pins, { ...deps, logger: deps.logger.child({ component: 'pins' }) });
-  const guards = new GuardRuntime({ policy: store, pins, ...deps, ...(signer ? { signer } : {}), ...(ttl !== undefined ? { jwtTtlSeconds: ttl } : {}) });
-  try {
-    guards.enforceOn();
-  } catch (err) {
-    await guards.close();
-    throw err;
-  }
-  return guards;
+/** startAdmin starts the loopback admin listener and returns its URL. */
+async function startAdmin(addr: ListenAddress, deps: { ready: () => boolean; metrics: RelayMetrics }, cleanup: Cleanup): Promise<string> {
+  const admin: HttpServer = createAdminServer({ ready: deps.ready, metrics: () => deps.metrics.prometheus() });
+  const port = await listenOn(admin, addr, 'admin.listen');
+  cleanup.add('admin listener', () => closeServer(admin));
+  return `http://${hostForUrl(addr.host)}:${port}`;
+}
+
+/** watchIdentity rotates the relay's SVID (and bundle) for new connections when its files change, without a restart. */
+function watchIdentity(dir: string, identity: Identity, server: HttpsServer, bundle: CurrentBundle, logger: Logger): IdentityReloader {
+  const reloader = new IdentityReloader(
+    dir,
+    identity,
+    (next) => {
+      server.setSecureContext(tlsOptionsOf(next));
+      bundle.set(next.bundle);
+    },
+    logger,
+  );
+  reloader.start();
+  return reloader;
 }

@@ -1,7 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { AdminConfig } from '../config.js';
-import type { LinkStatus } from '../supervisor/relay-supervisor.js';
+import type { LinkStatus } from '../link/link-status.js';
 
 /** AdminSource is what the admin listener reports on. */
 export interface AdminSource {

@@ -1,8 +1,8 @@
 import { ConnectorError, type ConnectorErrorCode } from '../errors.js';
 import { dialError } from '../link/dial-errors.js';
 
-/** Decision is what the supervisor does after a link ended with an error. */
-export interface Decision {
+/** Recovery is what the supervisor does after a link ended with an error: redial, or end the connector. */
+export interface Recovery {
   readonly action: 'reconnect' | 'exit';
   /** reason says why, for the log line. */
   readonly reason: string;
@@ -38,7 +38,7 @@ const ALWAYS_FATAL: ReadonlySet<ConnectorErrorCode> = new Set(['CONNECTOR_ERR_CO
  * const d = classify(err, { established: false });
  * if (d.action === 'exit') fail(err);
  */
-export function classify(err: unknown, context: ClassifyContext): Decision {
+export function classify(err: unknown, context: ClassifyContext): Recovery {
   if (err === undefined || err === null) return { action: 'reconnect', reason: 'link closed' };
   const e = err instanceof ConnectorError ? err : dialError(err, 'relay');
   if (ALWAYS_FATAL.has(e.code)) return { action: 'exit', reason: e.message };

@@ -8,7 +8,8 @@ import { DEFAULT_LINK_TIMING, type LinkCounters, type LinkTiming } from '../link
 import { DEFAULT_OUTPUT_BUFFER_BYTES } from '../link/session.js';
 import { silentLogger, type Logger } from '@switchboard/common';
 import { realSleep, type BackoffOptions, type Sleep } from './backoff.js';
-import { RelaySupervisor, type LinkStatus } from './relay-supervisor.js';
+import type { LinkStatus } from '../link/link-status.js';
+import { RelaySupervisor } from './relay-supervisor.js';
 
 /** DEFAULT_DRAIN_TIMEOUT_MS is how long `close()` lets open sessions finish (30 s). */
 export const DEFAULT_DRAIN_TIMEOUT_MS = 30_000;

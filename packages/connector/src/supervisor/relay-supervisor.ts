@@ -3,27 +3,11 @@ import type { ServerConfig } from '../config.js';
 import type { ConnectorError } from '../errors.js';
 import type { IdentitySource } from '../internal/identity-source.js';
 import { Link, type LinkCounters, type LinkTiming } from '../link/link.js';
+import type { LinkStatus } from '../link/link-status.js';
 import type { Logger } from '@switchboard/common';
 import { Backoff, type BackoffOptions } from './backoff.js';
 import { classify } from './classify.js';
 
-/** LinkStatus describes the connector's link to one relay, for `links()`, `/readyz` and `/metrics`. */
-export interface LinkStatus {
-  /** relay is the relay's base URL as configured. */
-  readonly relay: string;
-  readonly state: 'connecting' | 'handshaking' | 'up' | 'draining' | 'backoff' | 'stopped';
-  readonly linkId: string | undefined;
-  /** relayId is the SPIFFE ID the relay reported in WELCOME. */
-  readonly relayId: string | undefined;
-  readonly accepted: readonly string[];
-  readonly rejected: readonly { server: string; reason: string }[];
-  /** sessions counts open sessions on this relay's links (the current one and any draining one). */
-  readonly sessions: number;
-  /** reconnects counts links to this relay that ended and were redialed. */
-  readonly reconnects: number;
-  readonly lastError: string | undefined;
-  readonly upSince: Date | undefined;
-}
 
 /** SupervisorContext is what a relay supervisor shares with the connector. */
 export interface SupervisorContext {

@@ -1,9 +1,9 @@
 import { readFile } from 'node:fs/promises';
 import { AuditSigningKey, isAuditError, loadAuditSigningKey, sha256Hex, type AuditFs, type AuditPolicyReload } from '@switchboard/audit';
-import type { Logger } from 'pino';
+import type { Logger } from '@switchboard/common';
 import { RelayConfigError } from '../errors.js';
-import type { RelayAuditConfig } from './config.js';
-import type { AuditSink, RelayAuditDurability } from './sink.js';
+import type { RelayAuditConfig, RelayAuditDurability } from '../config/audit-config.js';
+import type { AuditSink } from './sink.js';
 import { TrailAuditSink } from './trail-sink.js';
 
 /**

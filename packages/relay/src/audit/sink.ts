@@ -1,12 +1,6 @@
 import { AuditUnavailableError, type AuditRecordInput } from '@switchboard/audit';
 
-/**
- * RelayAuditDurability is when the relay considers a record stored (docs/audit.md):
- * `strict` — a recorded request is forwarded only once its record is fsynced; `batched` — records
- * are flushed within a few milliseconds, calls are not held; `off` — records are written but never
- * synced while running (benchmarks and development only; the relay warns).
- */
-export type RelayAuditDurability = 'strict' | 'batched' | 'off';
+import type { RelayAuditDurability } from '../config/audit-config.js';
 
 /**
  * LazyAuditRecord is a record, or a function that builds it: a sink may call the function after

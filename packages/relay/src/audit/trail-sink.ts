@@ -10,7 +10,8 @@ import {
   type AuditUnavailableError,
 } from '@switchboard/audit';
 import { RelayError } from '../errors.js';
-import { buildRecord, type AuditSink, type LazyAuditRecord, type RelayAuditDurability } from './sink.js';
+import type { RelayAuditDurability } from '../config/audit-config.js';
+import { buildRecord, type AuditSink, type LazyAuditRecord } from './sink.js';
 
 /** TrailAuditSinkOptions configure {@link TrailAuditSink.open}; see docs/audit.md. */
 export interface TrailAuditSinkOptions {

@@ -3,7 +3,7 @@ import type { CliIo } from '@switchboard/common/cli';
 import { PkiError } from '@switchboard/pki';
 import { isRelayError } from '../errors.js';
 import { explainToolDecision } from '../policy/explain.js';
-import { loadPolicyFile } from '../policy/store.js';
+import { loadPolicyFile } from '../wiring/policy-file.js';
 
 
 /** PolicyCheckOptions are the flags of `switchboard policy check`. */

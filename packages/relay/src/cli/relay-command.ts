@@ -1,6 +1,6 @@
 import { Command } from 'commander';
 import { pino, type Logger } from 'pino';
-import { loadRelayConfig } from '../config.js';
+import { loadRelayConfig } from '../config/relay-config.js';
 import { reportError } from '@switchboard/common/cli';
 import { startRelay, type Relay } from '../relay.js';
 import { RELAY_REPORT } from './report.js';

@@ -1,7 +1,7 @@
 import { hostname, userInfo } from 'node:os';
 import { Command } from 'commander';
 import { PinStore, type ServerPins } from '@switchboard/guard';
-import { loadRelayConfig } from '../config.js';
+import { loadRelayConfig } from '../config/relay-config.js';
 import { isRelayError } from '../errors.js';
 import { awaitResult, lockHolderAlive, readLock, submitRequest } from '../internal/pin-spool.js';
 import { reportError, UsageError, type CliIo } from '@switchboard/common/cli';

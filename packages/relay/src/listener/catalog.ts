@@ -1,9 +1,19 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import { PkiError } from '@switchboard/pki';
-import { PolicyScope, revocationDecision } from '../policy/decide.js';
-import type { RelayContext } from '../session/context.js';
-import type { PeerAuthenticator } from './peer-auth.js';
+import type { PeerAuthenticator } from '../auth/peer-auth.js';
+import type { Inventory } from '../enforce/inventory.js';
+import type { PinRuntime } from '../enforce/pin-runtime.js';
+import type { PolicyStore } from '../policy/store.js';
+
+/** CatalogContext is what the catalog reads: the policy, which servers are online, what was seen of them. */
+export interface CatalogContext {
+  readonly policy: PolicyStore;
+  /** online lists the servers a connector link serves now. */
+  online(): Iterable<string>;
+  readonly pins: PinRuntime;
+  readonly inventory: Inventory;
+}
 
 /** CATALOG_PATH is where the catalog is served on the main (mTLS) listener. */
 export const CATALOG_PATH = '/v1/servers';
@@ -28,7 +38,7 @@ export interface CatalogServer {
  * caller's policy. A caller who may use nothing gets an empty list; a revoked one 403. The peer
  * is authenticated like an upgrade (X509-SVID rules on top of the TLS handshake).
  */
-export function handleCatalog(ctx: RelayContext, auth: PeerAuthenticator, req: IncomingMessage, res: ServerResponse): void {
+export function handleCatalog(ctx: CatalogContext, auth: PeerAuthenticator, req: IncomingMessage, res: ServerResponse): void {
   const headers = { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' };
   if (req.method !== 'GET' && req.method !== 'HEAD') {
     res.writeHead(405, { ...headers, allow: 'GET, HEAD' }).end(`${JSON.stringify({ error: 'method not allowed' })}\n`);
@@ -42,18 +52,17 @@ export function handleCatalog(ctx: RelayContext, auth: PeerAuthenticator, req: I
     res.writeHead(403, headers).end(`${JSON.stringify({ error: 'the client certificate is not a valid X509-SVID', rule })}\n`);
     return;
   }
-  const snapshot = ctx.policy.current;
-  if (revocationDecision(snapshot, peer.id, peer.certSerial) !== undefined) {
+  if (ctx.policy.identity(peer).revoked !== undefined) {
     res.writeHead(403, headers).end(`${JSON.stringify({ error: 'this identity has been revoked' })}\n`);
     return;
   }
-  const online = new Set(ctx.registry.servers());
-  const pins = ctx.guards.pins;
+  const online = new Set(ctx.online());
+  const pins = ctx.pins;
   const servers: CatalogServer[] = [];
-  for (const server of snapshot.servers.values()) {
-    const scope = new PolicyScope(snapshot, peer.id, server.name);
+  for (const server of ctx.policy.current.servers.values()) {
+    const scope = ctx.policy.scope(peer, server.name);
     if (!scope.session.allow) continue;
-    const seen = ctx.guards.inventory.get(server.name);
+    const seen = ctx.inventory.get(server.name);
     const mode = pins.modeFor(server);
     const tools = seen?.tools.filter((t) => scope.tool(t.name).allow && (mode === undefined || pins.store.isCallable(server.name, t.name, mode)));
     servers.push({

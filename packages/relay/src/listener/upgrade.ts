@@ -3,14 +3,17 @@ import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import { PkiError } from '@switchboard/pki';
 import { AGENT_SUBPROTOCOL, CloseCode, LINK_SUBPROTOCOL } from '@switchboard/protocol';
+import type { Logger } from '@switchboard/common';
 import { WebSocketServer, type WebSocket } from 'ws';
-import type { UpgradeRefusal } from '../metrics.js';
+import type { AuditSink } from '../audit/sink.js';
+import type { PeerAuthenticator, PeerIdentity } from '../auth/peer-auth.js';
+import type { RelayLimits } from '../config/limits.js';
+import type { ConnectorLink } from '../link/connector-link.js';
+import type { Registry } from '../link/registry.js';
+import type { RelayMetrics, UpgradeRefusal } from '../metrics.js';
 import { SERVER_NAME_PATTERN } from '../policy/compile.js';
-import { isConnector, revocationDecision } from '../policy/decide.js';
-import { AgentSession, type PeerIdentity } from '../session/agent-session.js';
-import type { RelayContext } from '../session/context.js';
-import { ConnectorLink } from '../session/link.js';
-import type { PeerAuthenticator } from './peer-auth.js';
+import type { PolicyScope } from '../policy/scope.js';
+import type { PolicyStore } from '../policy/store.js';
 import { refuseUpgrade } from './refuse.js';
 
 const AGENT_PREFIX = '/v1/agent/';
@@ -30,11 +33,34 @@ function pickLink(protocols: Set<string>): string | false {
   return protocols.has(LINK_SUBPROTOCOL) ? LINK_SUBPROTOCOL : false;
 }
 
-/** UpgradeRouterHooks lets the relay track what the router creates. */
+/** UpgradeContext is what the router reads to authorize an upgrade. */
+export interface UpgradeContext {
+  readonly limits: Pick<RelayLimits, 'maxMessageBytes' | 'maxServerMessageBytes' | 'maxSessionsPerLink'>;
+  readonly policy: PolicyStore;
+  readonly registry: Registry<ConnectorLink>;
+  readonly audit: AuditSink;
+  readonly metrics: RelayMetrics;
+  readonly logger: Logger;
+}
+
+/** AcceptedSession is an agent upgrade the router authorized: its socket, identity, server, scope and link. */
+export interface AcceptedSession {
+  readonly ws: WebSocket;
+  readonly socket: Duplex;
+  readonly agent: PeerIdentity;
+  readonly server: string;
+  readonly scope: PolicyScope;
+  readonly link: ConnectorLink;
+}
+
+/** UpgradeRouterHooks are what the relay does with what the router accepts. */
 export interface UpgradeRouterHooks {
   /** closing is true once shutdown began: new upgrades are refused with 503. */
   closing(): boolean;
-  linkStarted(link: ConnectorLink): void;
+  /** startSession splices an accepted agent WebSocket onto its connector link. */
+  startSession(accepted: AcceptedSession): void;
+  /** startLink serves an accepted connector WebSocket. */
+  startLink(ws: WebSocket, socket: Duplex, peer: PeerIdentity): void;
 }
 
 /**
@@ -44,13 +70,13 @@ export interface UpgradeRouterHooks {
  * Refusals are plain HTTP responses before the upgrade; see docs/errors.md.
  */
 export class UpgradeRouter {
-  private readonly ctx: RelayContext;
+  private readonly ctx: UpgradeContext;
   private readonly auth: PeerAuthenticator;
   private readonly hooks: UpgradeRouterHooks;
   private readonly agentServer: WebSocketServer;
   private readonly linkServer: WebSocketServer;
 
-  constructor(ctx: RelayContext, auth: PeerAuthenticator, hooks: UpgradeRouterHooks) {
+  constructor(ctx: UpgradeContext, auth: PeerAuthenticator, hooks: UpgradeRouterHooks) {
     this.ctx = ctx;
     this.auth = auth;
     this.hooks = hooks;
@@ -76,7 +102,8 @@ export class UpgradeRouter {
       this.refuse(req, socket, path, 503, 'shutting_down', 'the relay is shutting down', peer);
       return;
     }
-    const revoked = revocationDecision(this.ctx.policy.current, peer.id, peer.certSerial);
+    // Revoked identities (by SPIFFE ID or certificate serial) are refused on every endpoint, first.
+    const revoked = this.ctx.policy.identity(peer).revoked;
     if (revoked !== undefined) {
       this.refuse(req, socket, path, 403, 'revoked', 'this identity has been revoked', peer, revoked.reason);
       return;
@@ -100,7 +127,7 @@ export class UpgradeRouter {
       this.refuse(req, socket, path, 400, 'bad_subprotocol', `the WebSocket subprotocol must be "${AGENT_SUBPROTOCOL}"`, peer);
       return;
     }
-    const scope = this.ctx.policy.scope(peer.id, server);
+    const scope = this.ctx.policy.scope(peer, server);
     if (!scope.session.allow) {
       // An undeclared server and a forbidden one get the same answer on purpose.
       this.refuse(req, socket, path, 403, 'forbidden', 'this identity may not use this server', peer, scope.session.reason);
@@ -116,7 +143,7 @@ export class UpgradeRouter {
         ws.close(CloseCode.NO_CONNECTOR, 'no connector serves this server right now');
         return;
       }
-      new AgentSession({ ctx: this.ctx, ws, socket, agent: peer, server, scope, link }).start();
+      this.hooks.startSession({ ws, socket, agent: peer, server, scope, link });
     });
   }
 
@@ -125,15 +152,11 @@ export class UpgradeRouter {
       this.refuse(req, socket, path, 400, 'bad_subprotocol', `the WebSocket subprotocol must be "${LINK_SUBPROTOCOL}"`, peer);
       return;
     }
-    if (!isConnector(this.ctx.policy.current, peer.id)) {
+    if (!this.ctx.policy.identity(peer).isConnector) {
       this.refuse(req, socket, path, 403, 'not_a_connector', 'this identity is not a connector of any server', peer);
       return;
     }
-    this.linkServer.handleUpgrade(req, socket, head, (ws: WebSocket) => {
-      const link = new ConnectorLink(this.ctx, ws, socket, peer);
-      this.hooks.linkStarted(link);
-      link.start();
-    });
+    this.linkServer.handleUpgrade(req, socket, head, (ws: WebSocket) => this.hooks.startLink(ws, socket, peer));
   }
 
   private refuse(

@@ -113,6 +113,8 @@ export interface Decision {
   readonly zone?: string;
   /** revoked is set when a `revoked` entry decided. */
   readonly revoked?: boolean;
+  /** revokedBy names that entry: `id:<pattern>` (revoked.ids) or `serial:<HEX>` (revoked.serials). */
+  readonly revokedBy?: string;
   /** reason is a one-line explanation for logs and audit records (never shown to agents). */
   readonly reason: string;
 }

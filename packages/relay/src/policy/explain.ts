@@ -1,6 +1,7 @@
 import { SpiffeId } from '@switchboard/pki';
 import type { PolicySnapshot } from './compile.js';
-import { PolicyScope, revocationDecision, zoneDecision } from './decide.js';
+import { revocationDecision, zoneDecision } from './decide.js';
+import { PolicyScope } from './scope.js';
 import type { Decision } from './document.js';
 
 /** Explanation is the answer to "may this agent call this tool on this server, and why?". */
@@ -29,11 +30,11 @@ export interface Explanation {
 export function explainToolDecision(snapshot: PolicySnapshot, agent: string, server: string, tool: string): Explanation {
   const id = SpiffeId.parse(agent);
   const lines: string[] = [];
-  const scope = new PolicyScope(snapshot, id, server);
+  const scope = new PolicyScope(snapshot, { id }, server);
   const srv = snapshot.servers.get(server);
 
   if (!id.memberOf(snapshot.trustDomain)) lines.push(`agent ${agent} is outside trust domain ${snapshot.trustDomain.name}: no rule can match it`);
-  const revoked = revocationDecision(snapshot, id);
+  const revoked = revocationDecision(snapshot, { id });
   if (revoked) lines.push(`revoked: ${revoked.reason}`);
   if (srv === undefined) {
     lines.push(`server "${server}" is not declared under servers (agents get the same 403 as for a forbidden server)`);
@@ -61,22 +62,22 @@ export function explainToolDecision(snapshot: PolicySnapshot, agent: string, ser
   }
 
   lines.push(`session: ${scope.session.allow ? 'allowed' : 'refused'} — ${scope.session.reason}`);
-  const guard = scope.guard('tool', tool);
-  const decision = guard.decision;
+  const call = scope.call('tool', tool);
+  const decision = call.decision;
   if (decision.allow) {
-    for (const a of guard.args) lines.push(`arguments: constrained by rule "${a.ruleId}"`);
+    for (const a of call.args) lines.push(`arguments: constrained by rule "${a.ruleId}"`);
     for (const r of snapshot.rules) {
       if (!rules.includes(r)) continue;
       for (const a of r.args) if (a.tools.matches(tool)) lines.push(`  rule "${r.id}" args.${a.tools.pattern}: ${a.constraints.names.join(', ')}`);
     }
-    for (const rate of guard.rates) {
+    for (const rate of call.rates) {
       const parts = [];
       if (rate.calls !== undefined) parts.push(`${rate.calls} calls per ${rate.perMs} ms`);
       if (rate.concurrent !== undefined) parts.push(`${rate.concurrent} in flight`);
       lines.push(`rate: rule "${rate.id}" allows ${parts.join(' and ')} per agent`);
     }
-    if (guard.redactResults.length > 0) lines.push(`redaction of results: ${guard.redactResults.join(', ')}`);
-    if (guard.redactArguments.length > 0) lines.push(`redaction of arguments: ${guard.redactArguments.join(', ')}`);
+    if (call.redactResults.length > 0) lines.push(`redaction of results: ${call.redactResults.join(', ')}`);
+    if (call.redactArguments.length > 0) lines.push(`redaction of arguments: ${call.redactArguments.join(', ')}`);
   }
   const verdict = decision.allow ? 'ALLOW' : 'DENY';
   const by = decision.ruleId !== undefined ? `rule "${decision.ruleId}"` : decision.zone !== undefined ? `zone "${decision.zone}"` : decision.revoked ? 'revoked' : 'default deny';

@@ -1,16 +1,17 @@
 import { isUtf8 } from 'node:buffer';
 import type { Duplex } from 'node:stream';
-import type { SpiffeId } from '@switchboard/pki';
+import type { Logger } from '@switchboard/common';
 import { CloseCode } from '@switchboard/protocol';
-import type { Logger } from 'pino';
 import WebSocket from 'ws';
+import type { AuditSink } from '../audit/sink.js';
+import type { PeerIdentity } from '../auth/peer-auth.js';
+import type { RelayLimits, UnknownToolReply } from '../config/limits.js';
+import type { Enforcement } from '../enforce/enforcement.js';
+import { Req, isGoverned, requestKind } from '../enforce/request-kind.js';
+import { SessionEnforcer } from '../enforce/session-enforcer.js';
+import { sendableCloseCode, truncateReason } from '../internal/close-reason.js';
 import { coalesce } from '../internal/cork.js';
-import { JsonScanError, JsonType, MessageShape, scanMessage, spanRaw } from '../internal/strict-json.js';
-import type { DenyReason } from '../metrics.js';
-import type { PolicyScope } from '../policy/decide.js';
-import type { ServerRequestKind } from '../policy/document.js';
-import { AuditGate } from './audit-gate.js';
-import type { RelayContext } from './context.js';
+import type { LinkSession, SessionHost } from '../link/link-session.js';
 import {
   MessageKind,
   Methods,
@@ -21,11 +22,16 @@ import {
   methodIs,
   requestKey,
   type RequestKey,
-} from './jsonrpc.js';
+} from '../message/jsonrpc.js';
+import { RequestParams } from '../message/request-params.js';
+import { JsonScanError, JsonType, MessageShape, scanMessage, spanRaw } from '../message/strict-json.js';
+import type { DenyReason, RelayMetrics } from '../metrics.js';
+import type { ServerRequestKind } from '../policy/document.js';
+import type { PolicyScope } from '../policy/scope.js';
+import type { PolicyStore } from '../policy/store.js';
+import { AuditGate } from './audit-gate.js';
 import { SessionFlow } from './flow.js';
-import { Req, SessionGuard, isGoverned } from './guards.js';
-import { SessionAudit, argsRef } from './session-audit.js';
-import type { ConnectorLink } from './link.js';
+import { SessionAudit } from './session-audit.js';
 import {
   BATCH_REFUSED,
   DUPLICATE_KEY,
@@ -49,7 +55,6 @@ const CLOSED = 2;
 
 
 const TEXT = Object.freeze({ binary: false });
-const MAX_REASON_BYTES = 120;
 
 // One scan result shared by every session: scanning and reading the spans happen in one
 // synchronous stretch, before anything else can scan.
@@ -58,29 +63,18 @@ const shape = new MessageShape();
 const kSession = Symbol('switchboard.agentSession');
 type TaggedSocket = WebSocket & { [kSession]?: AgentSession };
 
-/** PeerIdentity is an authenticated peer: its SPIFFE ID and its certificate's serial number. */
-export interface PeerIdentity {
-  readonly id: SpiffeId;
-  /** certSerial is the leaf certificate's serial number, hex. */
-  readonly certSerial: string;
-}
-
-/** sendableCloseCode maps a code from the wire to one a WebSocket close frame may carry, else `fallback`. */
-export function sendableCloseCode(code: unknown, fallback: number): number {
-  if (typeof code !== 'number' || !Number.isInteger(code)) return fallback;
-  if (code === 1000 || code === 1001 || code === 1002 || code === 1003) return code;
-  if (code >= 1007 && code <= 1014) return code;
-  if (code >= 3000 && code <= 4999) return code;
-  return fallback;
-}
-
-/** truncateReason keeps a close reason within the 123 bytes a close frame allows. */
-export function truncateReason(reason: unknown): string {
-  const s = typeof reason === 'string' ? reason : '';
-  if (Buffer.byteLength(s) <= MAX_REASON_BYTES) return s;
-  let out = s.slice(0, MAX_REASON_BYTES);
-  while (Buffer.byteLength(out) > MAX_REASON_BYTES - 3) out = out.slice(0, -1);
-  return `${out}...`;
+/** SessionContext is what every agent session shares: limits, the policy, enforcement, the sinks. */
+export interface SessionContext {
+  readonly limits: RelayLimits;
+  /** unknownToolReply is how a refused or unknown tool is answered (relay.yaml `enforcement`). */
+  readonly unknownToolReply: UnknownToolReply;
+  readonly policy: PolicyStore;
+  readonly enforcement: Enforcement;
+  readonly audit: AuditSink;
+  readonly metrics: RelayMetrics;
+  readonly logger: Logger;
+  /** sessionEnded is called once per session after it is freed (drain bookkeeping). */
+  sessionEnded(): void;
 }
 
 /**
@@ -90,18 +84,18 @@ export function truncateReason(reason: unknown): string {
  * filtered, server→agent requests pass only where policy allows. Messages that pass unchanged are
  * forwarded as their original bytes. Flow control is delegated to {@link SessionFlow}.
  */
-export class AgentSession {
-  /** sessionId is the id on the link, assigned by {@link ConnectorLink.attach}. */
+export class AgentSession implements LinkSession {
+  /** sessionId is the id on the link, assigned by {@link SessionHost.attach}. */
   sessionId = 0;
   readonly server: string;
   readonly agent: PeerIdentity;
-  readonly link: ConnectorLink;
-  private readonly ctx: RelayContext;
+  readonly link: SessionHost;
+  private readonly ctx: SessionContext;
   private readonly ws: TaggedSocket;
   private readonly socket: Duplex;
   private readonly log: Logger;
-  /** guard is issue 5's enforcement for this session: decisions, pinning, limits, redaction, list filtering. */
-  private readonly guard: SessionGuard;
+  /** enforcer decides, pins, limits, redacts and filters for this session; the splice only carries. */
+  private readonly enforcer: SessionEnforcer;
   private state = OPENING;
   private audit!: SessionAudit;
   private readonly gate: AuditGate<RequestKey>;
@@ -114,13 +108,13 @@ export class AgentSession {
   private readonly serverRequests = new Map<RequestKey, number>();
 
   constructor(init: {
-    ctx: RelayContext;
+    ctx: SessionContext;
     ws: WebSocket;
     socket: Duplex;
     agent: PeerIdentity;
     server: string;
     scope: PolicyScope;
-    link: ConnectorLink;
+    link: SessionHost;
   }) {
     this.ctx = init.ctx;
     this.ws = init.ws as TaggedSocket;
@@ -128,13 +122,13 @@ export class AgentSession {
     this.agent = init.agent;
     this.server = init.server;
     this.link = init.link;
-    this.guard = new SessionGuard(
-      init.ctx.guards,
+    this.enforcer = new SessionEnforcer(
+      init.ctx.enforcement,
       {
         server: init.server,
         agent: init.agent,
         connectorId: init.link.peer.id.toString(),
-        unknownToolStyle: init.ctx.enforcement.unknownToolReply,
+        unknownToolStyle: init.ctx.unknownToolReply,
         notify: (text) => this.notifyAgent(text),
         close: (code, reason) => this.close(code, reason, true, false),
       },
@@ -167,9 +161,9 @@ export class AgentSession {
     ws.on('close', onAgentClose);
     ws.on('error', onAgentError);
     ws.on('pong', onAgentPong);
-    this.sessionId = this.link.attach(this, this.ctx.guards.backendToken(this.guard.scope.snapshot, this.agent.id, this.server));
+    this.sessionId = this.link.attach(this, this.ctx.enforcement.backendToken(this.enforcer.scope.snapshot, this.agent.id, this.server));
     this.flow.sessionId = this.sessionId;
-    this.guard.start();
+    this.enforcer.start();
     this.audit = new SessionAudit(this.ctx.audit, {
       linkId: this.link.linkId,
       sessionNumber: this.sessionId,
@@ -205,7 +199,7 @@ export class AgentSession {
       this.close(CloseCode.UNSUPPORTED_DATA, 'binary frames are not accepted: one JSON-RPC message per text frame', true, false);
       return;
     }
-    if (this.ctx.policy.current !== this.guard.scope.snapshot && !this.refreshScope()) return;
+    if (this.ctx.policy.current !== this.enforcer.scope.snapshot && !this.refreshScope()) return;
     const code = scanMessage(data, this.ctx.limits.maxDepth, shape);
     if (code !== JsonScanError.OK) {
       if (code === JsonScanError.SYNTAX) return this.refuse('parse_error', PARSE_ERROR);
@@ -230,7 +224,7 @@ export class AgentSession {
           const cancelled = forget(this.agentRequests, data);
           if (cancelled !== undefined) {
             this.audit.aborted(cancelled);
-            this.guard.settle(cancelled);
+            this.enforcer.settle(cancelled);
           }
         }
         this.ctx.metrics.forwardedUp++;
@@ -260,7 +254,7 @@ export class AgentSession {
       this.replyToAgent(tooManyInFlightReply(keyJson(key), MAX_IN_FLIGHT));
       return;
     }
-    const kind = this.guard.kindOf(data, shape);
+    const kind = requestKind(data, shape);
     let stored: Promise<unknown> | undefined;
     if (kind !== Req.PLAIN) {
       if (isGoverned(kind) && !this.ctx.audit.available) {
@@ -268,12 +262,13 @@ export class AgentSession {
         this.replyToAgent(auditUnavailableReply(keyJson(key)));
         return;
       }
-      // Policy, pinning, argument constraints, rate limits (guards.ts); lists pass and are filtered on the way back.
-      const a = this.guard.admit(data, shape, kind, key);
+      // Parsed at most once, by whichever of enforcement and the audit record needs it first.
+      const params = RequestParams.of(data, shape);
+      // Policy, pinning, argument constraints, rate limits; lists pass and are filtered on the way back.
+      const a = this.enforcer.admit(data, shape, kind, key, params);
       // Recorded with the final decision; in strict mode an allowed call waits for `stored`.
       if (a.record) {
-        const args = kind === Req.TOOLS_CALL ? argsRef(data, shape) : null;
-        stored = this.audit.request('agent-to-server', key, spanRaw(data, shape.id), a.method, a.name, a.decision, args);
+        stored = this.audit.request('agent-to-server', key, spanRaw(data, shape.id), a.method, a.name, a.decision, kind === Req.TOOLS_CALL ? params : null);
       }
       if (!a.ok) {
         this.deny(a.deny);
@@ -293,7 +288,7 @@ export class AgentSession {
     if (this.state === CLOSED) return;
     this.agentRequests.delete(key);
     this.audit.forget(key);
-    this.guard.settle(key);
+    this.enforcer.settle(key);
     this.ctx.metrics.forwardedUp--;
     this.deny('audit_unavailable');
     if (!this.auditRefusalLogged) {
@@ -317,7 +312,7 @@ export class AgentSession {
   /** @internal handles one DATA payload from the connector. */
   handleServerData(buf: Buffer): void {
     if (this.state === CLOSED) return;
-    if (this.ctx.policy.current !== this.guard.scope.snapshot && !this.refreshScope()) return;
+    if (this.ctx.policy.current !== this.enforcer.scope.snapshot && !this.refreshScope()) return;
     const len = buf.length;
     if (len > this.ctx.limits.maxServerMessageBytes) {
       this.close(CloseCode.MESSAGE_TOO_BIG, 'server message exceeds limits.maxServerMessageBytes', true, false);
@@ -342,7 +337,7 @@ export class AgentSession {
           return;
         }
         // Lists filtered (pinning, policy), results redacted, rate-limit slots released.
-        const out = this.guard.response(key as RequestKey, buf, shape);
+        const out = this.enforcer.response(key as RequestKey, buf, shape);
         const bytes = typeof out.payload === 'string' ? Buffer.byteLength(out.payload) : out.payload.length;
         this.audit.responded(key as RequestKey, buf, shape, bytes, out.redactions);
         this.sendDown(out.payload, len);
@@ -380,7 +375,7 @@ export class AgentSession {
         this.dropDown('audit_unavailable', len);
         return;
       }
-      const d = this.guard.scope.serverRequest(kind);
+      const d = this.enforcer.scope.serverRequest(kind);
       this.audit.request('server-to-agent', key, spanRaw(buf, shape.id), method, null, d, null);
       if (!d.allow) {
         this.replyToServer(serverRequestDeniedReply(keyJson(key), method));
@@ -478,7 +473,7 @@ export class AgentSession {
 
   /** refreshScope re-checks the session against a new policy: closed with 4401 (revoked) or 4403 (withdrawn), else kept. */
   private refreshScope(): boolean {
-    this.guard.policyChanged();
+    this.enforcer.policyChanged();
     return this.state !== CLOSED;
   }
 
@@ -516,7 +511,7 @@ export class AgentSession {
     this.openTimer = undefined;
     this.flow.end();
     this.gate.end();
-    this.guard.end();
+    this.enforcer.end();
     this.agentRequests.clear();
     this.serverRequests.clear();
     const m = this.ctx.metrics;

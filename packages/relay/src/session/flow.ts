@@ -1,7 +1,7 @@
 import type { Duplex } from 'node:stream';
 import WebSocket from 'ws';
 import { coalesce } from '../internal/cork.js';
-import type { ConnectorLink } from './link.js';
+import type { SessionHost } from '../link/link-session.js';
 
 /** AGENT_WRITE_HIGH_WATER is the agent socket backlog above which the relay withholds credit. */
 export const AGENT_WRITE_HIGH_WATER = 64 * 1024;
@@ -34,7 +34,7 @@ export interface FlowLimits {
 export class SessionFlow {
   private readonly ws: WebSocket;
   private readonly socket: Duplex;
-  private readonly link: ConnectorLink;
+  private readonly link: SessionHost;
   private readonly limits: FlowLimits;
   private readonly onOverflow: () => void;
   private readonly afterAgentWrite: (err?: Error) => void;
@@ -51,7 +51,7 @@ export class SessionFlow {
   private pauseMask = 0;
   private owedDown = 0;
 
-  constructor(init: { ws: WebSocket; socket: Duplex; link: ConnectorLink; limits: FlowLimits; onOverflow: () => void }) {
+  constructor(init: { ws: WebSocket; socket: Duplex; link: SessionHost; limits: FlowLimits; onOverflow: () => void }) {
     this.ws = init.ws;
     this.socket = init.socket;
     this.link = init.link;

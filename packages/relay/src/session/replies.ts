@@ -1,5 +1,4 @@
 import { RpcErrorCode } from '@switchboard/protocol';
-import type { UnknownToolReply } from '../config.js';
 
 /**
  * JSON-RPC messages the relay writes itself. Each is built as text once per message (or once per
@@ -28,22 +27,6 @@ export const ID_IN_FLIGHT = errorWithNullId(RpcErrorCode.INVALID_REQUEST, 'Inval
 
 function errorReply(idJson: string, code: number, message: string, data?: object): string {
   return `{"jsonrpc":"2.0","id":${idJson},"error":${JSON.stringify({ code, message, ...(data ? { data } : {}) })}}`;
-}
-
-/**
- * unknownToolReply answers a `tools/call` for a tool the agent may not use — or one that does not
- * exist: the two are deliberately indistinguishable. See {@link UnknownToolReply} for the styles.
- */
-export function unknownToolReply(style: UnknownToolReply, idJson: string, name: string): string {
-  if (style === 'jsonrpc-error') return errorReply(idJson, RpcErrorCode.UNKNOWN_TOOL, `Unknown tool: ${name}`);
-  // Byte for byte what @modelcontextprotocol/sdk's McpServer (1.x) sends for a tool it does not have.
-  const result = { content: [{ type: 'text', text: `MCP error ${RpcErrorCode.UNKNOWN_TOOL}: Tool ${name} not found` }], isError: true };
-  return `{"result":${JSON.stringify(result)},"jsonrpc":"2.0","id":${idJson}}`;
-}
-
-/** invalidParamsReply answers a `tools/call` without a string `params.name`. */
-export function invalidParamsReply(idJson: string): string {
-  return errorReply(idJson, RpcErrorCode.INVALID_PARAMS, 'Invalid params', { reason: 'params.name must be a string' });
 }
 
 /** backendUnavailableReply answers a request still outstanding when the backend session ended. */

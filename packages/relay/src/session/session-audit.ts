@@ -1,10 +1,11 @@
 import { performance } from 'node:perf_hooks';
 import { digestArguments, sha256Hex, type AuditRequest, type AuditResponse } from '@switchboard/audit';
 import type { AuditSink } from '../audit/sink.js';
-import { JsonType, spanRaw, type MessageShape } from '../internal/strict-json.js';
+import type { PeerIdentity } from '../auth/peer-auth.js';
+import type { RequestKey } from '../message/jsonrpc.js';
+import type { RequestParams } from '../message/request-params.js';
+import { JsonType, spanRaw, type MessageShape } from '../message/strict-json.js';
 import type { Decision } from '../policy/document.js';
-import type { PeerIdentity } from './agent-session.js';
-import type { RequestKey } from './jsonrpc.js';
 
 const MAX_NAME = 256;
 const MAX_REASON = 512;
@@ -16,43 +17,20 @@ export function clip(s: string, max: number): string {
 }
 
 /**
- * ArgsRef points at the `params` object of a request in the buffer it arrived in, so its digest
- * can be computed after the request has been forwarded (the buffer is never modified).
- */
-export interface ArgsRef {
-  readonly buf: Buffer;
-  readonly start: number;
-  readonly end: number;
-}
-
-/** argsRef returns where `params` sits in the scanned request in `buf`, or null when it is not an object. */
-export function argsRef(buf: Buffer, shape: MessageShape): ArgsRef | null {
-  return shape.params.type === JsonType.OBJECT ? { buf, start: shape.params.start, end: shape.params.end } : null;
-}
-
-/**
  * argumentsDigest returns the `argsDigest` of a request: SHA-256 of the canonical JSON of
- * `params.arguments` ({@link digestArguments}), or null when there are none. The arguments
- * themselves are never kept. A value canonical JSON cannot hold (a lone surrogate, a number beyond
- * double range) is digested as its JSON text instead, marked `json:<hex>`.
+ * `params.arguments` ({@link digestArguments}), or null when there are none. It digests the very
+ * arguments enforcement parsed (parsing them now if enforcement did not need them); the
+ * arguments themselves are never kept. A value canonical JSON cannot hold (a lone surrogate, a
+ * number beyond double range) is digested as its JSON text instead, marked `json:<hex>`.
  */
-export function argumentsDigest(ref: ArgsRef | null): string | null {
-  if (ref === null) return null;
-  const params = JSON.parse(ref.buf.toString('utf8', ref.start, ref.end)) as Record<string, unknown>;
-  const args = params.arguments;
+export function argumentsDigest(params: RequestParams | null): string | null {
+  const args = params?.arguments;
   if (args === undefined) return null;
   try {
     return digestArguments(args);
   } catch {
     return `json:${sha256Hex(JSON.stringify(args))}`;
   }
-}
-
-/** resourceUri returns `params.uri` of the scanned request in `buf` when it is a string. */
-export function resourceUri(buf: Buffer, shape: MessageShape): string | undefined {
-  if (shape.params.type !== JsonType.OBJECT) return undefined;
-  const uri = (JSON.parse(spanRaw(buf, shape.params)) as Record<string, unknown>).uri;
-  return typeof uri === 'string' ? uri : undefined;
 }
 
 interface Outstanding {
@@ -116,7 +94,7 @@ export class SessionAudit {
     method: string,
     name: string | null,
     d: Decision,
-    args: ArgsRef | null,
+    params: RequestParams | null,
   ): Promise<unknown> | undefined {
     const requestId = clip(idRaw, MAX_NAME);
     const clipped = name === null ? null : clip(name, MAX_NAME);
@@ -137,14 +115,14 @@ export class SessionAudit {
     if (d.allow && direction === 'agent-to-server') {
       this.outstanding.set(key, { requestId, method: record.method, name: clipped, t0: performance.now() });
       if (this.sink.durability === 'strict') {
-        record.argsDigest = argumentsDigest(args);
+        record.argsDigest = argumentsDigest(params);
         return this.sink.append(record);
       }
     }
-    if (args === null) this.sink.write(record);
+    if (params === null) this.sink.write(record);
     else
       this.sink.write(() => {
-        record.argsDigest = argumentsDigest(args);
+        record.argsDigest = argumentsDigest(params);
         return record;
       });
     return undefined;

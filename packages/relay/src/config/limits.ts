@@ -1,0 +1,113 @@
+import { SchemaViolation, checkInteger, checkObject, checkString, type PathSegment } from '../internal/schema.js';
+import { withConfigErrors } from './config-errors.js';
+
+/** RelayLimits bound what one peer can make the relay hold or wait for. */
+export interface RelayLimits {
+  /** maxMessageBytes is the largest agent message (one WebSocket frame); larger closes the session with 1009. */
+  maxMessageBytes: number;
+  /** maxDepth is the deepest JSON nesting accepted in a message; deeper is refused with -32600. */
+  maxDepth: number;
+  /** maxServerMessageBytes is the largest server→agent message; larger closes the session with 1009. */
+  maxServerMessageBytes: number;
+  /** openTimeoutMs is how long a connector may take to open a backend session (then 4504). */
+  openTimeoutMs: number;
+  /** drainTimeoutMs is how long a shutdown lets open sessions finish. */
+  drainTimeoutMs: number;
+  /** maxSessionsPerLink bounds the sessions one connector link carries. */
+  maxSessionsPerLink: number;
+  /** sessionWindowBytes is the per-session flow-control window announced in WELCOME. */
+  sessionWindowBytes: number;
+}
+
+/** DEFAULT_LIMITS are the limits used for every key relay.yaml leaves out. */
+export const DEFAULT_LIMITS: Readonly<RelayLimits> = Object.freeze({
+  maxMessageBytes: 1024 * 1024,
+  maxDepth: 64,
+  maxServerMessageBytes: 16 * 1024 * 1024,
+  openTimeoutMs: 10_000,
+  drainTimeoutMs: 30_000,
+  maxSessionsPerLink: 1024,
+  sessionWindowBytes: 256 * 1024,
+});
+
+const LIMIT_RANGES: Record<keyof RelayLimits, [number, number]> = {
+  maxMessageBytes: [1024, 64 * 1024 * 1024],
+  maxDepth: [2, 1000],
+  maxServerMessageBytes: [1024, 256 * 1024 * 1024],
+  openTimeoutMs: [100, 600_000],
+  drainTimeoutMs: [0, 3_600_000],
+  maxSessionsPerLink: [1, 65_536],
+  sessionWindowBytes: [1024, 64 * 1024 * 1024],
+};
+
+/**
+ * UnknownToolReply chooses how the relay answers a `tools/call` for a tool the agent may not use.
+ * Both styles give a denied and a non-existent tool the same answer; they differ in how a denial
+ * compares with the answer of a *server* for a tool it does not have (which the relay only
+ * forwards when the policy allows that name, e.g. through a glob).
+ *
+ * - `jsonrpc-error` (default): the JSON-RPC error `{ code: -32602, message: 'Unknown tool: <name>' }`
+ *   of the MCP specification's example; SDK clients throw an `McpError` with code -32602.
+ * - `mcp-sdk`: byte for byte what the MCP TypeScript SDK's `McpServer` (1.x) sends for a tool it
+ *   does not have — a *result* `{ content: [{ type: 'text', text: 'MCP error -32602: Tool <name> not found' }], isError: true }`.
+ *   Choose it when the backends are SDK servers, so a denial looks exactly like their own answer.
+ */
+export type UnknownToolReply = 'mcp-sdk' | 'jsonrpc-error';
+
+/** EnforcementOptions tune how refusals look on the wire. */
+export interface EnforcementOptions {
+  unknownToolReply: UnknownToolReply;
+}
+
+/** DEFAULT_ENFORCEMENT is used when relay.yaml has no `enforcement` section. */
+export const DEFAULT_ENFORCEMENT: Readonly<EnforcementOptions> = Object.freeze({ unknownToolReply: 'jsonrpc-error' });
+
+/** resolveLimits fills `partial` with defaults and checks every value against its range. */
+export function resolveLimits(partial: unknown, path: readonly PathSegment[] = ['limits']): RelayLimits {
+  return withConfigErrors(() => resolveLimitsRaw(partial, path), undefined, undefined);
+}
+
+/** @internal resolveLimitsRaw is {@link resolveLimits} without the error translation (relay.yaml wraps once). */
+export function resolveLimitsRaw(partial: unknown, path: readonly PathSegment[]): RelayLimits {
+  if (partial === undefined) return { ...DEFAULT_LIMITS };
+  const keys = Object.keys(LIMIT_RANGES) as (keyof RelayLimits)[];
+  const o = checkObject(partial, path, keys);
+  const out = { ...DEFAULT_LIMITS };
+  for (const key of keys) {
+    const [min, max] = LIMIT_RANGES[key];
+    if (o[key] !== undefined) out[key] = checkInteger(o[key], [...path, key], min, max);
+  }
+  return out;
+}
+
+/** resolveEnforcement fills `partial` with defaults and checks it. */
+export function resolveEnforcement(partial: unknown, path: readonly PathSegment[] = ['enforcement']): EnforcementOptions {
+  return withConfigErrors(
+    () => {
+      if (partial === undefined) return { ...DEFAULT_ENFORCEMENT };
+      const o = checkObject(partial, path, ['unknownToolReply']);
+      const out = { ...DEFAULT_ENFORCEMENT };
+      if (o.unknownToolReply !== undefined) {
+        const v = checkString(o.unknownToolReply, [...path, 'unknownToolReply']);
+        if (v !== 'mcp-sdk' && v !== 'jsonrpc-error') throw new SchemaViolation([...path, 'unknownToolReply'], 'must be jsonrpc-error or mcp-sdk');
+        out.unknownToolReply = v;
+      }
+      return out;
+    },
+    undefined,
+    undefined,
+  );
+}
+
+/** RelayTiming holds the protocol's timers; tests shorten them, production uses the defaults. */
+export interface RelayTiming {
+  /** helloTimeoutMs is how long a new link may take to send HELLO (protocol: 10 s). */
+  helloTimeoutMs: number;
+  /** heartbeatIntervalMs is the ping period for links and agent sessions (protocol: 10 s). */
+  heartbeatIntervalMs: number;
+  /** idleTicks is how many silent heartbeat periods end a connection (protocol: 3 → 30 s). */
+  idleTicks: number;
+}
+
+/** DEFAULT_TIMING is the timing docs/protocol.md prescribes. */
+export const DEFAULT_TIMING: Readonly<RelayTiming> = Object.freeze({ helloTimeoutMs: 10_000, heartbeatIntervalMs: 10_000, idleTicks: 3 });

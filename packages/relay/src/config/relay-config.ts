@@ -1,0 +1,96 @@
+import { readFile } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
+import { RelayConfigError } from '../errors.js';
+import { checkObject, checkString, isPlainObject } from '../internal/schema.js';
+import { YamlSyntaxError, parseYaml } from '../internal/yaml-file.js';
+import { parseAuditSection, type RelayAuditConfig } from './audit-config.js';
+import { withConfigErrors, type Locate } from './config-errors.js';
+import { ENFORCEMENT_CONFIG_KEYS, parseEnforcementConfig, type JwtSignerOptions, type PinsOptions } from './enforcement-config.js';
+import { resolveEnforcement, resolveLimitsRaw, type EnforcementOptions, type RelayLimits } from './limits.js';
+import { checkAdminListen, parseListenAddress } from './listen.js';
+
+/** RelayConfig is relay.yaml after validation, with every path absolute and every limit set. */
+export interface RelayConfig {
+  /** listen is `host:port` (`[::]:8443` for IPv6) of the main mTLS listener. */
+  listen: string;
+  /** identity is the directory holding svid.pem, svid_key.pem and bundle.pem. */
+  identity: string;
+  /** policy is the path of policy.yaml. */
+  policy: string;
+  /** audit configures the tamper-evident trail (docs/audit.md). */
+  audit: RelayAuditConfig;
+  /** admin, when set, is the loopback listener for /healthz, /readyz and /metrics. */
+  admin?: { listen: string };
+  limits: RelayLimits;
+  enforcement: EnforcementOptions;
+  /** pins, when set, is the tool pin store (docs/policy.md, "Tool pinning"). */
+  pins?: PinsOptions;
+  /** jwtSigner, when set, mints JWT-SVIDs for servers with `identityToBackend`. */
+  jwtSigner?: JwtSignerOptions;
+  /** watchPolicy reloads policy.yaml when the file changes (default true). */
+  watchPolicy: boolean;
+}
+
+/**
+ * parseRelayConfig validates a relay.yaml document (already parsed) and resolves its relative
+ * paths against `baseDir`. Unknown keys are errors naming their key path.
+ */
+export function parseRelayConfig(
+  doc: unknown,
+  baseDir: string,
+  options: { source?: string; locate?: Locate } = {},
+): RelayConfig {
+  return withConfigErrors(
+    () => {
+      const root = checkObject(doc, [], ['listen', 'identity', 'policy', 'audit', 'admin', 'limits', 'enforcement', ...ENFORCEMENT_CONFIG_KEYS], ['listen', 'identity', 'policy', 'audit']);
+      const listen = checkString(root.listen, ['listen']);
+      parseListenAddress(listen);
+      const identity = resolve(baseDir, checkString(root.identity, ['identity']));
+      const policy = resolve(baseDir, checkString(root.policy, ['policy']));
+      const audit = parseAuditSection(root.audit, baseDir);
+      let admin: { listen: string } | undefined;
+      if (root.admin !== undefined) {
+        const a = checkObject(root.admin, ['admin'], ['listen'], ['listen']);
+        const adminListen = checkString(a.listen, ['admin', 'listen']);
+        checkAdminListen(adminListen);
+        admin = { listen: adminListen };
+      }
+      const limits = resolveLimitsRaw(root.limits, ['limits']);
+      const enforcement = resolveEnforcement(root.enforcement);
+      return { listen, identity, policy, audit, ...(admin ? { admin } : {}), limits, enforcement, ...parseEnforcementConfig(root, baseDir) };
+    },
+    options.source,
+    options.locate,
+  );
+}
+
+/**
+ * loadRelayConfig reads relay.yaml. Relative paths in it resolve against the file's directory.
+ * Throws {@link RelayConfigError} (`RELAY_ERR_CONFIG`) naming the file, line and key path.
+ *
+ * @example
+ * const config = await loadRelayConfig('/etc/switchboard/relay.yaml');
+ * const relay = await startRelay(config);
+ */
+export async function loadRelayConfig(path: string): Promise<RelayConfig> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    throw new RelayConfigError(`config: cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, { cause: err });
+  }
+  let parsed;
+  try {
+    parsed = parseYaml(text);
+  } catch (err) {
+    if (err instanceof YamlSyntaxError) {
+      throw new RelayConfigError(`config: ${path}${err.line ? `:${err.line}` : ''}: not valid YAML: ${err.message}`, {
+        ...(err.line ? { line: err.line } : {}),
+        cause: err,
+      });
+    }
+    throw err;
+  }
+  if (!isPlainObject(parsed.value)) throw new RelayConfigError(`config: ${path}: must be a mapping of settings`);
+  return parseRelayConfig(parsed.value, dirname(resolve(path)), { source: path, locate: parsed.locate });
+}

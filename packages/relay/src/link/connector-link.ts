@@ -1,0 +1,386 @@
+import { randomBytes } from 'node:crypto';
+import type { Duplex } from 'node:stream';
+import {
+  CloseCode,
+  FrameType,
+  LINK_PROTOCOL_VERSION,
+  LinkProtocolError,
+  decodeFrame,
+  encodeControl,
+  encodeData,
+  encodeWindow,
+  type Frame,
+  type WelcomePayload,
+} from '@switchboard/protocol';
+import type { Logger } from '@switchboard/common';
+import type { SpiffeId } from '@switchboard/pki';
+import WebSocket from 'ws';
+import type { AuditSink } from '../audit/sink.js';
+import type { PeerIdentity } from '../auth/peer-auth.js';
+import type { RelayLimits, RelayTiming } from '../config/limits.js';
+import { truncateReason } from '../internal/close-reason.js';
+import { coalesce } from '../internal/cork.js';
+import type { RelayMetrics } from '../metrics.js';
+import { SERVER_NAME_PATTERN } from '../policy/compile.js';
+import type { PolicyStore } from '../policy/store.js';
+import type { LinkSession, SessionHost } from './link-session.js';
+import type { Registry, RoutableLink } from './registry.js';
+
+/** LinkContext is what every connector link shares: configuration, the policy, the registry, the sinks. */
+export interface LinkContext {
+  readonly limits: Pick<RelayLimits, 'sessionWindowBytes'>;
+  readonly timing: Pick<RelayTiming, 'helloTimeoutMs'>;
+  readonly policy: PolicyStore;
+  readonly registry: Registry<ConnectorLink>;
+  readonly audit: AuditSink;
+  readonly metrics: RelayMetrics;
+  readonly logger: Logger;
+  /** relayId is the relay's own SPIFFE ID, sent in WELCOME. */
+  readonly relayId: SpiffeId;
+  /** linkEnded is called once per link after it closed. */
+  linkEnded(link: ConnectorLink): void;
+}
+
+const AWAIT_HELLO = 0;
+const ACTIVE = 1;
+/** the connector sent GOAWAY: no new sessions; open ones drain. */
+const DRAINING = 2;
+const CLOSED = 3;
+
+const MAX_HELLO_SERVERS = 1024;
+const MAX_SESSION_ID = 0xffffffff;
+const BINARY = Object.freeze({ binary: true });
+
+const kLink = Symbol('switchboard.link');
+type TaggedSocket = WebSocket & { [kLink]?: ConnectorLink };
+
+/**
+ * ConnectorLink is one connector's WebSocket (`switchboard.v1`): HELLO/WELCOME, the sessions it
+ * multiplexes, per-session frames, GOAWAY, and liveness. A framing error closes the link with
+ * 1002; its sessions are then closed with 4509.
+ */
+export class ConnectorLink implements RoutableLink, SessionHost {
+  /** linkId is a random id naming this link in WELCOME, logs and audit records. */
+  readonly linkId = randomBytes(8).toString('hex');
+  readonly peer: PeerIdentity;
+  private readonly ctx: LinkContext;
+  private readonly ws: TaggedSocket;
+  private readonly socket: Duplex;
+  private readonly log: Logger;
+  private readonly sessions = new Map<number, LinkSession>();
+  private state = AWAIT_HELLO;
+  private relayDraining = false;
+  private nextSessionId = 1;
+  private helloTimer: NodeJS.Timeout | undefined;
+  private accepted: string[] = [];
+  private counted = false;
+  silentTicks = 0;
+
+  constructor(ctx: LinkContext, ws: WebSocket, socket: Duplex, peer: PeerIdentity) {
+    this.ctx = ctx;
+    this.ws = ws as TaggedSocket;
+    this.socket = socket;
+    this.peer = peer;
+    this.log = ctx.logger.child({ linkId: this.linkId, peer: peer.id.toString() });
+  }
+
+  /** start wires the socket and waits for HELLO. */
+  start(): void {
+    const ws = this.ws;
+    ws[kLink] = this;
+    ws.on('message', onLinkMessage);
+    ws.on('close', onLinkClose);
+    ws.on('error', onLinkError);
+    ws.on('pong', onLinkPong);
+    this.helloTimer = setTimeout(onHelloTimeout, this.ctx.timing.helloTimeoutMs, this);
+    this.log.debug({}, 'link connected; awaiting HELLO');
+  }
+
+  /** sessionCount is the number of sessions the link carries now. */
+  get sessionCount(): number {
+    return this.sessions.size;
+  }
+
+  /** accepting is true while the registry may route new sessions here. */
+  get accepting(): boolean {
+    return this.state === ACTIVE && !this.relayDraining && this.nextSessionId < MAX_SESSION_ID;
+  }
+
+  /** unregister stops routing new sessions for `server` to this link (policy changed). */
+  unregister(server: string): void {
+    this.accepted = this.accepted.filter((s) => s !== server);
+    this.ctx.registry.remove(server, this);
+  }
+
+  /** servers lists the servers WELCOME accepted. */
+  get servers(): readonly string[] {
+    return this.accepted;
+  }
+
+  /** isOpen reports whether the link still carries traffic. */
+  get isOpen(): boolean {
+    return this.state !== CLOSED;
+  }
+
+  // ---------------------------------------------------------------- sessions
+
+  /** attach registers `session`, sends OPEN (with the backend's JWT-SVID, when given) and returns the new session id. */
+  attach(session: LinkSession, jwtSvid?: string): number {
+    const id = this.nextSessionId++;
+    this.sessions.set(id, session);
+    const open = { server: session.server, agent: session.agent.id.toString(), ...(jwtSvid !== undefined ? { jwtSvid } : {}) };
+    this.send(encodeControl(FrameType.OPEN, id, open));
+    return id;
+  }
+
+  /** detach forgets `session` (it has ended). */
+  detach(session: LinkSession): void {
+    if (this.sessions.get(session.sessionId) === session) this.sessions.delete(session.sessionId);
+  }
+
+  /** sendData sends one DATA frame for a session. */
+  sendData(sessionId: number, message: Buffer): void {
+    this.send(encodeData(sessionId, message));
+  }
+
+  /** sendWindow returns `increment` bytes of credit for a session. */
+  sendWindow(sessionId: number, increment: number): void {
+    this.send(encodeWindow(sessionId, increment));
+  }
+
+  /** sendClose tells the connector a session is over. */
+  sendClose(sessionId: number, code: number, reason: string): void {
+    this.send(encodeControl(FrameType.CLOSE, sessionId, { code, reason }));
+  }
+
+  private send(frame: Buffer): void {
+    if (this.state === CLOSED || this.ws.readyState !== WebSocket.OPEN) return;
+    coalesce(this.socket);
+    this.ws.send(frame, BINARY);
+  }
+
+  // ---------------------------------------------------------------- frames
+
+  /** @internal handles one WebSocket message from the connector. */
+  handleMessage(data: Buffer, isBinary: boolean): void {
+    this.silentTicks = 0;
+    if (this.state === CLOSED) return;
+    if (!isBinary) return this.protocolError('text frame on the link; every frame is binary');
+    let frame: Frame;
+    try {
+      frame = decodeFrame(data);
+    } catch (err) {
+      if (err instanceof LinkProtocolError) return this.protocolError(err.message);
+      throw err;
+    }
+    if (this.state === AWAIT_HELLO) {
+      if (frame.type !== FrameType.HELLO) return this.protocolError('the first frame must be HELLO');
+      return this.hello(frame.payload as unknown as Record<string, unknown>);
+    }
+    switch (frame.type) {
+      case FrameType.DATA: {
+        const s = this.session(frame.sessionId);
+        if (s === undefined) return;
+        if (s.isOpening) return this.protocolError(`DATA for session ${frame.sessionId} before OPEN_OK`);
+        s.handleServerData(frame.data);
+        return;
+      }
+      case FrameType.WINDOW: {
+        this.session(frame.sessionId)?.handleWindow(frame.increment);
+        return;
+      }
+      case FrameType.OPEN_OK: {
+        const s = this.session(frame.sessionId);
+        if (s === undefined) return;
+        if (!s.isOpening) return this.protocolError(`OPEN_OK for session ${frame.sessionId} that is already open`);
+        s.handleOpenOk();
+        return;
+      }
+      case FrameType.OPEN_FAIL: {
+        const s = this.session(frame.sessionId);
+        if (s === undefined) return;
+        if (!s.isOpening) return this.protocolError(`OPEN_FAIL for session ${frame.sessionId} that is already open`);
+        s.handleOpenFail(frame.payload.code, frame.payload.reason);
+        return;
+      }
+      case FrameType.CLOSE: {
+        this.session(frame.sessionId)?.handleServerClose(frame.payload.code, frame.payload.reason);
+        return;
+      }
+      case FrameType.GOAWAY:
+        this.goAwayReceived(frame.payload.reason);
+        return;
+      default:
+        this.protocolError(`frame type 0x${frame.type.toString(16)} is not sent by a connector`);
+    }
+  }
+
+  /** session returns the open session `id`; unknown-but-issued ids (already closed) are ignored. */
+  private session(id: number): LinkSession | undefined {
+    const s = this.sessions.get(id);
+    if (s !== undefined) return s;
+    if (id >= this.nextSessionId) this.protocolError(`frame for session ${id}, which was never opened`);
+    return undefined;
+  }
+
+  private hello(payload: Record<string, unknown>): void {
+    if (this.helloTimer) clearTimeout(this.helloTimer);
+    this.helloTimer = undefined;
+    const version = payload.version;
+    const servers = payload.servers;
+    if (typeof version !== 'number' || !Number.isInteger(version) || version < 1) {
+      return this.protocolError('HELLO.version must be a positive integer');
+    }
+    if (!Array.isArray(servers) || servers.length > MAX_HELLO_SERVERS || !servers.every((s) => typeof s === 'string')) {
+      return this.protocolError(`HELLO.servers must be a list of at most ${MAX_HELLO_SERVERS} server names`);
+    }
+    if (payload.agent !== undefined && typeof payload.agent !== 'string') return this.protocolError('HELLO.agent must be a string');
+
+    // Revocation is part of the identity's policy: a revoked connector is refused every server.
+    const identity = this.ctx.policy.identity(this.peer);
+    const accepted: string[] = [];
+    const rejected: { server: string; reason: string }[] = [];
+    for (const name of new Set(servers as string[])) {
+      if (!SERVER_NAME_PATTERN.test(name)) {
+        rejected.push({ server: name.slice(0, 128), reason: 'not a valid server name' });
+        continue;
+      }
+      const d = identity.mayServe(name);
+      // One reason for both "undeclared" and "not listed": a connector learns nothing about other servers.
+      if (d.allow) accepted.push(name);
+      else rejected.push({ server: name, reason: `this connector is not listed under servers.${name}.connectors` });
+    }
+    const welcome: WelcomePayload = {
+      version: Math.min(version, LINK_PROTOCOL_VERSION),
+      linkId: this.linkId,
+      relay: this.ctx.relayId.toString(),
+      accepted,
+      rejected,
+      window: this.ctx.limits.sessionWindowBytes,
+    };
+    this.send(encodeControl(FrameType.WELCOME, 0, welcome));
+    this.ctx.audit.write({
+      type: 'link.up',
+      linkId: this.linkId,
+      connector: this.peer.id.toString(),
+      connectorCertSerial: this.peer.certSerial,
+      servers: accepted,
+      rejectedServers: rejected.map((r) => r.server),
+    });
+    if (accepted.length === 0) {
+      this.log.warn({ rejected }, 'link refused: no server accepted');
+      this.shutdown(CloseCode.FORBIDDEN, 'no server accepted for this connector');
+      return;
+    }
+    this.accepted = accepted;
+    this.state = ACTIVE;
+    this.counted = true;
+    this.ctx.metrics.linksUp++;
+    for (const name of accepted) this.ctx.registry.add(name, this);
+    this.log.info({ accepted, rejected: rejected.map((r) => r.server) }, 'link registered');
+    if (this.relayDraining) this.send(encodeControl(FrameType.GOAWAY, 0, { code: CloseCode.GOING_AWAY, reason: 'relay shutting down' }));
+  }
+
+  private goAwayReceived(reason: unknown): void {
+    if (this.state !== ACTIVE) return;
+    this.state = DRAINING;
+    this.ctx.registry.removeLink(this);
+    this.log.info({ reason: truncateReason(reason) }, 'connector sent GOAWAY; draining');
+  }
+
+  private protocolError(message: string): void {
+    this.ctx.metrics.linkProtocolErrors++;
+    this.log.warn({ err: message }, 'link protocol error');
+    this.shutdown(CloseCode.PROTOCOL_ERROR, message);
+  }
+
+  // ---------------------------------------------------------------- lifecycle
+
+  /** goAway tells the connector the relay is shutting down: no new sessions on this link. */
+  goAway(): void {
+    this.relayDraining = true;
+    if (this.state === ACTIVE || this.state === DRAINING) {
+      this.send(encodeControl(FrameType.GOAWAY, 0, { code: CloseCode.GOING_AWAY, reason: 'relay shutting down' }));
+    }
+  }
+
+  /**
+   * shutdown closes the link with `code`: it leaves the registry, its sessions are closed with
+   * 4509, and the WebSocket is closed.
+   */
+  shutdown(code: number, reason: string): void {
+    if (this.state === CLOSED) return;
+    this.state = CLOSED;
+    this.release();
+    if (this.ws.readyState === WebSocket.OPEN || this.ws.readyState === WebSocket.CONNECTING) {
+      this.ws.close(code, truncateReason(reason));
+    }
+    this.finish(code, reason);
+  }
+
+  /** @internal the WebSocket closed. */
+  handleClose(code: number, reason: Buffer): void {
+    if (this.state === CLOSED) return;
+    this.state = CLOSED;
+    this.release();
+    this.finish(code, reason.toString('utf8'));
+  }
+
+  private release(): void {
+    if (this.helloTimer) clearTimeout(this.helloTimer);
+    this.helloTimer = undefined;
+    this.ctx.registry.removeLink(this);
+    const sessions = [...this.sessions.values()];
+    this.sessions.clear();
+    for (const s of sessions) s.handleLinkLost();
+  }
+
+  private finish(code: number, reason: string): void {
+    if (this.counted) this.ctx.metrics.linksUp--;
+    this.counted = false;
+    this.ctx.audit.write({ type: 'link.down', linkId: this.linkId, connector: this.peer.id.toString(), code, reason: reason.slice(0, 512) });
+    this.log.info({ code, reason }, 'link closed');
+    this.ctx.linkEnded(this);
+  }
+
+  /** @internal heartbeat: ping the connector and the agents of its sessions; end silent ones. */
+  tick(idleTicks: number): void {
+    if (this.state === CLOSED) return;
+    for (const s of this.sessions.values()) s.tick(idleTicks);
+    if (++this.silentTicks > idleTicks) {
+      this.log.warn({}, 'link silent; terminating');
+      this.ws.terminate();
+      return;
+    }
+    this.ws.ping();
+  }
+
+  /** @internal hello timer fired. */
+  helloTimedOut(): void {
+    if (this.state === AWAIT_HELLO) this.protocolError('no HELLO within the hello timeout');
+  }
+}
+
+function linkOf(ws: WebSocket): ConnectorLink {
+  return (ws as TaggedSocket)[kLink] as ConnectorLink;
+}
+
+function onLinkMessage(this: WebSocket, data: Buffer, isBinary: boolean): void {
+  linkOf(this).handleMessage(data, isBinary);
+}
+
+function onLinkClose(this: WebSocket, code: number, reason: Buffer): void {
+  linkOf(this).handleClose(code, reason);
+}
+
+function onLinkError(this: WebSocket): void {
+  // ws closes the connection itself (1009 frame too big, framing errors); 'close' follows.
+}
+
+function onLinkPong(this: WebSocket): void {
+  linkOf(this).silentTicks = 0;
+}
+
+function onHelloTimeout(link: ConnectorLink): void {
+  link.helloTimedOut();
+}

@@ -1,0 +1,96 @@
+import type { Logger } from '@switchboard/common';
+import { PkiError, loadIdentityFiles, loadJwtSvidSigner, type Identity, type JwtSvidSigner } from '@switchboard/pki';
+import type { JwtSignerOptions, PinsOptions } from '../config/enforcement-config.js';
+import type { AuditSink } from '../audit/sink.js';
+import { Enforcement } from '../enforce/enforcement.js';
+import { PinRuntime } from '../enforce/pin-runtime.js';
+import { RelayError } from '../errors.js';
+import type { RelayMetrics } from '../metrics.js';
+import { PolicySnapshot, compilePolicy } from '../policy/compile.js';
+import type { PolicyDocument } from '../policy/document.js';
+import { PolicyStore } from '../policy/store.js';
+import { PolicyFile, loadPolicyFile } from './policy-file.js';
+
+/**
+ * The steps of `startRelay` that open one part each. Each throws a {@link RelayError} naming what
+ * is wrong; what it opened is released by the caller's cleanup.
+ */
+
+/** loadRelayIdentity loads the relay's identity directory (or takes a loaded identity); throws `RELAY_ERR_IDENTITY`. */
+export async function loadRelayIdentity(identity: string | Identity): Promise<Identity> {
+  if (typeof identity !== 'string') return identity;
+  try {
+    return await loadIdentityFiles(identity);
+  } catch (err) {
+    const detail = err instanceof PkiError ? `${err.code}: ${err.message}` : String(err);
+    throw new RelayError('RELAY_ERR_IDENTITY', `identity: cannot load the relay identity from ${identity}: ${detail}`, { cause: err });
+  }
+}
+
+/** OpenedPolicy is the store the relay decides with and, when the policy is a file, where reloads read it. */
+export interface OpenedPolicy {
+  store: PolicyStore;
+  file: PolicyFile | undefined;
+}
+
+/**
+ * openPolicy builds the store from a policy.yaml path, a document, a snapshot or a store to
+ * share, and checks it is the relay's trust domain; throws `RELAY_ERR_POLICY`.
+ */
+export async function openPolicy(policy: string | PolicyDocument | PolicySnapshot | PolicyStore, identity: Identity, logger: Logger): Promise<OpenedPolicy> {
+  let opened: OpenedPolicy;
+  if (policy instanceof PolicyStore) opened = { store: policy, file: undefined };
+  else if (policy instanceof PolicySnapshot) opened = { store: new PolicyStore(policy), file: undefined };
+  else if (typeof policy === 'string') {
+    const store = new PolicyStore(await loadPolicyFile(policy));
+    opened = { store, file: new PolicyFile(policy, store, logger) };
+  } else opened = { store: new PolicyStore(compilePolicy(policy)), file: undefined };
+  const relayTd = identity.svid.id.trustDomain.name;
+  const policyTd = opened.store.current.trustDomain.name;
+  if (policyTd !== relayTd) {
+    throw new RelayError('RELAY_ERR_POLICY', `policy: trustDomain is ${policyTd}, but the relay's identity ${identity.svid.id.toString()} is in ${relayTd}`);
+  }
+  return opened;
+}
+
+/** EnforcementOptions are the relay options `openEnforcement` reads. */
+export interface EnforcementParts {
+  pins?: PinsOptions | undefined;
+  jwtSigner?: JwtSignerOptions | JwtSvidSigner | undefined;
+}
+
+/**
+ * openEnforcement builds the relay-wide enforcement: the JWT-SVID signer (validated), the pin
+ * store, and the policy check that needs the signer. Throws `RELAY_ERR_CONFIG` (or the policy's
+ * `RELAY_ERR_POLICY` when the policy in force asks for what the relay cannot do).
+ */
+export async function openEnforcement(
+  parts: EnforcementParts,
+  store: PolicyStore,
+  trustDomain: string,
+  deps: { audit: AuditSink; metrics: RelayMetrics; logger: Logger },
+): Promise<Enforcement> {
+  let signer: JwtSvidSigner | undefined;
+  let ttl: number | undefined;
+  const j = parts.jwtSigner;
+  if (j !== undefined && 'sign' in j) {
+    signer = j;
+  } else if (j !== undefined) {
+    try {
+      signer = await loadJwtSvidSigner(j.key, { trustDomain, ...(j.keyId !== undefined ? { keyId: j.keyId } : {}) });
+    } catch (err) {
+      const detail = err instanceof PkiError ? `${err.code}: ${err.message}` : String(err);
+      throw new RelayError('RELAY_ERR_CONFIG', `config: jwtSigner.key: ${detail}`, { cause: err });
+    }
+    ttl = j.ttlSeconds;
+  }
+  const pins = await PinRuntime.open(parts.pins, { ...deps, logger: deps.logger.child({ component: 'pins' }) });
+  const enforcement = new Enforcement({ policy: store, pins, ...deps, ...(signer ? { signer } : {}), ...(ttl !== undefined ? { jwtTtlSeconds: ttl } : {}) });
+  try {
+    enforcement.enforceOn();
+  } catch (err) {
+    await enforcement.close();
+    throw err;
+  }
+  return enforcement;
+}

@@ -1,0 +1,134 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DEFAULT_LIMITS, resolveLimits } from '../../src/config/limits.js';
+import { parseListenAddress } from '../../src/config/listen.js';
+import { loadRelayConfig } from '../../src/config/relay-config.js';
+import { RelayConfigError } from '../../src/errors.js';
+
+let dir: string;
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'relay-config-'));
+});
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+const GOOD = `listen: 0.0.0.0:8443
+identity: ./ids/relay          # svid.pem, svid_key.pem, bundle.pem
+policy: ./policy.yaml
+audit: { path: ./audit.log }
+admin: { listen: 127.0.0.1:9464 }
+`;
+
+async function write(name: string, text: string): Promise<string> {
+  const path = join(dir, name);
+  await writeFile(path, text);
+  return path;
+}
+
+async function configError(text: string): Promise<RelayConfigError> {
+  const path = await write('relay.yaml', text);
+  try {
+    await loadRelayConfig(path);
+  } catch (err) {
+    expect(err).toBeInstanceOf(RelayConfigError);
+    return err as RelayConfigError;
+  }
+  throw new Error('expected a RelayConfigError');
+}
+
+describe('loadRelayConfig', () => {
+  it('reads the DESIGN.md example, resolving paths against the file and filling defaults', async () => {
+    const path = await write('relay.yaml', GOOD);
+    const c = await loadRelayConfig(path);
+    expect(c.listen).toBe('0.0.0.0:8443');
+    expect(c.identity).toBe(join(dir, 'ids/relay'));
+    expect(c.policy).toBe(join(dir, 'policy.yaml'));
+    expect(c.audit).toEqual({ path: join(dir, 'audit.log'), durability: 'strict' });
+    expect(c.admin).toEqual({ listen: '127.0.0.1:9464' });
+    expect(c.limits).toEqual(DEFAULT_LIMITS);
+    expect(c.limits).toMatchObject({
+      maxMessageBytes: 1048576,
+      maxDepth: 64,
+      maxServerMessageBytes: 16777216,
+      openTimeoutMs: 10000,
+      drainTimeoutMs: 30000,
+      maxSessionsPerLink: 1024,
+    });
+    expect(c.enforcement).toEqual({ unknownToolReply: 'jsonrpc-error' });
+  });
+
+  it('keeps absolute paths and reads limits', async () => {
+    const path = await write(
+      'relay.yaml',
+      `listen: "[::1]:0"\nidentity: /etc/sb/ids\npolicy: /etc/sb/policy.yaml\naudit: { path: /var/log/sb.log }\nlimits: { maxDepth: 32, maxMessageBytes: 65536 }\nenforcement: { unknownToolReply: mcp-sdk }\n`,
+    );
+    const c = await loadRelayConfig(path);
+    expect(c.identity).toBe('/etc/sb/ids');
+    expect(c.limits.maxDepth).toBe(32);
+    expect(c.limits.maxMessageBytes).toBe(65536);
+    expect(c.limits.openTimeoutMs).toBe(10000);
+    expect(c.admin).toBeUndefined();
+    expect(c.enforcement.unknownToolReply).toBe('mcp-sdk');
+  });
+
+  it.each<[string, string, string, RegExp]>([
+    ['unknown top-level key', `${GOOD}listn: x\n`, 'listn', /relay\.yaml:6:1: listn: unknown key/],
+    ['unknown key in audit', GOOD.replace('{ path: ./audit.log }', '{ path: ./a.log, format: json }'), 'audit.format', /audit\.format: unknown key/],
+    ['unknown key in limits', `${GOOD}limits: { maxDepht: 3 }\n`, 'limits.maxDepht', /limits\.maxDepht: unknown key/],
+    ['unknown key in admin', GOOD.replace('{ listen: 127.0.0.1:9464 }', '{ listen: 127.0.0.1:9464, tls: true }'), 'admin.tls', /unknown key/],
+    ['limit out of range', `${GOOD}limits: { maxDepth: 0 }\n`, 'limits.maxDepth', /between 2 and 1000/],
+    ['limit not an integer', `${GOOD}limits: { openTimeoutMs: 1.5 }\n`, 'limits.openTimeoutMs', /integer/],
+    ['missing policy', GOOD.replace('policy: ./policy.yaml\n', ''), 'policy', /policy: is required/],
+    ['missing audit path', GOOD.replace('{ path: ./audit.log }', '{}'), 'audit.path', /required/],
+    ['identity not a string', GOOD.replace('./ids/relay', '[a, b]'), 'identity', /must be a string/],
+    ['listen without a port', GOOD.replace('0.0.0.0:8443', '0.0.0.0'), 'listen', /host:port/],
+    ['listen port too large', GOOD.replace('0.0.0.0:8443', '0.0.0.0:70000'), 'listen', /host:port/],
+    ['admin not on loopback', GOOD.replace('127.0.0.1:9464', '0.0.0.0:9464'), 'admin.listen', /loopback/],
+    ['unknown enforcement style', `${GOOD}enforcement: { unknownToolReply: silent }\n`, 'enforcement.unknownToolReply', /jsonrpc-error or mcp-sdk/],
+  ])('%s → RELAY_ERR_CONFIG naming %s', async (_label, text, path, message) => {
+    const err = await configError(text);
+    expect(err.code).toBe('RELAY_ERR_CONFIG');
+    expect(err.path).toBe(path);
+    expect(err.message).toMatch(message);
+    expect(err.message).toMatch(/^config: /);
+  });
+
+  it('refuses invalid YAML with its line', async () => {
+    const err = await configError(`${GOOD}audit: { path: x }\n`);
+    expect(err.code).toBe('RELAY_ERR_CONFIG');
+    expect(err.line).toBe(6);
+    expect(err.message).toMatch(/not valid YAML/);
+  });
+
+  it('refuses a document that is not a mapping', async () => {
+    const err = await configError('- listen\n');
+    expect(err.message).toMatch(/must be a mapping/);
+  });
+
+  it('reports a missing file as RELAY_ERR_CONFIG', async () => {
+    await expect(loadRelayConfig(join(dir, 'nope.yaml'))).rejects.toMatchObject({ code: 'RELAY_ERR_CONFIG', message: /ENOENT/ });
+  });
+});
+
+describe('parseListenAddress and resolveLimits', () => {
+  it.each<[string, string, number]>([
+    ['127.0.0.1:0', '127.0.0.1', 0],
+    ['0.0.0.0:8443', '0.0.0.0', 8443],
+    ['[::]:8443', '::', 8443],
+    ['localhost:9464', 'localhost', 9464],
+  ])('%s', (text, host, port) => {
+    expect(parseListenAddress(text)).toEqual({ host, port });
+  });
+
+  it.each(['8443', ':8443', '[::]', 'a:b', 'host:-1', 'a b:1'])('refuses %s', (text) => {
+    expect(() => parseListenAddress(text)).toThrow(RelayConfigError);
+  });
+
+  it('fills partial limits and refuses unknown ones', () => {
+    expect(resolveLimits({ maxDepth: 8 })).toEqual({ ...DEFAULT_LIMITS, maxDepth: 8 });
+    expect(() => resolveLimits({ maxDept: 8 })).toThrow(/limits\.maxDept: unknown key/);
+  });
+});

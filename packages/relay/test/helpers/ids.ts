@@ -1,0 +1,30 @@
+/** The identities and the policy most relay tests use. */
+import type { PolicyDocument } from '../../src/policy/document.js';
+
+export const TD = 'spiffe://example.org';
+export const RELAY_ID = `${TD}/relay/main`;
+export const CRM_CONNECTOR = `${TD}/connector/crm`;
+export const SUPPORT = `${TD}/agent/support/alice`;
+export const SUPPORT_2 = `${TD}/agent/support/bob`;
+export const OUTSIDER = `${TD}/agent/outsider`;
+export const SAMPLER = `${TD}/agent/sampler`;
+
+/** STANDARD_POLICY is the policy most tests use. */
+export const STANDARD_POLICY: PolicyDocument = {
+  trustDomain: 'example.org',
+  servers: {
+    crm: { connectors: [CRM_CONNECTOR] },
+    tickets: { connectors: [`${TD}/connector/tickets`] },
+  },
+  rules: [
+    {
+      id: 'support-reads-crm',
+      agents: [`${TD}/agent/support/*`],
+      servers: ['crm'],
+      tools: { allow: ['lookup_*', 'get_order', 'echo'], deny: ['*delete*'] },
+    },
+    { id: 'support-tickets', agents: [`${TD}/agent/support/*`], servers: ['tickets'], tools: { allow: ['*'] } },
+    { id: 'sampler', agents: [SAMPLER], servers: ['crm'], tools: { allow: ['echo'] }, serverRequests: { sampling: true } },
+  ],
+};
+
