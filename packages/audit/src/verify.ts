@@ -170,7 +170,7 @@ class Walk {
 
   constructor(
     private readonly files: string[],
-    private readonly partial: boolean,
+    partial: boolean,
     private readonly key: AuditPublicKey | undefined,
     private readonly side: Map<number, SideEntry>,
   ) {

@@ -1,24 +1,20 @@
-import type { Server as HttpServer, IncomingMessage, ServerResponse } from 'node:http';
-import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
+import type { Server as HttpsServer } from 'node:https';
 import type { Socket } from 'node:net';
-import type { TLSSocket } from 'node:tls';
 import { silentLogger, type Logger } from '@switchboard/common';
 import type { AuditFs } from '@switchboard/audit';
 import type { Identity, JwtSvidSigner, SpiffeId } from '@switchboard/pki';
-import { auditMetricsOf } from './audit/metrics.js';
-import { openRelayAudit, policyReloadRecord, type RelayAuditOptions } from './audit/open.js';
+import { policyReloadRecord, type RelayAuditOptions } from './audit/open.js';
 import type { AuditSink } from './audit/sink.js';
-import { CurrentBundle, IdentityReloader, tlsOptionsOf } from './auth/identity-reload.js';
+import { CurrentBundle, type IdentityReloader } from './auth/identity-reload.js';
 import { PeerAuthenticator } from './auth/peer-auth.js';
 import type { JwtSignerOptions, PinsOptions } from './config/enforcement-config.js';
 import { DEFAULT_TIMING, resolveEnforcement, resolveLimits, type EnforcementOptions, type RelayLimits, type RelayTiming } from './config/limits.js';
-import { checkAdminListen, parseListenAddress, type ListenAddress } from './config/listen.js';
+import { checkAdminListen, parseListenAddress } from './config/listen.js';
 import type { Enforcement } from './enforce/enforcement.js';
 import { PolicyError } from './errors.js';
 import { ConnectorLink, type LinkContext } from './link/connector-link.js';
 import { Registry } from './link/registry.js';
-import { createAdminServer } from './listener/admin.js';
-import { CATALOG_PATH, handleCatalog, type CatalogContext } from './listener/catalog.js';
+import { handleCatalog, type CatalogContext } from './listener/catalog.js';
 import { UpgradeRouter, type UpgradeContext } from './listener/upgrade.js';
 import { RelayMetrics, type RelayMetricsSnapshot } from './metrics.js';
 import type { PolicySnapshot } from './policy/compile.js';
@@ -26,8 +22,8 @@ import type { PolicyDocument } from './policy/document.js';
 import type { PolicyStore } from './policy/store.js';
 import { AgentSession, type SessionContext } from './session/agent-session.js';
 import { Cleanup } from './wiring/cleanup.js';
-import { closeServer, hostForUrl, listenOn } from './wiring/listen.js';
-import { loadRelayIdentity, openEnforcement, openPolicy } from './wiring/open-parts.js';
+import { closeServer, createMainServer, hostForUrl, listenOn, startAdmin, watchIdentity } from './wiring/listeners.js';
+import { loadRelayIdentity, openAudit, openEnforcement, openPolicy } from './wiring/open-parts.js';
 import type { PolicyFile, PolicyReloadResult } from './wiring/policy-file.js';
 
 /**
@@ -327,91 +323,4 @@ export async function startRelay(options: RelayOptions, deps: StartRelayDeps = {
     await cleanup.run();
     throw err;
   }
-}
-
-/** openAudit opens the trail (or takes the given sink) and records the policy in force at start. */
-async function openAudit(
-  options: RelayOptions['audit'],
-  policyFile: PolicyFile | undefined,
-  metrics: RelayMetrics,
-  logger: Logger,
-  fs: AuditFs | undefined,
-  cleanup: Cleanup,
-): Promise<AuditSink> {
-  const opened = await openRelayAudit(options, {
-    logger,
-    ...(fs ? { fs } : {}),
-    onFailure: (err) =>
-      logger.error({ err: err.message }, 'audit trail failed: every recorded call is refused (-32050) and /readyz reports 503 until the relay is restarted'),
-  });
-  const audit = opened.sink;
-  // A sink the caller passed in is theirs to close; the relay only flushes it.
-  cleanup.add('audit trail', () => (opened.owned ? audit.close() : audit.flush()));
-  metrics.audit = auditMetricsOf(audit);
-  // The policy in force at start is recorded like a reload, so the trail says which file governed.
-  if (policyFile !== undefined) audit.write(await policyReloadRecord(policyFile.path, null));
-  return audit;
-}
-
-/**
- * createMainServer builds the main listener: one secure context for every connection (built
- * here, once; TLS 1.3 tickets give resumption), client certificates required, the catalog on
- * `GET /v1/servers` and 426/404 for everything else that is not a WebSocket upgrade.
- */
-function createMainServer(
-  identity: Identity,
-  deps: { metrics: RelayMetrics; logger: Logger; sockets: Set<Socket>; catalog: (req: IncomingMessage, res: ServerResponse) => void },
-): HttpsServer {
-  const server = createHttpsServer({
-    ...tlsOptionsOf(identity),
-    requestCert: true,
-    rejectUnauthorized: true,
-    handshakeTimeout: 10_000,
-  });
-  server.headersTimeout = 10_000;
-  server.requestTimeout = 15_000;
-  server.keepAliveTimeout = 5_000;
-  server.on('secureConnection', (socket: TLSSocket) => {
-    deps.sockets.add(socket);
-    socket.once('close', () => deps.sockets.delete(socket));
-  });
-  server.on('tlsClientError', (err: Error) => {
-    deps.metrics.tlsHandshakeFailures++;
-    deps.logger.debug({ err: err.message }, 'TLS handshake failed');
-  });
-  server.on('request', (req, res) => {
-    const path = (req.url ?? '').split('?')[0] ?? '';
-    if (path === CATALOG_PATH) {
-      deps.catalog(req, res);
-      return;
-    }
-    const ws = path === '/v1/connector' || path.startsWith('/v1/agent/');
-    const status = ws ? 426 : 404;
-    res.writeHead(status, { connection: 'close', 'content-type': 'text/plain; charset=utf-8' });
-    res.end(ws ? 'this endpoint speaks WebSocket only\n' : 'no such endpoint\n');
-  });
-  return server;
-}
-
-/** startAdmin starts the loopback admin listener and returns its URL. */
-async function startAdmin(addr: ListenAddress, deps: { ready: () => boolean; metrics: RelayMetrics }, cleanup: Cleanup): Promise<string> {
-  const admin: HttpServer = createAdminServer({ ready: deps.ready, metrics: () => deps.metrics.prometheus() });
-  const port = await listenOn(admin, addr, 'admin.listen');
-  cleanup.add('admin listener', () => closeServer(admin));
-  return `http://${hostForUrl(addr.host)}:${port}`;
-}
-
-/** watchIdentity rotates the relay's SVID (and bundle) for new connections when its files change, without a restart. */
-function watchIdentity(dir: string, identity: Identity, server: HttpsServer, bundle: CurrentBundle, logger: Logger): IdentityReloader {
-  const reloader = new IdentityReloader(
-    dir,
-    identity,
-    (next) => {
-      server.setSecureContext(tlsOptionsOf(next));
-      bundle.set(next.bundle);
-    },
-    logger,
-  );
-  reloader.start();
-  return reloader;
 }

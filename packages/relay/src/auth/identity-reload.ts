@@ -1,5 +1,4 @@
 import { watch, type FSWatcher } from 'node:fs';
-import type { Server as HttpsServer } from 'node:https';
 import { loadIdentityFiles, type BundleSource, type Identity, type TrustBundle, type TrustDomain } from '@switchboard/pki';
 
 /**

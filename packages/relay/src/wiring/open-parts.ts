@@ -1,6 +1,9 @@
 import type { Logger } from '@switchboard/common';
+import type { AuditFs } from '@switchboard/audit';
 import { PkiError, loadIdentityFiles, loadJwtSvidSigner, type Identity, type JwtSvidSigner } from '@switchboard/pki';
 import type { JwtSignerOptions, PinsOptions } from '../config/enforcement-config.js';
+import { openRelayAudit, policyReloadRecord, type RelayAuditOptions } from '../audit/open.js';
+import { auditMetricsOf } from '../audit/metrics.js';
 import type { AuditSink } from '../audit/sink.js';
 import { Enforcement } from '../enforce/enforcement.js';
 import { PinRuntime } from '../enforce/pin-runtime.js';
@@ -9,6 +12,7 @@ import type { RelayMetrics } from '../metrics.js';
 import { PolicySnapshot, compilePolicy } from '../policy/compile.js';
 import type { PolicyDocument } from '../policy/document.js';
 import { PolicyStore } from '../policy/store.js';
+import type { Cleanup } from './cleanup.js';
 import { PolicyFile, loadPolicyFile } from './policy-file.js';
 
 /**
@@ -93,4 +97,28 @@ export async function openEnforcement(
     throw err;
   }
   return enforcement;
+}
+
+/** openAudit opens the trail (or takes the given sink) and records the policy in force at start. */
+export async function openAudit(
+  options: RelayAuditOptions | { sink: AuditSink },
+  policyFile: PolicyFile | undefined,
+  metrics: RelayMetrics,
+  logger: Logger,
+  fs: AuditFs | undefined,
+  cleanup: Cleanup,
+): Promise<AuditSink> {
+  const opened = await openRelayAudit(options, {
+    logger,
+    ...(fs ? { fs } : {}),
+    onFailure: (err) =>
+      logger.error({ err: err.message }, 'audit trail failed: every recorded call is refused (-32050) and /readyz reports 503 until the relay is restarted'),
+  });
+  const audit = opened.sink;
+  // A sink the caller passed in is theirs to close; the relay only flushes it.
+  cleanup.add('audit trail', () => (opened.owned ? audit.close() : audit.flush()));
+  metrics.audit = auditMetricsOf(audit);
+  // The policy in force at start is recorded like a reload, so the trail says which file governed.
+  if (policyFile !== undefined) audit.write(await policyReloadRecord(policyFile.path, null));
+  return audit;
 }

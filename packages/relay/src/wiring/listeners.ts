@@ -1,0 +1,109 @@
+import { once } from 'node:events';
+import type { Server as HttpServer, IncomingMessage, ServerResponse } from 'node:http';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
+import type { AddressInfo, Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
+import type { Logger } from '@switchboard/common';
+import type { Identity } from '@switchboard/pki';
+import { CurrentBundle, IdentityReloader, tlsOptionsOf } from '../auth/identity-reload.js';
+import type { ListenAddress } from '../config/listen.js';
+import { RelayError } from '../errors.js';
+import { createAdminServer } from '../listener/admin.js';
+import { CATALOG_PATH } from '../listener/catalog.js';
+import type { RelayMetrics } from '../metrics.js';
+import type { Cleanup } from './cleanup.js';
+
+/** listenOn binds `server` to `addr` and resolves with the bound port; throws `RELAY_ERR_LISTEN` naming `what`. */
+export async function listenOn(server: HttpServer | HttpsServer, addr: ListenAddress, what: string): Promise<number> {
+  const failed = once(server, 'error');
+  server.listen(addr.port, addr.host);
+  try {
+    await Promise.race([
+      once(server, 'listening'),
+      failed.then(([err]) => {
+        throw err;
+      }),
+    ]);
+  } catch (err) {
+    throw new RelayError('RELAY_ERR_LISTEN', `listen: cannot listen on ${what} ${addr.host}:${addr.port}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, {
+      cause: err,
+      retryable: true,
+    });
+  }
+  failed.catch(() => undefined);
+  return (server.address() as AddressInfo).port;
+}
+
+/** hostForUrl writes a listen host as it goes into a URL (a wildcard as localhost, IPv6 bracketed). */
+export function hostForUrl(host: string): string {
+  if (host === '0.0.0.0' || host === '::' || host === '') return 'localhost';
+  return host.includes(':') ? `[${host}]` : host;
+}
+
+/** closeServer stops `server` accepting and resolves once its connections are gone. */
+export function closeServer(server: HttpServer | HttpsServer): Promise<void> {
+  return new Promise((resolve) => server.close(() => resolve()));
+}
+
+/**
+ * createMainServer builds the main listener: one secure context for every connection (built
+ * here, once; TLS 1.3 tickets give resumption), client certificates required, the catalog on
+ * `GET /v1/servers` and 426/404 for everything else that is not a WebSocket upgrade.
+ */
+export function createMainServer(
+  identity: Identity,
+  deps: { metrics: RelayMetrics; logger: Logger; sockets: Set<Socket>; catalog: (req: IncomingMessage, res: ServerResponse) => void },
+): HttpsServer {
+  const server = createHttpsServer({
+    ...tlsOptionsOf(identity),
+    requestCert: true,
+    rejectUnauthorized: true,
+    handshakeTimeout: 10_000,
+  });
+  server.headersTimeout = 10_000;
+  server.requestTimeout = 15_000;
+  server.keepAliveTimeout = 5_000;
+  server.on('secureConnection', (socket: TLSSocket) => {
+    deps.sockets.add(socket);
+    socket.once('close', () => deps.sockets.delete(socket));
+  });
+  server.on('tlsClientError', (err: Error) => {
+    deps.metrics.tlsHandshakeFailures++;
+    deps.logger.debug({ err: err.message }, 'TLS handshake failed');
+  });
+  server.on('request', (req, res) => {
+    const path = (req.url ?? '').split('?')[0] ?? '';
+    if (path === CATALOG_PATH) {
+      deps.catalog(req, res);
+      return;
+    }
+    const ws = path === '/v1/connector' || path.startsWith('/v1/agent/');
+    const status = ws ? 426 : 404;
+    res.writeHead(status, { connection: 'close', 'content-type': 'text/plain; charset=utf-8' });
+    res.end(ws ? 'this endpoint speaks WebSocket only\n' : 'no such endpoint\n');
+  });
+  return server;
+}
+
+/** startAdmin starts the loopback admin listener and returns its URL. */
+export async function startAdmin(addr: ListenAddress, deps: { ready: () => boolean; metrics: RelayMetrics }, cleanup: Cleanup): Promise<string> {
+  const admin: HttpServer = createAdminServer({ ready: deps.ready, metrics: () => deps.metrics.prometheus() });
+  const port = await listenOn(admin, addr, 'admin.listen');
+  cleanup.add('admin listener', () => closeServer(admin));
+  return `http://${hostForUrl(addr.host)}:${port}`;
+}
+
+/** watchIdentity rotates the relay's SVID (and bundle) for new connections when its files change, without a restart. */
+export function watchIdentity(dir: string, identity: Identity, server: HttpsServer, bundle: CurrentBundle, logger: Logger): IdentityReloader {
+  const reloader = new IdentityReloader(
+    dir,
+    identity,
+    (next) => {
+      server.setSecureContext(tlsOptionsOf(next));
+      bundle.set(next.bundle);
+    },
+    logger,
+  );
+  reloader.start();
+  return reloader;
+}
