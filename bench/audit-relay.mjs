@@ -1,4 +1,4 @@
-// Relay audit figures (issue 6): MCP tools/call "echo" calls/s through the real tunnel — relay and
+// Relay audit figures: MCP tools/call "echo" calls/s through the real tunnel — relay and
 // connector as separate processes (`switchboard relay` / `switchboard connector`), 32 concurrent
 // agent sessions via @switchboard/agent-sdk connect(), one stdio server process per session
 // (test/fixtures/stdio-crash-server.mjs) — with the relay's audit trail at durability off, batched

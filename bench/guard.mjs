@@ -1,4 +1,4 @@
-// Guard figures (issue 5): redaction cost per KiB of a typical tool result, with and without
+// Guard figures: redaction cost per KiB of a typical tool result, with and without
 // secrets in it, next to the cost of parsing and serialising the same result in the same run
 // (the relay parses every message anyway); argument-constraint checks per call; pinning a
 // 20-tool list; one rate-limiter acquire/release.

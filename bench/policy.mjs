@@ -1,4 +1,4 @@
-// Policy figures (issue 5): the per-message decision cost with 10 and with 1,000 rules, and what
+// Policy figures: the per-message decision cost with 10 and with 1,000 rules, and what
 // redaction costs per KiB of a tool result on the relay's own path (parse, redact, re-serialise).
 //
 // Decisions are measured three ways, all in one run:

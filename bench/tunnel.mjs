@@ -1,4 +1,4 @@
-// Tunnel figures (issue 4): an MCP `tools/call` round trip (p50, p99), calls/s with 1 and with 32
+// Tunnel figures: an MCP `tools/call` round trip (p50, p99), calls/s with 1 and with 32
 // concurrent sessions, and session setup time, through each way of reaching one stdio MCP server
 // (test/fixtures/stdio-crash-server.mjs, tool `echo`), all measured in this run by the same load
 // generator, with the SDK `Client` in this process:

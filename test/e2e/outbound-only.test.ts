@@ -1,4 +1,4 @@
-// Outbound-only proof (issue 4): the private host runs an MCP server on Streamable HTTP and the
+// Outbound-only proof: the private host runs an MCP server on Streamable HTTP and the
 // connector; a firewall there drops every inbound new connection. The agent still gets its tools
 // through the relay, a direct connection from the agent to the MCP server fails, and `ss -ltn` on
 // the private host shows no listener on a non-loopback address. Runs as root (CI); elsewhere it

@@ -1,4 +1,4 @@
-// Issue 5 end to end: the real relay and connector, real MCP servers (server-filesystem from npm,
+// Policy enforcement end to end: the real relay and connector, real MCP servers (server-filesystem from npm,
 // an SDK server whose tool description changes at runtime, the Streamable-HTTP fixture), the real
 // MCP SDK Client as the agent. Argument constraints, pinning, redaction, rate limits, hot reload,
 // the catalog and identity to backends.

@@ -1,4 +1,4 @@
-// The tunnel end to end (issue 4): the real relay and connector, real MCP servers from npm
+// The tunnel end to end: the real relay and connector, real MCP servers from npm
 // behind the connector, the real MCP SDK Client as the agent — through the agent SDK and through
 // `switchboard agent stdio`.
 import { once } from 'node:events';

@@ -1,5 +1,5 @@
 // `switchboard policy check` and `switchboard tools list|approve`, through their run functions;
-// relay.yaml keys of issue 5; resource URI normalisation and globs.
+// the enforcement keys of relay.yaml; resource URI normalisation and globs.
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';

@@ -1,4 +1,4 @@
-// Issue 5 inside the relay, against a harness connector: resources and prompts, argument
+// Enforcement inside the relay, against a harness connector: resources and prompts, argument
 // constraints, rate limits, redaction, tool pinning, live policy changes, revocation, the catalog
 // and identity to backends. Real TLS, real WebSockets, certificates minted per test.
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';

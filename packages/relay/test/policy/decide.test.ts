@@ -1,4 +1,4 @@
-// Issue 5: the decision function over the full policy file — tools, resources, prompts, argument
+// The decision function over the full policy file — tools, resources, prompts, argument
 // constraints, zones, revocation, rate and redaction coverage — asserting the deciding rule.
 import { SpiffeId } from '@switchboard/pki';
 import { describe, expect, it } from 'vitest';
