@@ -1,6 +1,26 @@
 import { GuardError } from '../errors.js';
-import type { PendingDefinition, ToolPin } from './pin-store.js';
 import { validToolName, type ToolSummary } from './tool-definition.js';
+
+/** ToolPin is the pinned definition of one tool. Times are ISO 8601. */
+export interface ToolPin {
+  readonly hash: string;
+  readonly firstSeen: string;
+  /** approvedAt is set when an operator approved this definition (required in `strict` mode). */
+  readonly approvedAt?: string;
+  readonly summary: ToolSummary;
+}
+
+/**
+ * PendingDefinition is a definition waiting for an operator: a drift from the pin (`pinnedHash`
+ * set) or, in `strict` mode, a tool not approved yet (`pinnedHash` null, or equal to `seenHash`
+ * for a tofu pin never approved). While it is pending the tool is hidden and refused.
+ */
+export interface PendingDefinition {
+  readonly pinnedHash: string | null;
+  readonly seenHash: string;
+  readonly seenAt: string;
+  readonly summary: ToolSummary;
+}
 
 /**
  * The pin store's file: `{ "version": 1, "servers": { "<server>": { "tools": { "<name>": ToolPin },

@@ -1,8 +1,10 @@
 import { readFile } from 'node:fs/promises';
 import { GuardError } from '../errors.js';
 import { writeFileAtomic } from '@switchboard/common';
-import { FILE_VERSION, parsePinFile, type ServerState } from './pin-file.js';
-import { summarizeTool, toolDefinitionHash, validToolName, type ToolDefinition, type ToolSummary } from './tool-definition.js';
+import { FILE_VERSION, parsePinFile, type PendingDefinition, type ServerState, type ToolPin } from './pin-file.js';
+import { summarizeTool, toolDefinitionHash, validToolName, type ToolDefinition } from './tool-definition.js';
+
+export type { PendingDefinition, ToolPin } from './pin-file.js';
 
 /**
  * PinMode chooses how first sight is treated: `tofu` pins a tool the first time it is seen and
@@ -12,27 +14,6 @@ export type PinMode = 'tofu' | 'strict';
 
 /** PIN_MODES lists every {@link PinMode}. */
 export const PIN_MODES: readonly PinMode[] = Object.freeze(['tofu', 'strict']);
-
-/** ToolPin is the pinned definition of one tool. Times are ISO 8601. */
-export interface ToolPin {
-  readonly hash: string;
-  readonly firstSeen: string;
-  /** approvedAt is set when an operator approved this definition (required in `strict` mode). */
-  readonly approvedAt?: string;
-  readonly summary: ToolSummary;
-}
-
-/**
- * PendingDefinition is a definition waiting for an operator: a drift from the pin (`pinnedHash`
- * set) or, in `strict` mode, a tool not approved yet (`pinnedHash` null, or equal to `seenHash`
- * for a tofu pin never approved). While it is pending the tool is hidden and refused.
- */
-export interface PendingDefinition {
-  readonly pinnedHash: string | null;
-  readonly seenHash: string;
-  readonly seenAt: string;
-  readonly summary: ToolSummary;
-}
 
 /**
  * DropReason says why {@link PinStore.evaluateToolList} hid a tool: a name outside
