@@ -1,4 +1,5 @@
-export { RelayClientTransport, MAX_INBOUND_MESSAGE_BYTES, SERVER_NAME_PATTERN } from './relay-client-transport.js';
+export { RelayClientTransport, MAX_INBOUND_MESSAGE_BYTES } from './relay-client-transport.js';
+export { SERVER_NAME_PATTERN } from '@switchboard/protocol';
 export type { RelayClientTransportOptions } from './relay-client-transport.js';
 export { connect } from './connect.js';
 export type { ConnectOptions } from './connect.js';

@@ -3,7 +3,7 @@ import type { Socket } from 'node:net';
 import type { Transport, TransportSendOptions } from '@modelcontextprotocol/sdk/shared/transport.js';
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import type { Identity, SpiffeId } from '@switchboard/pki';
-import { AGENT_SUBPROTOCOL } from '@switchboard/protocol';
+import { AGENT_SUBPROTOCOL, SERVER_NAME_RULE, isServerName } from '@switchboard/protocol';
 import WebSocket from 'ws';
 import { AccessDeniedError, AgentError, HandshakeError, NoConnectorError, NotConnectedError, SessionClosedError } from './errors.js';
 import { AgentIdentity, resolveRelayId } from './identity.js';
@@ -12,8 +12,6 @@ import type { RelayTls } from '@switchboard/protocol';
 
 /** MAX_INBOUND_MESSAGE_BYTES bounds one server → agent message (the relay's limit: 16 MiB). */
 export const MAX_INBOUND_MESSAGE_BYTES = 16 * 1024 * 1024;
-/** SERVER_NAME_PATTERN is the shape of a server name (a URL path segment). */
-export const SERVER_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 const SEND_HIGH_WATER_BYTES = 1024 * 1024;
 const CLOSE_TIMEOUT_MS = 3000;
 // A Buffer given to ws with `binary: false` goes out as a text frame whose header and masked
@@ -84,8 +82,8 @@ export class RelayClientTransport implements Transport {
     if (base.search !== '' || base.hash !== '' || base.username !== '' || base.password !== '') {
       throw new TypeError('agent: relay URL must not carry credentials, a query or a fragment');
     }
-    if (!SERVER_NAME_PATTERN.test(options.server)) {
-      throw new TypeError(`agent: server name ${JSON.stringify(options.server)} must be 1-64 letters, digits, dots, dashes or underscores`);
+    if (!isServerName(options.server)) {
+      throw new TypeError(`agent: server name ${JSON.stringify(options.server)}: ${SERVER_NAME_RULE}`);
     }
     this.server = options.server;
     this.url = `${base.href.replace(/\/+$/, '')}/v1/agent/${options.server}`;

@@ -3,6 +3,7 @@ import { isIP } from 'node:net';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { SpiffeId, TrustBundle, X509Svid, type Identity } from '@switchboard/pki';
 import { parseDocument } from 'yaml';
+import { SERVER_NAME_RULE, isServerName } from '@switchboard/protocol';
 import { ConfigError, ConfigUnreadableError } from './errors.js';
 
 /** StdioServerConfig is a backend started as one process per agent session, spoken to over stdio. */
@@ -47,8 +48,6 @@ export interface ConnectorConfig {
   readonly admin: AdminConfig | undefined;
 }
 
-/** SERVER_NAME_PATTERN is the shape of a server name: it travels in URL paths and policy files. */
-export const SERVER_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
 const TOP_KEYS = new Set(['relays', 'identity', 'relayId', 'servers', 'admin']);
 const STDIO_KEYS = new Set(['command', 'args', 'env', 'cwd']);
@@ -119,8 +118,8 @@ export function parseConnectorConfig(input: unknown, options: { baseDir?: string
   const servers: Record<string, ServerConfig> = {};
   for (const name of names) {
     const path = `servers.${name}`;
-    if (!SERVER_NAME_PATTERN.test(name)) {
-      throw new ConfigError(path, 'server names are 1-64 letters, digits, dots, dashes or underscores, starting with a letter or digit');
+    if (!isServerName(name)) {
+      throw new ConfigError(path, SERVER_NAME_RULE);
     }
     servers[name] = serverConfig(serversIn[name], path, baseDir);
   }

@@ -1,7 +1,8 @@
 export { startConnector, DEFAULT_DRAIN_TIMEOUT_MS } from './supervisor/connector.js';
 export type { Connector, StartConnectorOptions } from './supervisor/connector.js';
 export type { LinkStatus } from './link/link-status.js';
-export { loadConnectorConfig, parseConnectorConfig, isLoopbackHost, SERVER_NAME_PATTERN } from './config.js';
+export { loadConnectorConfig, parseConnectorConfig, isLoopbackHost } from './config.js';
+export { SERVER_NAME_PATTERN } from '@switchboard/protocol';
 export type { ConnectorConfig, ServerConfig, StdioServerConfig, HttpServerConfig, AdminConfig } from './config.js';
 export { Backoff, realSleep } from './supervisor/backoff.js';
 export type { BackoffOptions, Sleep } from './supervisor/backoff.js';

@@ -13,6 +13,7 @@ export {
 } from './link-frames.js';
 export type { Frame, HelloPayload, WelcomePayload, OpenPayload, ClosePayload } from './link-frames.js';
 export { CloseCode, RpcErrorCode } from './codes.js';
+export { SERVER_NAME_PATTERN, SERVER_NAME_RULE, isServerName } from './server-name.js';
 export { RelayTls } from './relay-tls.js';
 export { classifyDialFailure } from './dial-failure.js';
 export type { DialFailure } from './dial-failure.js';

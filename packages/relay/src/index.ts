@@ -8,7 +8,8 @@ export { parseListenAddress } from './config/listen.js';
 export type { ListenAddress } from './config/listen.js';
 export { startRelay, Relay } from './relay.js';
 export type { RelayOptions, StartRelayDeps, RelayCloseOptions } from './relay.js';
-export { compilePolicy, normalizeSerial, PolicySnapshot, SERVER_NAME_PATTERN } from './policy/compile.js';
+export { compilePolicy, normalizeSerial, PolicySnapshot } from './policy/compile.js';
+export { SERVER_NAME_PATTERN } from '@switchboard/protocol';
 export type { CompileOptions, CompiledRule, CompiledServer, CompiledZone, RevocationList, CallKind, ArgRule } from './policy/compile.js';
 export {
   mayUseServer,

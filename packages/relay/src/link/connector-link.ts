@@ -11,6 +11,7 @@ import {
   encodeWindow,
   type Frame,
   type WelcomePayload,
+  isServerName,
 } from '@switchboard/protocol';
 import type { Logger } from '@switchboard/common';
 import type { SpiffeId } from '@switchboard/pki';
@@ -21,7 +22,6 @@ import type { RelayLimits, RelayTiming } from '../config/limits.js';
 import { truncateReason } from '../internal/close-reason.js';
 import { coalesce } from '../internal/cork.js';
 import type { RelayMetrics } from '../metrics.js';
-import { SERVER_NAME_PATTERN } from '../policy/compile.js';
 import type { PolicyStore } from '../policy/store.js';
 import type { LinkSession, SessionHost } from './link-session.js';
 import type { Registry, RoutableLink } from './registry.js';
@@ -241,7 +241,7 @@ export class ConnectorLink implements RoutableLink, SessionHost {
     const accepted: string[] = [];
     const rejected: { server: string; reason: string }[] = [];
     for (const name of new Set(servers as string[])) {
-      if (!SERVER_NAME_PATTERN.test(name)) {
+      if (!isServerName(name)) {
         rejected.push({ server: name.slice(0, 128), reason: 'not a valid server name' });
         continue;
       }

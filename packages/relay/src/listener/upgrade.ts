@@ -2,7 +2,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import { PkiError } from '@switchboard/pki';
-import { AGENT_SUBPROTOCOL, CloseCode, LINK_SUBPROTOCOL } from '@switchboard/protocol';
+import { AGENT_SUBPROTOCOL, CloseCode, LINK_SUBPROTOCOL, isServerName } from '@switchboard/protocol';
 import type { Logger } from '@switchboard/common';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { AuditSink } from '../audit/sink.js';
@@ -11,7 +11,6 @@ import type { RelayLimits } from '../config/limits.js';
 import type { ConnectorLink } from '../link/connector-link.js';
 import type { Registry } from '../link/registry.js';
 import type { RelayMetrics, UpgradeRefusal } from '../metrics.js';
-import { SERVER_NAME_PATTERN } from '../policy/compile.js';
 import type { PolicyScope } from '../policy/scope.js';
 import type { PolicyStore } from '../policy/store.js';
 import { refuseUpgrade } from './refuse.js';
@@ -119,7 +118,7 @@ export class UpgradeRouter {
 
   private agent(req: IncomingMessage, socket: Duplex, head: Buffer, path: string, peer: PeerIdentity): void {
     const server = path.slice(AGENT_PREFIX.length);
-    if (!SERVER_NAME_PATTERN.test(server)) {
+    if (!isServerName(server)) {
       this.refuse(req, socket, path, 400, 'bad_request', 'malformed server name in the path', peer);
       return;
     }

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { SpiffeId, TrustDomain, type IdMatcher } from '@switchboard/pki';
+import { SERVER_NAME_RULE, isServerName } from '@switchboard/protocol';
 import { PolicyError } from '../errors.js';
 import {
   SchemaViolation,
@@ -17,8 +18,6 @@ import { RuleIndex } from './rule-index.js';
 
 export type { CompiledRule, ArgRule, CallKind } from './compile-rule.js';
 
-/** SERVER_NAME_PATTERN is what a server name may look like: it appears in URL paths and logs. */
-export const SERVER_NAME_PATTERN = /^(?!\.{1,2}$)[A-Za-z0-9._-]{1,128}$/;
 const ZONE_NAME_PATTERN = /^[A-Za-z0-9._-]{1,64}$/;
 const LABEL_KEY_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._/-]{0,62}$/;
 const MAX_LABEL_VALUE = 256;
@@ -227,7 +226,7 @@ function compile(doc: unknown, source: string | undefined, sourceHash: string | 
 
 function compileServer(name: string, value: unknown, td: TrustDomain, zones: ReadonlyMap<string, CompiledZone>): CompiledServer {
   const path: PathSegment[] = ['servers', name];
-  if (!SERVER_NAME_PATTERN.test(name)) throw new SchemaViolation(path, 'server names are 1–128 characters of A–Z a–z 0–9 . _ - (not "." or "..")');
+  if (!isServerName(name)) throw new SchemaViolation(path, SERVER_NAME_RULE);
   const s = checkObject(value, path, ['connectors', 'zone', 'labels', 'pinning', 'identityToBackend'], ['connectors']);
   const ids = checkStringList(s.connectors, [...path, 'connectors'], 1);
   const connectors = new Set<string>();
