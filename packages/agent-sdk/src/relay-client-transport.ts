@@ -3,7 +3,7 @@ import type { Socket } from 'node:net';
 import type { Transport, TransportSendOptions } from '@modelcontextprotocol/sdk/shared/transport.js';
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import type { Identity, SpiffeId } from '@switchboard/pki';
-import { AGENT_SUBPROTOCOL, SERVER_NAME_RULE, isServerName } from '@switchboard/protocol';
+import { AGENT_SUBPROTOCOL, SERVER_NAME_RULE, isJsonRpcMessage, isServerName, readRefusalReason } from '@switchboard/protocol';
 import WebSocket from 'ws';
 import { AccessDeniedError, AgentError, HandshakeError, NoConnectorError, NotConnectedError, SessionClosedError } from './errors.js';
 import { AgentIdentity, resolveRelayId } from './identity.js';
@@ -140,7 +140,7 @@ export class RelayClientTransport implements Transport {
         this.socket = res.socket as Socket;
       });
       ws.on('unexpected-response', (req: ClientRequest, res: IncomingMessage) => {
-        readReason(res, (reason) => {
+        void readRefusalReason(res).then((reason) => {
           fail(this.refusal(res.statusCode ?? 0, reason));
           req.destroy();
           ws.terminate();
@@ -271,30 +271,4 @@ export class RelayClientTransport implements Transport {
     this.oncloseFired = true;
     this.onclose?.();
   }
-}
-
-function readReason(res: IncomingMessage, done: (reason: string) => void): void {
-  let body = '';
-  let finished = false;
-  const finish = (): void => {
-    if (finished) return;
-    finished = true;
-    done(body.split('\n')[0]?.trim().slice(0, 200) ?? '');
-  };
-  res.setEncoding('utf8');
-  res.on('data', (chunk: string) => {
-    body += chunk;
-    if (body.length > 512) finish();
-  });
-  res.on('end', finish);
-  res.on('error', finish);
-  res.on('close', finish);
-}
-
-function isJsonRpcMessage(m: unknown): m is JSONRPCMessage {
-  if (typeof m !== 'object' || m === null || Array.isArray(m)) return false;
-  const o = m as Record<string, unknown>;
-  if (o.jsonrpc !== '2.0') return false;
-  if (typeof o.method === 'string') return true;
-  return 'id' in o && ('result' in o || 'error' in o);
 }

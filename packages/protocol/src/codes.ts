@@ -49,3 +49,38 @@ export const RpcErrorCode = Object.freeze({
   /** the backend session ended before answering. */
   BACKEND_UNAVAILABLE: -32051,
 } as const);
+
+/** MAX_CLOSE_REASON_BYTES is the longest reason a close frame carries (RFC 6455 allows 123 bytes). */
+export const MAX_CLOSE_REASON_BYTES = 120;
+
+/**
+ * sendableCloseCode returns `code` when a WebSocket close frame may carry it (RFC 6455 §7.4: 1000–1003,
+ * 1007–1014, 3000–4999), else `fallback`. A peer's code is passed on only through this: `ws` throws
+ * on a code it may not send, and 1005/1006/1015 must never be sent.
+ */
+export function sendableCloseCode(code: unknown, fallback: number): number {
+  if (typeof code !== 'number' || !Number.isInteger(code)) return fallback;
+  if (code >= 1000 && code <= 1003) return code;
+  if (code >= 1007 && code <= 1014) return code;
+  if (code >= 3000 && code <= 4999) return code;
+  return fallback;
+}
+
+/**
+ * closeReason keeps a reason within {@link MAX_CLOSE_REASON_BYTES} bytes of UTF-8, cutting on a
+ * character boundary and marking the cut with `...`; anything but a string becomes `''`.
+ */
+export function closeReason(reason: unknown): string {
+  const s = typeof reason === 'string' ? reason : '';
+  if (Buffer.byteLength(s) <= MAX_CLOSE_REASON_BYTES) return s;
+  const chars = Array.from(s);
+  let out = '';
+  let bytes = 0;
+  for (const ch of chars) {
+    const n = Buffer.byteLength(ch);
+    if (bytes + n > MAX_CLOSE_REASON_BYTES - 3) break;
+    out += ch;
+    bytes += n;
+  }
+  return `${out}...`;
+}

@@ -3,6 +3,7 @@ export {
   LINK_SUBPROTOCOL,
   AGENT_SUBPROTOCOL,
   HEADER_BYTES,
+  MAX_HELLO_SERVERS,
   DEFAULT_SESSION_WINDOW_BYTES,
   FrameType,
   LinkProtocolError,
@@ -12,7 +13,9 @@ export {
   decodeFrame,
 } from './link-frames.js';
 export type { Frame, HelloPayload, WelcomePayload, OpenPayload, ClosePayload } from './link-frames.js';
-export { CloseCode, RpcErrorCode } from './codes.js';
+export { CloseCode, RpcErrorCode, MAX_CLOSE_REASON_BYTES, sendableCloseCode, closeReason } from './codes.js';
+export { isJsonRpcMessage } from './json-rpc.js';
+export { refusalBody, readRefusalReason, MAX_REFUSAL_READ_BYTES, MAX_REFUSAL_REASON_CHARS } from './refusal.js';
 export { SERVER_NAME_PATTERN, SERVER_NAME_RULE, isServerName } from './server-name.js';
 export { RelayTls } from './relay-tls.js';
 export { classifyDialFailure } from './dial-failure.js';

@@ -15,6 +15,8 @@ export const LINK_PROTOCOL_VERSION = 1;
 export const LINK_SUBPROTOCOL = 'switchboard.v1';
 /** AGENT_SUBPROTOCOL is the WebSocket subprotocol of an agent session. */
 export const AGENT_SUBPROTOCOL = 'mcp';
+/** MAX_HELLO_SERVERS bounds the servers one HELLO may offer. */
+export const MAX_HELLO_SERVERS = 1024;
 /** HEADER_BYTES is the size of a frame header. */
 export const HEADER_BYTES = 5;
 /** DEFAULT_SESSION_WINDOW_BYTES is each direction's initial flow-control credit per session. */
@@ -49,6 +51,7 @@ export interface WelcomePayload {
   version: number;
   linkId: string;
   accepted: string[];
+  /** rejected lists the servers refused and why (`reason` is `''` when the relay gave none). */
   rejected: { server: string; reason: string }[];
   /** window is the per-session initial credit, in bytes, both directions. */
   window: number;
@@ -125,7 +128,10 @@ export function encodeControl(type: FrameType, sessionId: number, payload: objec
   return buf;
 }
 
-/** decodeFrame parses one binary WebSocket message; throws {@link LinkProtocolError} on bad framing. */
+/**
+ * decodeFrame parses one binary WebSocket message and checks its payload against the frame's
+ * payload type; throws {@link LinkProtocolError} on bad framing or a malformed payload.
+ */
 export function decodeFrame(buf: Buffer): Frame {
   if (buf.length < HEADER_BYTES) throw new LinkProtocolError(`frame of ${buf.length} bytes is shorter than its header`);
   const type = buf[0] as number;
@@ -148,8 +154,80 @@ export function decodeFrame(buf: Buffer): Frame {
   } catch {
     throw new LinkProtocolError(`control frame 0x${type.toString(16)} does not carry valid JSON`);
   }
-  if (typeof payload !== 'object' || payload === null || Array.isArray(payload)) {
-    throw new LinkProtocolError(`control frame 0x${type.toString(16)} payload must be a JSON object`);
+  if (!isObject(payload)) throw new LinkProtocolError(`control frame 0x${type.toString(16)} payload must be a JSON object`);
+  return { type, sessionId, payload: checkPayload(type, payload) } as Frame;
+}
+
+type Json = Record<string, unknown>;
+
+function isObject(v: unknown): v is Json {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function isStringList(v: unknown, max: number): v is string[] {
+  return Array.isArray(v) && v.length <= max && v.every((s) => typeof s === 'string');
+}
+
+const FRAME_NAMES: Record<number, string> = Object.fromEntries(Object.entries(FrameType).map(([k, v]) => [v, k]));
+
+/**
+ * checkPayload holds each control frame to its payload type, so a receiver works with typed values
+ * only: a field of the wrong type, or a required one missing, is a {@link LinkProtocolError}.
+ * Unknown fields are ignored (a newer peer may add some); only the documented ones are kept.
+ */
+function checkPayload(type: number, p: Json): unknown {
+  const bad = (field: string, rule: string): never => {
+    throw new LinkProtocolError(`${FRAME_NAMES[type]}.${field} ${rule}`);
+  };
+  switch (type) {
+    case FrameType.HELLO: {
+      if (!isPositiveInteger(p.version)) bad('version', 'must be a positive integer');
+      if (!isStringList(p.servers, MAX_HELLO_SERVERS)) bad('servers', `must be a list of at most ${MAX_HELLO_SERVERS} server names`);
+      if (p.agent !== undefined && typeof p.agent !== 'string') bad('agent', 'must be a string');
+      const hello: HelloPayload = { version: p.version as number, servers: p.servers as string[] };
+      if (typeof p.agent === 'string') hello.agent = p.agent;
+      return hello;
+    }
+    case FrameType.WELCOME: {
+      if (!isPositiveInteger(p.version)) bad('version', 'must be a positive integer');
+      if (typeof p.linkId !== 'string') bad('linkId', 'must be a string');
+      if (typeof p.relay !== 'string') bad('relay', 'must be a string');
+      if (!isStringList(p.accepted, MAX_HELLO_SERVERS)) bad('accepted', 'must be a list of server names');
+      const rejected = p.rejected ?? [];
+      if (!Array.isArray(rejected) || rejected.length > MAX_HELLO_SERVERS || !rejected.every((r) => isObject(r) && typeof r.server === 'string' && (r.reason === undefined || typeof r.reason === 'string'))) {
+        bad('rejected', 'must be a list of { server, reason }');
+      }
+      if (!isPositiveInteger(p.window) || (p.window as number) > 0xffffffff) bad('window', 'must be an integer from 1 to 2^32-1');
+      const welcome: WelcomePayload = {
+        version: p.version as number,
+        linkId: p.linkId as string,
+        relay: p.relay as string,
+        accepted: p.accepted as string[],
+        rejected: (rejected as Json[]).map((r) => ({ server: r.server as string, reason: typeof r.reason === 'string' ? r.reason : '' })),
+        window: p.window as number,
+      };
+      return welcome;
+    }
+    case FrameType.OPEN: {
+      if (typeof p.server !== 'string') bad('server', 'must be a string');
+      if (typeof p.agent !== 'string') bad('agent', 'must be a string');
+      if (p.jwtSvid !== undefined && typeof p.jwtSvid !== 'string') bad('jwtSvid', 'must be a string');
+      const open: OpenPayload = { server: p.server as string, agent: p.agent as string };
+      if (typeof p.jwtSvid === 'string') open.jwtSvid = p.jwtSvid;
+      return open;
+    }
+    case FrameType.OPEN_OK:
+      return {};
+    default: {
+      // GOAWAY, OPEN_FAIL, CLOSE
+      if (typeof p.code !== 'number' || !Number.isInteger(p.code) || p.code < 0 || p.code > 0xffff) bad('code', 'must be an integer from 0 to 65535');
+      if (p.reason !== undefined && typeof p.reason !== 'string') bad('reason', 'must be a string');
+      const close: ClosePayload = { code: p.code as number, reason: typeof p.reason === 'string' ? p.reason : '' };
+      return close;
+    }
   }
-  return { type, sessionId, payload } as Frame;
+}
+
+function isPositiveInteger(v: unknown): boolean {
+  return typeof v === 'number' && Number.isInteger(v) && v >= 1;
 }

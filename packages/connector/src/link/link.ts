@@ -2,6 +2,7 @@ import type { IncomingMessage, ClientRequest } from 'node:http';
 import type { Socket } from 'node:net';
 import {
   CloseCode,
+  closeReason,
   decodeFrame,
   DEFAULT_SESSION_WINDOW_BYTES,
   encodeControl,
@@ -10,6 +11,7 @@ import {
   LINK_PROTOCOL_VERSION,
   LINK_SUBPROTOCOL,
   LinkProtocolError,
+  readRefusalReason,
   type Frame,
   type OpenPayload,
   type WelcomePayload,
@@ -182,7 +184,7 @@ export class Link implements SessionHost {
   async shutdown(reason: string): Promise<void> {
     this.closingByUs = true;
     for (const s of [...this.sessions.values()]) s.fail(CloseCode.LINK_LOST, reason);
-    if (this.ws.readyState === WebSocket.OPEN) this.ws.close(CloseCode.GOING_AWAY, reason);
+    if (this.ws.readyState === WebSocket.OPEN) this.ws.close(CloseCode.GOING_AWAY, closeReason(reason));
     else if (this.ws.readyState === WebSocket.CONNECTING) this.ws.terminate();
     await Promise.all([this.done, ...this.closures]);
   }
@@ -241,9 +243,7 @@ export class Link implements SessionHost {
 
   private readonly onUnexpectedResponse = (req: ClientRequest, res: IncomingMessage): void => {
     const status = res.statusCode ?? 0;
-    let body = '';
-    const finish = (): void => {
-      const line = body.split('\n')[0]?.trim().slice(0, 200) ?? '';
+    void readRefusalReason(res).then((line) => {
       const detail = `HTTP ${status}${line ? `: ${line}` : ''}`;
       this.error ??=
         status === 403
@@ -251,14 +251,7 @@ export class Link implements SessionHost {
           : new HandshakeError(`${this.relay} refused the WebSocket upgrade (${detail})`, { status });
       req.destroy();
       this.ws.terminate();
-    };
-    res.setEncoding('utf8');
-    res.on('data', (chunk: string) => {
-      body += chunk;
-      if (body.length > 512) finish();
     });
-    res.on('end', finish);
-    res.on('error', finish);
   };
 
   private readonly onOpen = (): void => {
@@ -312,11 +305,9 @@ export class Link implements SessionHost {
       case FrameType.OPEN:
         this.onOpenFrame(frame.sessionId, frame.payload);
         return;
-      case FrameType.CLOSE: {
-        const p = frame.payload;
-        this.sessions.get(frame.sessionId)?.closedByRelay(typeof p.code === 'number' ? p.code : 0, typeof p.reason === 'string' ? p.reason : '');
+      case FrameType.CLOSE:
+        this.sessions.get(frame.sessionId)?.closedByRelay(frame.payload.code, frame.payload.reason);
         return;
-      }
       case FrameType.WELCOME:
         this.onWelcomeFrame(frame.payload);
         return;
@@ -334,24 +325,14 @@ export class Link implements SessionHost {
       return;
     }
     clearTimeout(this.welcomeTimer);
-    if (typeof w.version !== 'number') {
-      this.protocolViolation('WELCOME without a version');
-      return;
-    }
     if (w.version !== LINK_PROTOCOL_VERSION) {
       this.error ??= new ProtocolVersionError(`${this.relay} answered with link protocol version ${w.version}; this connector speaks version ${LINK_PROTOCOL_VERSION}`);
       this.close(CloseCode.PROTOCOL_ERROR, 'unsupported version');
       return;
     }
-    const validList = Array.isArray(w.accepted) && w.accepted.every((s) => typeof s === 'string');
-    const validRejected = w.rejected === undefined || (Array.isArray(w.rejected) && w.rejected.every((r) => typeof r === 'object' && r !== null && typeof r.server === 'string'));
-    if (!validList || !validRejected || !Number.isInteger(w.window) || w.window <= 0 || w.window > 0xffffffff) {
-      this.protocolViolation('malformed WELCOME');
-      return;
-    }
     this.welcome = w;
     this.window = w.window;
-    const rejected = (w.rejected ?? []).map((r) => ({ server: r.server, reason: typeof r.reason === 'string' ? r.reason : '' }));
+    const rejected = w.rejected;
     for (const r of rejected) this.logger.warn({ server: r.server, reason: r.reason }, 'relay rejected server');
     for (const name of w.accepted) {
       if (Object.hasOwn(this.opts.servers, name)) this.accepted.add(name);
@@ -368,11 +349,11 @@ export class Link implements SessionHost {
     this.opts.onWelcome?.(this, w);
   }
 
-  private onGoawayFrame(reason: unknown): void {
+  private onGoawayFrame(reason: string): void {
     if (this.goawayReceived) return;
     this.goawayReceived = true;
     this.state = 'draining';
-    this.logger.info({ reason: typeof reason === 'string' ? reason : '' }, 'relay is going away; draining');
+    this.logger.info({ reason }, 'relay is going away; draining');
     this.opts.onGoaway?.(this);
   }
 
@@ -386,10 +367,6 @@ export class Link implements SessionHost {
       return;
     }
     this.lastSessionId = id;
-    if (typeof p.server !== 'string' || typeof p.agent !== 'string') {
-      this.protocolViolation('malformed OPEN');
-      return;
-    }
     const fail = (reason: string, code: number = CloseCode.BACKEND_FAILED): void => {
       this.opts.counters.openFailures++;
       this.sendFrame(encodeControl(FrameType.OPEN_FAIL, id, { code, reason }));
@@ -435,11 +412,11 @@ export class Link implements SessionHost {
   private protocolViolation(message: string): void {
     this.logger.warn({ reason: message }, 'link protocol error');
     this.error ??= new ProtocolError(message);
-    this.close(CloseCode.PROTOCOL_ERROR, message.slice(0, 120));
+    this.close(CloseCode.PROTOCOL_ERROR, closeReason(message));
   }
 
   private close(code: number, reason: string): void {
-    if (this.ws.readyState === WebSocket.OPEN) this.ws.close(code, reason);
+    if (this.ws.readyState === WebSocket.OPEN) this.ws.close(code, closeReason(reason));
     else this.ws.terminate();
   }
 

@@ -11,7 +11,9 @@ import {
   encodeWindow,
   type Frame,
   type WelcomePayload,
+  closeReason,
   isServerName,
+  type HelloPayload,
 } from '@switchboard/protocol';
 import type { Logger } from '@switchboard/common';
 import type { SpiffeId } from '@switchboard/pki';
@@ -19,7 +21,6 @@ import WebSocket from 'ws';
 import type { AuditSink } from '../audit/sink.js';
 import type { PeerIdentity } from '../auth/peer-auth.js';
 import type { RelayLimits, RelayTiming } from '../config/limits.js';
-import { truncateReason } from '../internal/close-reason.js';
 import { coalesce } from '../internal/cork.js';
 import type { RelayMetrics } from '../metrics.js';
 import type { PolicyStore } from '../policy/store.js';
@@ -47,7 +48,6 @@ const ACTIVE = 1;
 const DRAINING = 2;
 const CLOSED = 3;
 
-const MAX_HELLO_SERVERS = 1024;
 const MAX_SESSION_ID = 0xffffffff;
 const BINARY = Object.freeze({ binary: true });
 
@@ -175,7 +175,7 @@ export class ConnectorLink implements RoutableLink, SessionHost {
     }
     if (this.state === AWAIT_HELLO) {
       if (frame.type !== FrameType.HELLO) return this.protocolError('the first frame must be HELLO');
-      return this.hello(frame.payload as unknown as Record<string, unknown>);
+      return this.hello(frame.payload);
     }
     switch (frame.type) {
       case FrameType.DATA: {
@@ -223,24 +223,16 @@ export class ConnectorLink implements RoutableLink, SessionHost {
     return undefined;
   }
 
-  private hello(payload: Record<string, unknown>): void {
+  private hello(payload: HelloPayload): void {
     if (this.helloTimer) clearTimeout(this.helloTimer);
     this.helloTimer = undefined;
-    const version = payload.version;
-    const servers = payload.servers;
-    if (typeof version !== 'number' || !Number.isInteger(version) || version < 1) {
-      return this.protocolError('HELLO.version must be a positive integer');
-    }
-    if (!Array.isArray(servers) || servers.length > MAX_HELLO_SERVERS || !servers.every((s) => typeof s === 'string')) {
-      return this.protocolError(`HELLO.servers must be a list of at most ${MAX_HELLO_SERVERS} server names`);
-    }
-    if (payload.agent !== undefined && typeof payload.agent !== 'string') return this.protocolError('HELLO.agent must be a string');
+    const { version, servers } = payload;
 
     // Revocation is part of the identity's policy: a revoked connector is refused every server.
     const identity = this.ctx.policy.identity(this.peer);
     const accepted: string[] = [];
     const rejected: { server: string; reason: string }[] = [];
-    for (const name of new Set(servers as string[])) {
+    for (const name of new Set(servers)) {
       if (!isServerName(name)) {
         rejected.push({ server: name.slice(0, 128), reason: 'not a valid server name' });
         continue;
@@ -285,7 +277,7 @@ export class ConnectorLink implements RoutableLink, SessionHost {
     if (this.state !== ACTIVE) return;
     this.state = DRAINING;
     this.ctx.registry.removeLink(this);
-    this.log.info({ reason: truncateReason(reason) }, 'connector sent GOAWAY; draining');
+    this.log.info({ reason: closeReason(reason) }, 'connector sent GOAWAY; draining');
   }
 
   private protocolError(message: string): void {
@@ -313,7 +305,7 @@ export class ConnectorLink implements RoutableLink, SessionHost {
     this.state = CLOSED;
     this.release();
     if (this.ws.readyState === WebSocket.OPEN || this.ws.readyState === WebSocket.CONNECTING) {
-      this.ws.close(code, truncateReason(reason));
+      this.ws.close(code, closeReason(reason));
     }
     this.finish(code, reason);
   }

@@ -1,5 +1,6 @@
 import type { Duplex } from 'node:stream';
 import { STATUS_CODES } from 'node:http';
+import { refusalBody } from '@switchboard/protocol';
 
 /**
  * refuseUpgrade answers an upgrade request with a plain HTTP response whose body is a one-line
@@ -7,7 +8,7 @@ import { STATUS_CODES } from 'node:http';
  */
 export function refuseUpgrade(socket: Duplex, status: number, reason: string): void {
   if (socket.destroyed) return;
-  const body = `${reason}\n`;
+  const body = refusalBody(reason);
   const head =
     `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}\r\n` +
     'Connection: close\r\n' +

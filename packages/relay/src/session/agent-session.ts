@@ -1,7 +1,7 @@
 import { isUtf8 } from 'node:buffer';
 import type { Duplex } from 'node:stream';
 import type { Logger } from '@switchboard/common';
-import { CloseCode } from '@switchboard/protocol';
+import { CloseCode, closeReason, sendableCloseCode } from '@switchboard/protocol';
 import WebSocket from 'ws';
 import type { AuditSink } from '../audit/sink.js';
 import type { PeerIdentity } from '../auth/peer-auth.js';
@@ -9,7 +9,6 @@ import type { RelayLimits, UnknownToolReply } from '../config/limits.js';
 import type { Enforcement } from '../enforce/enforcement.js';
 import { Req, isGoverned, requestKind } from '../enforce/request-kind.js';
 import { SessionEnforcer } from '../enforce/session-enforcer.js';
-import { sendableCloseCode, truncateReason } from '../internal/close-reason.js';
 import { coalesce } from '../internal/cork.js';
 import type { LinkSession, SessionHost } from '../link/link-session.js';
 import {
@@ -437,7 +436,7 @@ export class AgentSession implements LinkSession {
 
   /** @internal OPEN_FAIL: the backend could not start; the agent gets the connector's code. */
   handleOpenFail(code: unknown, reason: unknown): void {
-    this.close(sendableCloseCode(code, CloseCode.BACKEND_FAILED), truncateReason(reason) || 'backend failed to start', false, false);
+    this.close(sendableCloseCode(code, CloseCode.BACKEND_FAILED), closeReason(reason) || 'backend failed to start', false, false);
   }
 
   /** @internal WINDOW: the connector returns credit. */
@@ -447,7 +446,7 @@ export class AgentSession implements LinkSession {
 
   /** @internal CLOSE from the connector: answer what is outstanding, then close the agent. */
   handleServerClose(code: unknown, reason: unknown): void {
-    this.close(sendableCloseCode(code, CloseCode.BACKEND_FAILED), truncateReason(reason) || 'backend session ended', false, true);
+    this.close(sendableCloseCode(code, CloseCode.BACKEND_FAILED), closeReason(reason) || 'backend session ended', false, true);
   }
 
   /** @internal the link is gone: close with 4509. */
