@@ -1,8 +1,8 @@
 import { GuardError } from '../errors.js';
 import { canonicalJson } from '../internal/canonical-json.js';
-import { LinearRegex, LinearRegexError } from '../internal/linear-regex.js';
 import { compilePathGlob, type PathGlob } from './path-glob.js';
 import { pathSegments } from './posix-path.js';
+import { ArgRegex, ArgRegexError } from './regex.js';
 
 /**
  * ArgConstraintSpec constrains one named argument of a tool call, as written in a policy
@@ -63,7 +63,7 @@ interface CompiledArg {
   readonly enumPrimitives: ReadonlySet<unknown> | undefined;
   readonly enumJson: ReadonlySet<string> | undefined;
   readonly enumText: string;
-  readonly regex: LinearRegex | undefined;
+  readonly regex: ArgRegex | undefined;
   readonly globs: readonly PathGlob[] | undefined;
 }
 
@@ -238,14 +238,14 @@ export function compileArgConstraints(spec: ToolArgsSpec, options: ArgConstraint
       enumText = `[${shown.join(', ')}${c.enum.length > 10 ? ', …' : ''}]`;
     }
 
-    let regex: LinearRegex | undefined;
+    let regex: ArgRegex | undefined;
     if (c.regex !== undefined) {
       if (typeof c.regex !== 'string') bad(`${name}.regex`, 'must be a string');
       if (c.regex.length > MAX_PATTERN_LENGTH) bad(`${name}.regex`, `at most ${MAX_PATTERN_LENGTH} characters`);
       try {
-        regex = LinearRegex.compile(c.regex);
+        regex = ArgRegex.compile(c.regex);
       } catch (err) {
-        if (err instanceof LinearRegexError) bad(`${name}.regex`, err.message);
+        if (err instanceof ArgRegexError) bad(`${name}.regex`, err.message);
         throw err;
       }
     }

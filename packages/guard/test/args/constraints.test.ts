@@ -89,17 +89,16 @@ describe('regex', () => {
     expect(capped.check({ q: 'aaaaaaaaaaa' })).toMatchObject({ ok: false, constraint: 'regex', reason: 'argument "q" is longer than the 10 characters a pattern examines (regex)' });
   });
 
-  it('patterns that make backtracking engines explode run in linear time', () => {
+  it('patterns that make backtracking engines explode get their answer (RE2)', () => {
     const c2 = compileArgConstraints({ a: { regex: '^(a+)+$' }, b: { regex: '^.*a.*b.*c.*d$' }, c: { regex: '^(\\w+\\s?)*$' } });
-    const t0 = performance.now();
     expect(outcome(c2.check({ a: `${'a'.repeat(4000)}!` }))).toBe('a:regex');
     expect(outcome(c2.check({ b: 'abc'.repeat(1300) }))).toBe('b:regex');
     expect(outcome(c2.check({ c: `${'word '.repeat(800)}!` }))).toBe('c:regex');
-    expect(performance.now() - t0).toBeLessThan(2000);
+    expect(outcome(c2.check({ a: 'a'.repeat(4000), b: `${'abc'.repeat(1300)}d`, c: 'word '.repeat(800) }))).toBe('ok');
   });
 
   it('unicode: a pattern sees code points', () => {
-    const u = compileArgConstraints({ name: { regex: '^.{3}$' }, emoji: { regex: '^\\p{Emoji_Presentation}+$' } });
+    const u = compileArgConstraints({ name: { regex: '^.{3}$' }, emoji: { regex: '^\\p{So}+$' } });
     expect(outcome(u.check({ name: 'a😀b' }))).toBe('ok');
     expect(outcome(u.check({ emoji: '😀🎉' }))).toBe('ok');
     expect(outcome(u.check({ emoji: '😀x' }))).toBe('emoji:regex');
@@ -226,7 +225,7 @@ describe('compileArgConstraints refuses bad specs at load', () => {
   });
 
   it('messages name the rule', () => {
-    expect(specError({ q: { regex: '(a)\\1' } }).message).toBe('args: q.regex: backreferences (\\1 …) are not supported');
+    expect(specError({ q: { regex: '(a)\\1' } }).message).toBe('args: q.regex: backreferences (\\1 … \\9) are not supported (patterns run on RE2, which matches in linear time)');
     expect(specError({ q: { regex: '([a-z]' } }).message).toMatch(/^args: q\.regex: does not compile: /);
     expect(specError({ p: { glob: '/data/../etc' } }).message).toBe('args: p.glob: glob "/data/../etc" must not contain . or .. segments');
   });
