@@ -13,8 +13,10 @@ export const CloseCode = Object.freeze({
   POLICY_VIOLATION: 1008,
   MESSAGE_TOO_BIG: 1009,
   INTERNAL_ERROR: 1011,
-  /** the agent's identity was revoked or its certificate expired during the session. */
+  /** the peer's identity (SPIFFE ID or certificate serial) was revoked during the session. */
   IDENTITY_REVOKED: 4401,
+  /** the certificate the peer authenticated with expired during the session, and was not renewed in place. */
+  IDENTITY_EXPIRED: 4402,
   /** the agent may no longer use this server (policy changed). */
   FORBIDDEN: 4403,
   /** the backend MCP server failed to start or exited. */

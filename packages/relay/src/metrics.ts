@@ -61,6 +61,8 @@ export interface RelayMetricsSnapshot {
   pinEvents: Record<PinEventType, number>;
   /** revocationCloses counts sessions and links closed because their identity was revoked. */
   revocationCloses: number;
+  /** expiryCloses counts sessions and links closed because their peer's certificate expired (4402). */
+  expiryCloses: number;
   /** audit is the audit trail's state (null before the relay wired it). */
   audit: AuditMetricsSnapshot | null;
 }
@@ -103,6 +105,7 @@ export class RelayMetrics {
   readonly redactions = new Map<string, number>();
   readonly pinEvents: Record<PinEventType, number> = zeros(PIN_EVENTS);
   revocationCloses = 0;
+  expiryCloses = 0;
 
   /** redacted counts redactions by kind (from a redaction's `counts`). */
   redacted(counts: Readonly<Record<string, number>>): void {
@@ -130,6 +133,7 @@ export class RelayMetrics {
       redactions: Object.fromEntries(this.redactions),
       pinEvents: { ...this.pinEvents },
       revocationCloses: this.revocationCloses,
+      expiryCloses: this.expiryCloses,
       audit: this.audit?.() ?? null,
     };
   }
@@ -168,6 +172,8 @@ export class RelayMetrics {
       PIN_EVENTS.map((e) => [`{event="${e}"}`, this.pinEvents[e]]));
     metric('switchboard_relay_revocation_closes_total', 'counter', 'Sessions and connector links closed because their identity was revoked.',
       [['', this.revocationCloses]]);
+    metric('switchboard_relay_expiry_closes_total', 'counter', 'Sessions and connector links closed because the certificate they authenticated with expired.',
+      [['', this.expiryCloses]]);
     if (this.audit) out.push(...renderAuditMetrics(this.audit()));
     return `${out.join('\n')}\n`;
   }

@@ -79,6 +79,11 @@ export class IdentityReloader {
       this.log.warn({ err: (err as Error).message }, 'relay identity files do not load; keeping the current identity');
       return false;
     }
+    const to = Date.parse(next.svid.leaf.validTo);
+    if (Date.now() >= to) {
+      this.log.warn({ expired: new Date(to).toISOString() }, 'relay identity files hold an expired certificate; keeping the current identity');
+      return false;
+    }
     if (!next.svid.id.equals(this.current.svid.id)) {
       this.log.warn({ current: this.current.svid.id.toString(), found: next.svid.id.toString() }, 'relay identity files name another SPIFFE ID; keeping the current identity');
       return false;

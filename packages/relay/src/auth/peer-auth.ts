@@ -1,6 +1,6 @@
 import { X509Certificate } from 'node:crypto';
 import type { DetailedPeerCertificate, TLSSocket } from 'node:tls';
-import { isPkiError, validateX509Svid, type BundleSource, type SpiffeId } from '@switchboard/pki';
+import { PkiError, isPkiError, validateX509Svid, type BundleSource, type SpiffeId } from '@switchboard/pki';
 
 /**
  * PeerIdentity is an authenticated peer: the SPIFFE ID of its X509-SVID and the serial number of
@@ -10,6 +10,8 @@ export interface PeerIdentity {
   readonly id: SpiffeId;
   /** certSerial is the leaf certificate's serial number, hex. */
   readonly certSerial: string;
+  /** expiresAt is when the validated path (leaf, intermediates, root) stops being valid: its earliest notAfter. */
+  readonly expiresAt: Date;
 }
 
 const CACHE_MAX = 4096;
@@ -55,9 +57,15 @@ export class PeerAuthenticator {
   }
 
   private validate(chain: X509Certificate[]): PeerIdentity {
-    const { id, chain: path } = validateX509Svid(chain, this.bundles, { now: this.now() });
+    const now = this.now();
+    const { id, chain: path } = validateX509Svid(chain, this.bundles, { now });
+    let expires = Infinity;
+    for (const c of path) expires = Math.min(expires, Date.parse(c.validTo));
+    // The validator allows clock skew; a live connection is closed at notAfter exactly, so a peer
+    // past it is not let in for the few seconds until its timer fires.
+    if (expires <= now.getTime()) throw new PkiError('PKI_ERR_SVID_EXPIRED', `x509svid: certificate path expired at ${new Date(expires).toISOString()}`);
     for (let i = 1; i < path.length - 1; i++) this.rememberIntermediate(path[i] as X509Certificate);
-    return { id, certSerial: (chain[0] as X509Certificate).serialNumber };
+    return { id, certSerial: (chain[0] as X509Certificate).serialNumber, expiresAt: new Date(expires) };
   }
 
   /** chainOf returns the certificates the peer presented, leaf first, parsed once per DER. */

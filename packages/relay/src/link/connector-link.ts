@@ -20,6 +20,7 @@ import type { SpiffeId } from '@switchboard/pki';
 import WebSocket from 'ws';
 import type { AuditSink } from '../audit/sink.js';
 import type { PeerIdentity } from '../auth/peer-auth.js';
+import { watchExpiry, type ExpiryWatch } from '../auth/expiry.js';
 import type { RelayLimits, RelayTiming } from '../config/limits.js';
 import { coalesce } from '../internal/cork.js';
 import type { RelayMetrics } from '../metrics.js';
@@ -72,6 +73,7 @@ export class ConnectorLink implements RoutableLink, SessionHost {
   private relayDraining = false;
   private nextSessionId = 1;
   private helloTimer: NodeJS.Timeout | undefined;
+  private expiry: ExpiryWatch | undefined;
   private accepted: string[] = [];
   private counted = false;
   silentTicks = 0;
@@ -93,6 +95,7 @@ export class ConnectorLink implements RoutableLink, SessionHost {
     ws.on('error', onLinkError);
     ws.on('pong', onLinkPong);
     this.helloTimer = setTimeout(onHelloTimeout, this.ctx.timing.helloTimeoutMs, this);
+    this.expiry = watchExpiry(this.peer.expiresAt, () => this.expired());
     this.log.debug({}, 'link connected; awaiting HELLO');
   }
 
@@ -280,6 +283,12 @@ export class ConnectorLink implements RoutableLink, SessionHost {
     this.log.info({ reason: closeReason(reason) }, 'connector sent GOAWAY; draining');
   }
 
+  private expired(): void {
+    this.ctx.metrics.expiryCloses++;
+    this.log.info({ expiresAt: this.peer.expiresAt.toISOString() }, 'connector certificate expired; closing its link');
+    this.shutdown(CloseCode.IDENTITY_EXPIRED, `connector certificate expired at ${this.peer.expiresAt.toISOString()}`);
+  }
+
   private protocolError(message: string): void {
     this.ctx.metrics.linkProtocolErrors++;
     this.log.warn({ err: message }, 'link protocol error');
@@ -321,6 +330,7 @@ export class ConnectorLink implements RoutableLink, SessionHost {
   private release(): void {
     if (this.helloTimer) clearTimeout(this.helloTimer);
     this.helloTimer = undefined;
+    this.expiry?.cancel();
     this.ctx.registry.removeLink(this);
     const sessions = [...this.sessions.values()];
     this.sessions.clear();

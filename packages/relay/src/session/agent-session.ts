@@ -4,6 +4,7 @@ import type { Logger } from '@switchboard/common';
 import { CloseCode, closeReason, sendableCloseCode } from '@switchboard/protocol';
 import WebSocket from 'ws';
 import type { AuditSink } from '../audit/sink.js';
+import { watchExpiry, type ExpiryWatch } from '../auth/expiry.js';
 import type { PeerIdentity } from '../auth/peer-auth.js';
 import type { RelayLimits, UnknownToolReply } from '../config/limits.js';
 import type { Enforcement } from '../enforce/enforcement.js';
@@ -100,6 +101,7 @@ export class AgentSession implements LinkSession {
   private readonly gate: AuditGate<RequestKey>;
   private auditRefusalLogged = false;
   private openTimer: NodeJS.Timeout | undefined;
+  private expiry: ExpiryWatch | undefined;
   silentTicks = 0;
 
   private readonly flow: SessionFlow;
@@ -174,6 +176,7 @@ export class AgentSession implements LinkSession {
     this.ctx.metrics.sessionsOpenedTotal++;
     this.audit.opened();
     this.openTimer = setTimeout(onOpenTimeout, this.ctx.limits.openTimeoutMs, this);
+    this.expiry = watchExpiry(this.agent.expiresAt, () => this.expired());
     this.log.debug({ sessionId: this.sessionId, linkId: this.link.linkId }, 'session opening');
   }
 
@@ -470,6 +473,12 @@ export class AgentSession implements LinkSession {
     this.ws.ping();
   }
 
+  private expired(): void {
+    this.ctx.metrics.expiryCloses++;
+    this.log.info({ sessionId: this.sessionId, expiresAt: this.agent.expiresAt.toISOString() }, 'agent certificate expired; closing its session');
+    this.close(CloseCode.IDENTITY_EXPIRED, `agent certificate expired at ${this.agent.expiresAt.toISOString()}`, true, false);
+  }
+
   /** refreshScope re-checks the session against a new policy: closed with 4401 (revoked) or 4403 (withdrawn), else kept. */
   private refreshScope(): boolean {
     this.enforcer.policyChanged();
@@ -508,6 +517,7 @@ export class AgentSession implements LinkSession {
   private finish(code: number, reason: string): void {
     if (this.openTimer) clearTimeout(this.openTimer);
     this.openTimer = undefined;
+    this.expiry?.cancel();
     this.flow.end();
     this.gate.end();
     this.enforcer.end();

@@ -20,15 +20,38 @@ import { PolicyFile, loadPolicyFile } from './policy-file.js';
  * is wrong; what it opened is released by the caller's cleanup.
  */
 
-/** loadRelayIdentity loads the relay's identity directory (or takes a loaded identity); throws `RELAY_ERR_IDENTITY`. */
-export async function loadRelayIdentity(identity: string | Identity): Promise<Identity> {
-  if (typeof identity !== 'string') return identity;
-  try {
-    return await loadIdentityFiles(identity);
-  } catch (err) {
-    const detail = err instanceof PkiError ? `${err.code}: ${err.message}` : String(err);
-    throw new RelayError('RELAY_ERR_IDENTITY', `identity: cannot load the relay identity from ${identity}: ${detail}`, { cause: err });
+/**
+ * loadRelayIdentity loads the relay's identity directory (or takes a loaded identity) and refuses
+ * one outside its validity period: every agent and connector would refuse it, less clearly (a
+ * relay that logs "listening" and then fails every handshake). Throws `RELAY_ERR_IDENTITY`.
+ */
+export async function loadRelayIdentity(identity: string | Identity, nowMs: number = Date.now()): Promise<Identity> {
+  let loaded: Identity;
+  if (typeof identity !== 'string') loaded = identity;
+  else {
+    try {
+      loaded = await loadIdentityFiles(identity);
+    } catch (err) {
+      const detail = err instanceof PkiError ? `${err.code}: ${err.message}` : String(err);
+      throw new RelayError('RELAY_ERR_IDENTITY', `identity: cannot load the relay identity from ${identity}: ${detail}`, { cause: err });
+    }
   }
+  const invalid = validityProblem(loaded, nowMs);
+  if (invalid !== undefined) {
+    const from = typeof identity === 'string' ? ` (${identity})` : '';
+    throw new RelayError('RELAY_ERR_IDENTITY', `identity: the relay's certificate ${loaded.svid.id.toString()}${from} ${invalid}`);
+  }
+  return loaded;
+}
+
+/** validityProblem says why `identity`'s certificate is not usable at `nowMs` (expired, not yet valid), if it is not. */
+export function validityProblem(identity: Identity, nowMs: number): string | undefined {
+  const leaf = identity.svid.leaf;
+  const to = Date.parse(leaf.validTo);
+  const from = Date.parse(leaf.validFrom);
+  if (nowMs >= to) return `expired at ${new Date(to).toISOString()}; renew it (switchboard identity issue --force …) and start the relay again`;
+  if (nowMs < from) return `is not valid before ${new Date(from).toISOString()}; check this host's clock`;
+  return undefined;
 }
 
 /** OpenedPolicy is the store the relay decides with and, when the policy is a file, where reloads read it. */
