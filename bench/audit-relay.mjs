@@ -203,7 +203,7 @@ const f2 = (x) => (Number.isFinite(x) ? x.toFixed(2) : '–');
 /** printRelayAudit prints the figures of {@link benchRelayAudit} as a Markdown table and the goal's verdict. */
 export function printRelayAudit(r) {
   const { opts } = r;
-  console.log('\n## Relay audit trail (issue 6)');
+  console.log('\n## Relay audit trail');
   console.log(
     `tools/call "echo" through relay + connector processes, ${opts.sessions} concurrent agent sessions (one call in flight each, one stdio server per session); ` +
       `the three tunnels run side by side and are measured in ${opts.rounds} rounds of interleaved ${opts.sliceMs} ms slices after ${opts.warmup} warm-up calls per session. ` +

@@ -611,7 +611,7 @@ const f0 = (x) => (Number.isFinite(x) ? Math.round(x).toLocaleString('en-US') : 
 
 export function printTunnel(r) {
   const { rows, opts } = r;
-  console.log('\n## Tunnel (issue 4)');
+  console.log('\n## Tunnel');
   console.log(
     `MCP tools/call "echo" to test/fixtures/stdio-crash-server.mjs; ${(opts.rounds * opts.sliceMs) / 1000} s per measurement ` +
       `(${opts.rounds} rounds of ${opts.sliceMs} ms slices, targets interleaved); ` +
@@ -685,7 +685,7 @@ export function printTunnel(r) {
   const g = ok('supergateway-ws') ? rows['supergateway-ws'] : undefined;
   const why = rows.switchboard?.unavailable ? 'switchboard unavailable' : 'switchboard not measured';
   const mark = (cond, have) => (!have ? `not measured (${why})` : cond ? 'met' : 'NOT met');
-  console.log('\nGoals (issue 4):');
+  console.log('\nGoals:');
   console.log(`  p50 added by the tunnel ≤ 0.3 ms over direct: ${sw && d ? `+${f2(sw.p50 - d.p50)} ms → ` : ''}${mark(sw && d && sw.p50 - d.p50 <= 0.3, sw && d)}`);
   const pct = (a, b) => `${((a / b) * 100).toFixed(0)} %`;
   console.log(`  ≥ 50 % of direct throughput at ${SESSIONS} concurrent sessions: ${sw && d ? `${pct(sw.rate32, d.rate32)} → ` : ''}${mark(sw && d && sw.rate32 >= 0.5 * d.rate32, sw && d)}`);

@@ -28,10 +28,10 @@ describe('pnpm bench --quick', () => {
 
   it('prints each section heading', () => {
     expect(out).toContain('## Identity (pki)');
-    expect(out).toContain('## Tunnel (issue 4)');
+    expect(out).toContain('## Tunnel');
     expect(out).toMatch(/^\| target \| p50 ms \| p99 ms \| fresh p50 ms \| calls\/s @1 \| calls\/s 32 in flight \| calls\/s @32 \| setup ms \|$/m);
     expect(out).toContain('Relay RSS per idle agent session');
-    expect(out).toContain('Goals (issue 4):');
+    expect(out).toContain('Goals:');
   });
 
   it('prints the identity figures as numbers', () => {
@@ -47,7 +47,7 @@ describe('pnpm bench --quick', () => {
   });
 
   it('prints relay RSS per idle session for 1,000 sessions and judges every goal', () => {
-    const goals = out.slice(out.indexOf('Goals (issue 4):')).split('\n').slice(1, 9);
+    const goals = out.slice(out.indexOf('Goals:')).split('\n').slice(1, 9);
     expect(goals).toHaveLength(8);
     expect(out).toMatch(/N = +1,000: -?\d+(\.\d+)? KiB\/session/);
     for (const g of goals) expect(g).toMatch(/→ (met|NOT met)$/);

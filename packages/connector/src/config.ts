@@ -2,7 +2,22 @@ import { readFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { SpiffeId, TrustBundle, X509Svid, type Identity } from '@switchboard/pki';
-import { parseDocument } from 'yaml';
+import {
+  SchemaViolation,
+  YamlSyntaxError,
+  boolean,
+  formatPath,
+  isPlainObject,
+  object,
+  parseYaml,
+  record,
+  string,
+  stringList,
+  validate,
+  z,
+  type PathSegment,
+  type YamlSource,
+} from '@switchboard/common/config';
 import { SERVER_NAME_RULE, isServerName } from '@switchboard/protocol';
 import { ConfigError, ConfigUnreadableError } from './errors.js';
 
@@ -49,14 +64,37 @@ export interface ConnectorConfig {
 }
 
 
-const TOP_KEYS = new Set(['relays', 'identity', 'relayId', 'servers', 'admin']);
-const STDIO_KEYS = new Set(['command', 'args', 'env', 'cwd']);
-const HTTP_KEYS = new Set(['url', 'headers', 'allowRemote']);
-const ADMIN_KEYS = new Set(['listen']);
+const topSchema = object({
+  relays: z.array(z.unknown(), {
+    error: (iss) => (iss.input === undefined ? 'is required: a list of relay URLs (wss://host:port)' : 'must be a non-empty list of relay URLs'),
+  }).min(1, 'must be a non-empty list of relay URLs'),
+  // A directory, or an Identity in memory (parseConnectorConfig only): checked below.
+  identity: z.unknown().optional(),
+  relayId: string({ what: 'a SPIFFE ID' }).optional(),
+  servers: record(z.unknown(), 'a map of server name to { command, args } or { url }', 'is required: a map of server name to { command, args } or { url }'),
+  admin: object({ listen: string({ what: 'a loopback address such as 127.0.0.1:9465' }) }).optional(),
+}, { expected: 'a mapping' });
+
+const stdioShape = {
+  command: string({ what: 'an executable name or path' }),
+  args: stringList(0, z.string({ error: 'must be a string (quote numbers)' })).optional(),
+  env: record(z.string({ error: 'must be a string (quote numbers and booleans)' })).optional(),
+  cwd: string({ what: 'a directory' }).optional(),
+};
+const httpShape = {
+  url: string({ what: 'an http(s) URL' }),
+  headers: record(z.string({ error: 'must be a string (quote numbers and booleans)' })).optional(),
+  allowRemote: boolean().optional(),
+};
+const stdioSchema = object(stdioShape);
+const httpSchema = object(httpShape);
+// For a server that names neither `command` nor `url`: a misspelt key is the likelier mistake.
+const anyServerSchema = object({ ...stdioShape, ...httpShape, command: stdioShape.command.optional(), url: httpShape.url.optional() });
 
 /**
  * loadConnectorConfig reads and validates a `connector.yaml`. Relative paths in it resolve against
- * the file's directory. Throws {@link ConfigUnreadableError} or {@link ConfigError} naming the key.
+ * the file's directory. Throws {@link ConfigUnreadableError} or {@link ConfigError} naming the key
+ * (and its line: `config: connector.yaml:7:5: servers.crm.comand: unknown key …`).
  *
  * @example
  * const config = await loadConnectorConfig('/etc/switchboard/connector.yaml');
@@ -69,12 +107,26 @@ export async function loadConnectorConfig(path: string): Promise<ConnectorConfig
   } catch (err) {
     throw new ConfigUnreadableError(`cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, { cause: err });
   }
-  const doc = parseDocument(text, { prettyErrors: false });
-  if (doc.errors.length > 0) {
-    const first = doc.errors[0] as Error;
-    throw new ConfigUnreadableError(`${path} is not valid YAML: ${first.message.split('\n')[0]}`, { cause: first });
+  let parsed: YamlSource;
+  try {
+    parsed = parseYaml(text);
+  } catch (err) {
+    if (err instanceof YamlSyntaxError) {
+      throw new ConfigUnreadableError(`${path}${err.line ? `:${err.line}` : ''} is not valid YAML: ${err.message}`, { cause: err });
+    }
+    throw err;
   }
-  return parseConnectorConfig(doc.toJS({ maxAliasCount: 100 }), { baseDir: dirname(resolve(path)) });
+  return parseConnectorConfig(parsed.value, { baseDir: dirname(resolve(path)), source: path, locate: parsed.locate });
+}
+
+/** ParseOptions tune {@link parseConnectorConfig}. */
+export interface ParseOptions {
+  /** baseDir resolves relative paths (default: the working directory). */
+  baseDir?: string;
+  /** source names the file in errors. */
+  source?: string;
+  /** locate finds a key path's line in the file, for errors. */
+  locate?: YamlSource['locate'];
 }
 
 /**
@@ -82,117 +134,111 @@ export async function loadConnectorConfig(path: string): Promise<ConnectorConfig
  * normalises it. `identity` may also be an {@link Identity} in memory, which is handy in tests.
  * Unknown keys are errors.
  */
-export function parseConnectorConfig(input: unknown, options: { baseDir?: string } = {}): ConnectorConfig {
-  const baseDir = resolve(options.baseDir ?? process.cwd());
-  const top = object(input, '');
-  unknownKeys(top, TOP_KEYS, '');
+export function parseConnectorConfig(input: unknown, options: ParseOptions = {}): ConnectorConfig {
+  try {
+    return parseConfig(input, resolve(options.baseDir ?? process.cwd()));
+  } catch (err) {
+    if (!(err instanceof SchemaViolation)) throw err;
+    const path = err.path.length === 0 ? '' : formatPath(err.path);
+    const pos = options.locate?.(err.path);
+    const where = options.source === undefined ? undefined : `${options.source}${pos ? `:${pos.line}:${pos.col}` : ''}`;
+    throw new ConfigError(path, err.rule, { cause: err, ...(where === undefined ? {} : { where }), ...(pos ? { line: pos.line } : {}) });
+  }
+}
 
-  if (top.relays === undefined) throw new ConfigError('relays', 'is required: a list of relay URLs (wss://host:port)');
-  if (!Array.isArray(top.relays) || top.relays.length === 0) throw new ConfigError('relays', 'must be a non-empty list of relay URLs');
+function fail(path: readonly PathSegment[], rule: string): never {
+  throw new SchemaViolation(path, rule);
+}
+
+function parseConfig(input: unknown, baseDir: string): ConnectorConfig {
+  const top = validate(topSchema, input);
   const relays: string[] = [];
   top.relays.forEach((r, i) => {
-    const url = relayUrl(r, `relays[${i}]`);
-    if (relays.includes(url)) throw new ConfigError(`relays[${i}]`, `duplicate relay ${url}`);
+    const url = relayUrl(r, ['relays', i]);
+    if (relays.includes(url)) fail(['relays', i], `duplicate relay ${url}`);
     relays.push(url);
   });
 
   let identity: string | Identity;
   if (isIdentity(top.identity)) identity = top.identity;
-  else identity = resolve(baseDir, nonEmptyString(top.identity, 'identity', 'an identity directory (svid.pem, svid_key.pem, bundle.pem)'));
+  else identity = resolve(baseDir, validate(string({ what: 'an identity directory (svid.pem, svid_key.pem, bundle.pem)' }), top.identity, ['identity']));
 
   let relayId: SpiffeId | undefined;
   if (top.relayId !== undefined) {
-    const s = nonEmptyString(top.relayId, 'relayId', 'a SPIFFE ID');
     try {
-      relayId = SpiffeId.parse(s);
+      relayId = SpiffeId.parse(top.relayId);
     } catch (err) {
-      throw new ConfigError('relayId', (err as Error).message, { cause: err });
+      fail(['relayId'], (err as Error).message);
     }
-    if (relayId.isRoot) throw new ConfigError('relayId', 'must be a workload ID with a path, not a trust domain root');
+    if (relayId.isRoot) fail(['relayId'], 'must be a workload ID with a path, not a trust domain root');
   }
 
-  if (top.servers === undefined) throw new ConfigError('servers', 'is required: a map of server name to { command, args } or { url }');
-  const serversIn = object(top.servers, 'servers');
-  const names = Object.keys(serversIn);
-  if (names.length === 0) throw new ConfigError('servers', 'must name at least one server');
+  const names = Object.keys(top.servers);
+  if (names.length === 0) fail(['servers'], 'must name at least one server');
   const servers: Record<string, ServerConfig> = {};
   for (const name of names) {
-    const path = `servers.${name}`;
-    if (!isServerName(name)) {
-      throw new ConfigError(path, SERVER_NAME_RULE);
-    }
-    servers[name] = serverConfig(serversIn[name], path, baseDir);
+    if (!isServerName(name)) fail(['servers', name], SERVER_NAME_RULE);
+    servers[name] = serverConfig(top.servers[name], ['servers', name], baseDir);
   }
 
-  let admin: AdminConfig | undefined;
-  if (top.admin !== undefined) {
-    const a = object(top.admin, 'admin');
-    unknownKeys(a, ADMIN_KEYS, 'admin');
-    admin = loopbackListen(nonEmptyString(a.listen, 'admin.listen', 'a loopback address such as 127.0.0.1:9465'), 'admin.listen');
-  }
-
+  const admin = top.admin === undefined ? undefined : loopbackListen(top.admin.listen, ['admin', 'listen']);
   return Object.freeze({ relays: Object.freeze(relays), identity, relayId, servers: Object.freeze(servers), admin });
 }
 
-function serverConfig(input: unknown, path: string, baseDir: string): ServerConfig {
-  const s = object(input, path);
-  const hasCommand = s.command !== undefined;
-  const hasUrl = s.url !== undefined;
-  if (hasCommand && hasUrl) throw new ConfigError(path, 'has both "command" and "url"; a server is either a stdio process or an HTTP endpoint');
-  if (!hasCommand && !hasUrl) throw new ConfigError(path, 'needs "command" (stdio process) or "url" (Streamable HTTP endpoint)');
-  if (hasCommand) {
-    unknownKeys(s, STDIO_KEYS, path);
-    let command = nonEmptyString(s.command, `${path}.command`, 'an executable name or path');
-    if ((command.includes('/') || command.includes('\\')) && !isAbsolute(command)) command = resolve(baseDir, command);
-    const args = s.args === undefined ? [] : stringList(s.args, `${path}.args`);
-    const env = s.env === undefined ? {} : stringMap(s.env, `${path}.env`);
-    for (const key of Object.keys(env)) {
-      if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(key)) throw new ConfigError(`${path}.env.${key}`, 'is not a valid environment variable name');
-    }
-    const cwd = s.cwd === undefined ? baseDir : resolve(baseDir, nonEmptyString(s.cwd, `${path}.cwd`, 'a directory'));
-    return Object.freeze({ kind: 'stdio', command, args: Object.freeze(args), env: Object.freeze(env), cwd });
+function serverConfig(input: unknown, path: readonly PathSegment[], baseDir: string): ServerConfig {
+  if (!isPlainObject(input)) fail(path, 'must be a mapping');
+  const hasCommand = input.command !== undefined;
+  const hasUrl = input.url !== undefined;
+  if (hasCommand && hasUrl) fail(path, 'has both "command" and "url"; a server is either a stdio process or an HTTP endpoint');
+  if (!hasCommand && !hasUrl) {
+    validate(anyServerSchema, input, path);
+    fail(path, 'needs "command" (stdio process) or "url" (Streamable HTTP endpoint)');
   }
-  unknownKeys(s, HTTP_KEYS, path);
-  const raw = nonEmptyString(s.url, `${path}.url`, 'an http(s) URL');
+  if (hasCommand) {
+    const s = validate(stdioSchema, input, path);
+    let command = s.command;
+    if ((command.includes('/') || command.includes('\\')) && !isAbsolute(command)) command = resolve(baseDir, command);
+    const env = s.env ?? {};
+    for (const key of Object.keys(env)) {
+      if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(key)) fail([...path, 'env', key], 'is not a valid environment variable name');
+    }
+    const cwd = s.cwd === undefined ? baseDir : resolve(baseDir, s.cwd);
+    return Object.freeze({ kind: 'stdio', command, args: Object.freeze(s.args ?? []), env: Object.freeze(env), cwd });
+  }
+  const s = validate(httpSchema, input, path);
+  const at = [...path, 'url'];
   let url: URL;
   try {
-    url = new URL(raw);
+    url = new URL(s.url);
   } catch {
-    throw new ConfigError(`${path}.url`, `${JSON.stringify(raw)} is not a valid URL`);
+    fail(at, `${JSON.stringify(s.url)} is not a valid URL`);
   }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new ConfigError(`${path}.url`, `must be http: or https:, not ${url.protocol}`);
-  if (url.username !== '' || url.password !== '') throw new ConfigError(`${path}.url`, 'must not carry credentials; put them in "headers"');
-  if (url.hash !== '') throw new ConfigError(`${path}.url`, 'must not have a fragment');
-  let allowRemote = false;
-  if (s.allowRemote !== undefined) {
-    if (typeof s.allowRemote !== 'boolean') throw new ConfigError(`${path}.allowRemote`, 'must be true or false');
-    allowRemote = s.allowRemote;
-  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') fail(at, `must be http: or https:, not ${url.protocol}`);
+  if (url.username !== '' || url.password !== '') fail(at, 'must not carry credentials; put them in "headers"');
+  if (url.hash !== '') fail(at, 'must not have a fragment');
+  const allowRemote = s.allowRemote ?? false;
   if (!allowRemote && !isLoopbackHost(url.hostname)) {
-    throw new ConfigError(
-      `${path}.url`,
-      `host ${url.hostname} is not a loopback address; backends stay private on this host (set allowRemote: true on this server to override)`,
-    );
+    fail(at, `host ${url.hostname} is not a loopback address; backends stay private on this host (set allowRemote: true on this server to override)`);
   }
-  const headers = s.headers === undefined ? {} : stringMap(s.headers, `${path}.headers`);
-  for (const key of Object.keys(headers)) {
-    if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(key)) throw new ConfigError(`${path}.headers.${key}`, 'is not a valid HTTP header name');
-    if (/[\r\n\0]/.test(headers[key] as string)) throw new ConfigError(`${path}.headers.${key}`, 'must not contain CR, LF or NUL');
+  const headers = s.headers ?? {};
+  for (const [key, value] of Object.entries(headers)) {
+    if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(key)) fail([...path, 'headers', key], 'is not a valid HTTP header name');
+    if (/[\r\n\0]/.test(value)) fail([...path, 'headers', key], 'must not contain CR, LF or NUL');
   }
   return Object.freeze({ kind: 'http', url: url.href, headers: Object.freeze(headers), allowRemote });
 }
 
-function relayUrl(input: unknown, path: string): string {
-  const raw = nonEmptyString(input, path, 'a relay URL (wss://host:port)');
+function relayUrl(input: unknown, path: readonly PathSegment[]): string {
+  const raw = validate(string({ what: 'a relay URL (wss://host:port)' }), input, path);
   let url: URL;
   try {
     url = new URL(raw);
   } catch {
-    throw new ConfigError(path, `${JSON.stringify(raw)} is not a valid URL`);
+    fail(path, `${JSON.stringify(raw)} is not a valid URL`);
   }
-  if (url.protocol !== 'wss:') throw new ConfigError(path, `must use wss: (mutual TLS), not ${url.protocol}`);
-  if (url.username !== '' || url.password !== '') throw new ConfigError(path, 'must not carry credentials');
-  if (url.search !== '' || url.hash !== '') throw new ConfigError(path, 'must not have a query or fragment');
+  if (url.protocol !== 'wss:') fail(path, `must use wss: (mutual TLS), not ${url.protocol}`);
+  if (url.username !== '' || url.password !== '') fail(path, 'must not carry credentials');
+  if (url.search !== '' || url.hash !== '') fail(path, 'must not have a query or fragment');
   return url.href.replace(/\/+$/, '');
 }
 
@@ -208,51 +254,14 @@ export function isLoopbackHost(hostname: string): boolean {
   return false;
 }
 
-function loopbackListen(value: string, path: string): AdminConfig {
+function loopbackListen(value: string, path: readonly PathSegment[]): AdminConfig {
   const m = /^(\[[^\]]+\]|[^:]+):(\d{1,5})$/.exec(value);
-  if (!m) throw new ConfigError(path, `${JSON.stringify(value)} must be host:port, e.g. 127.0.0.1:9465`);
+  if (!m) fail(path, `${JSON.stringify(value)} must be host:port, e.g. 127.0.0.1:9465`);
   const host = (m[1] as string).replace(/^\[|\]$/g, '');
   const port = Number(m[2]);
-  if (port > 65535) throw new ConfigError(path, `port ${port} is out of range`);
-  if (!isLoopbackHost(host)) throw new ConfigError(path, `${host} is not a loopback address; the admin listener binds loopback only`);
+  if (port > 65535) fail(path, `port ${port} is out of range`);
+  if (!isLoopbackHost(host)) fail(path, `${host} is not a loopback address; the admin listener binds loopback only`);
   return Object.freeze({ host: host === 'localhost' ? '127.0.0.1' : host, port });
-}
-
-function object(v: unknown, path: string): Record<string, unknown> {
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new ConfigError(path, 'must be a mapping');
-  return v as Record<string, unknown>;
-}
-
-function unknownKeys(o: Record<string, unknown>, known: ReadonlySet<string>, path: string): void {
-  for (const key of Object.keys(o)) {
-    if (!known.has(key)) {
-      throw new ConfigError(path === '' ? key : `${path}.${key}`, `unknown key (known keys: ${[...known].join(', ')})`);
-    }
-  }
-}
-
-function nonEmptyString(v: unknown, path: string, what: string): string {
-  if (v === undefined) throw new ConfigError(path, `is required: ${what}`);
-  if (typeof v !== 'string' || v.length === 0) throw new ConfigError(path, `must be ${what}`);
-  return v;
-}
-
-function stringList(v: unknown, path: string): string[] {
-  if (!Array.isArray(v)) throw new ConfigError(path, 'must be a list of strings');
-  return v.map((s, i) => {
-    if (typeof s !== 'string') throw new ConfigError(`${path}[${i}]`, 'must be a string (quote numbers)');
-    return s;
-  });
-}
-
-function stringMap(v: unknown, path: string): Record<string, string> {
-  const o = object(v, path);
-  const out: Record<string, string> = {};
-  for (const [k, s] of Object.entries(o)) {
-    if (typeof s !== 'string') throw new ConfigError(`${path}.${k}`, 'must be a string (quote numbers and booleans)');
-    out[k] = s;
-  }
-  return out;
 }
 
 function isIdentity(v: unknown): v is Identity {

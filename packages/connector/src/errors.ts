@@ -41,10 +41,16 @@ export class ConfigError extends ConnectorError {
   /** path is the dotted key path of the offending value, `''` for the whole document. */
   readonly path: string;
 
-  constructor(path: string, message: string, options: { cause?: unknown } = {}) {
-    super('CONNECTOR_ERR_CONFIG_INVALID', `config: ${path === '' ? '' : `${path}: `}${message}`, options);
+  /** line is the 1-based line of the key in the file, when it came from one. */
+  readonly line: number | undefined;
+
+  /** `where` (`connector.yaml:7:5`) names the file and position, when the config came from one. */
+  constructor(path: string, message: string, options: { cause?: unknown; where?: string; line?: number } = {}) {
+    const at = `${options.where === undefined ? '' : `${options.where}: `}${path === '' ? '' : `${path}: `}`;
+    super('CONNECTOR_ERR_CONFIG_INVALID', `config: ${at}${message}`, options.cause === undefined ? {} : { cause: options.cause });
     this.name = 'ConfigError';
     this.path = path;
+    this.line = options.line;
   }
 }
 

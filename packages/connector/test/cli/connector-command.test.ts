@@ -29,7 +29,18 @@ describe('runConnector', () => {
     const path = await configFile('relays: [wss://r:1]\nidentity: ./ids\nservers:\n  crm: { command: node, comand: x }\n');
     const err = stderr();
     expect(await runConnector({ config: path }, { stderr: err, logger: memoryLogger() })).toBe(2);
-    expect(err.text()).toMatch(/^CONNECTOR_ERR_CONFIG_INVALID: config: servers\.crm\.comand: unknown key/);
+    expect(err.text()).toBe(
+      `CONNECTOR_ERR_CONFIG_INVALID: config: ${path}:4:25: servers.crm.comand: unknown key (allowed here: command, args, env, cwd; did you mean "command"?)\n`,
+    );
+  });
+
+  it('names a misspelt key of a server that has neither command nor url, with its line', async () => {
+    const path = await configFile('relays: [wss://r:1]\nidentity: ./ids\nservers:\n  crm:\n    comand: node\n    args: [./crm.js]\n');
+    const err = stderr();
+    expect(await runConnector({ config: path }, { stderr: err, logger: memoryLogger() })).toBe(2);
+    expect(err.text()).toBe(
+      `CONNECTOR_ERR_CONFIG_INVALID: config: ${path}:5:5: servers.crm.comand: unknown key (allowed here: command, args, env, cwd, url, headers, allowRemote; did you mean "command"?)\n`,
+    );
   });
 
   it('exits 2 when the config file is missing', async () => {

@@ -1,5 +1,5 @@
 import { resolve } from 'node:path';
-import { SchemaViolation, checkInteger, checkObject, checkString, type PathSegment } from '../internal/schema.js';
+import { integer, object, oneOf, string } from '@switchboard/common/config';
 
 /**
  * RelayAuditDurability is when the relay considers a record stored (docs/audit.md):
@@ -26,37 +26,26 @@ export interface RelayAuditConfig {
   rotate?: { maxBytes?: number; maxAgeSeconds?: number };
 }
 
-const DURABILITIES: readonly RelayAuditDurability[] = ['strict', 'batched', 'off'];
 const DAY = 86_400;
 
-/**
- * parseAuditSection validates relay.yaml's `audit` section (unknown keys are errors) and resolves
- * its paths against `baseDir`. Throws {@link SchemaViolation} naming the key path.
- */
-export function parseAuditSection(raw: unknown, baseDir: string, path: readonly PathSegment[] = ['audit']): RelayAuditConfig {
-  const o = checkObject(raw, path, ['path', 'durability', 'signingKey', 'checkpointEvery', 'rotate'], ['path']);
-  const out: RelayAuditConfig = { path: resolve(baseDir, checkString(o.path, [...path, 'path'])), durability: 'strict' };
-  if (o.durability !== undefined) {
-    const d = checkString(o.durability, [...path, 'durability']);
-    if (!(DURABILITIES as readonly string[]).includes(d)) {
-      throw new SchemaViolation([...path, 'durability'], `must be strict, batched or off, not ${JSON.stringify(d)}`);
-    }
-    out.durability = d as RelayAuditDurability;
-  }
-  if (o.signingKey !== undefined) out.signingKey = resolve(baseDir, checkString(o.signingKey, [...path, 'signingKey']));
-  if (o.checkpointEvery !== undefined) {
-    const p = [...path, 'checkpointEvery'];
-    const c = checkObject(o.checkpointEvery, p, ['records', 'seconds']);
-    out.checkpointEvery = {};
-    if (c.records !== undefined) out.checkpointEvery.records = checkInteger(c.records, [...p, 'records'], 1, 10_000_000);
-    if (c.seconds !== undefined) out.checkpointEvery.seconds = checkInteger(c.seconds, [...p, 'seconds'], 1, DAY);
-  }
-  if (o.rotate !== undefined) {
-    const p = [...path, 'rotate'];
-    const r = checkObject(o.rotate, p, ['maxBytes', 'maxAgeSeconds']);
-    out.rotate = {};
-    if (r.maxBytes !== undefined) out.rotate.maxBytes = checkInteger(r.maxBytes, [...p, 'maxBytes'], 4096, Number.MAX_SAFE_INTEGER);
-    if (r.maxAgeSeconds !== undefined) out.rotate.maxAgeSeconds = checkInteger(r.maxAgeSeconds, [...p, 'maxAgeSeconds'], 1, 366 * DAY);
-  }
+/** auditSchema is relay.yaml's `audit` section (docs/audit.md); unknown keys are errors. */
+export const auditSchema = object({
+  path: string(),
+  durability: oneOf(['strict', 'batched', 'off'], (d) => `must be strict, batched or off, not ${JSON.stringify(d)}`).optional(),
+  signingKey: string().optional(),
+  checkpointEvery: object({ records: integer(1, 10_000_000).optional(), seconds: integer(1, DAY).optional() }).optional(),
+  rotate: object({ maxBytes: integer(4096, Number.MAX_SAFE_INTEGER).optional(), maxAgeSeconds: integer(1, 366 * DAY).optional() }).optional(),
+});
+
+/** auditConfig completes a validated `audit` section: defaults set, paths resolved against `baseDir`. */
+export function auditConfig(section: ReturnType<typeof auditSchema.parse>, baseDir: string): RelayAuditConfig {
+  const out: RelayAuditConfig = { path: resolve(baseDir, section.path), durability: section.durability ?? 'strict' };
+  if (section.signingKey !== undefined) out.signingKey = resolve(baseDir, section.signingKey);
+  if (section.checkpointEvery !== undefined) out.checkpointEvery = definedOnly(section.checkpointEvery);
+  if (section.rotate !== undefined) out.rotate = definedOnly(section.rotate);
   return out;
+}
+
+function definedOnly<T extends object>(o: T): { [K in keyof T]: Exclude<T[K], undefined> } {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as { [K in keyof T]: Exclude<T[K], undefined> };
 }

@@ -1,5 +1,5 @@
 import { RelayConfigError } from '../errors.js';
-import { SchemaViolation, formatPath, type PathSegment } from '../internal/schema.js';
+import { SchemaViolation, formatPath, type PathSegment } from '@switchboard/common/config';
 
 /** Locate maps a key path to its line and column in the source text. */
 export type Locate = (p: readonly PathSegment[]) => { line: number; col: number } | undefined;

@@ -1,6 +1,6 @@
 import { resolve } from 'node:path';
 import { parseDuration } from '@switchboard/guard';
-import { SchemaViolation, checkBoolean, checkObject, checkString, type PathSegment } from '../internal/schema.js';
+import { SchemaViolation, boolean, object, string, z } from '@switchboard/common/config';
 
 /** MAX_BACKEND_JWT_TTL_SECONDS bounds the lifetime of JWT-SVIDs the relay sends to backends (5 min). */
 export const MAX_BACKEND_JWT_TTL_SECONDS = 300;
@@ -40,33 +40,34 @@ export interface EnforcementConfig {
   watchPolicy: boolean;
 }
 
-/** ENFORCEMENT_CONFIG_KEYS lists the relay.yaml keys {@link parseEnforcementConfig} reads. */
-export const ENFORCEMENT_CONFIG_KEYS: readonly string[] = Object.freeze(['pins', 'jwtSigner', 'watchPolicy']);
+/** enforcementConfigShape is the relay.yaml keys of policy enforcement (part of the relay.yaml schema). */
+export const enforcementConfigShape = {
+  pins: object({ path: string() }).optional(),
+  jwtSigner: object({ key: string(), keyId: string().optional(), ttl: z.unknown().optional() }).optional(),
+  watchPolicy: boolean().optional(),
+};
+
+type EnforcementSection = { [K in keyof typeof enforcementConfigShape]?: z.output<(typeof enforcementConfigShape)[K]> };
 
 /**
- * parseEnforcementConfig validates `pins`, `jwtSigner` and `watchPolicy` of a relay.yaml root and
- * resolves their paths against `baseDir`. Throws {@link SchemaViolation} naming the key.
+ * enforcementConfig completes the validated `pins`, `jwtSigner` and `watchPolicy` keys: paths
+ * resolved against `baseDir`, the JWT lifetime checked. Throws {@link SchemaViolation} naming the key.
  */
-export function parseEnforcementConfig(root: Record<string, unknown>, baseDir: string): EnforcementConfig {
-  const out: EnforcementConfig = { watchPolicy: true };
-  if (root.pins !== undefined) {
-    const p = checkObject(root.pins, ['pins'], ['path'], ['path']);
-    out.pins = { path: resolve(baseDir, checkString(p.path, ['pins', 'path'])) };
-  }
-  if (root.jwtSigner !== undefined) {
-    const path: PathSegment[] = ['jwtSigner'];
-    const j = checkObject(root.jwtSigner, path, ['key', 'keyId', 'ttl'], ['key']);
-    const signer: JwtSignerOptions = { key: resolve(baseDir, checkString(j.key, [...path, 'key'])) };
-    if (j.keyId !== undefined) signer.keyId = checkString(j.keyId, [...path, 'keyId']);
+export function enforcementConfig(root: EnforcementSection, baseDir: string): EnforcementConfig {
+  const out: EnforcementConfig = { watchPolicy: root.watchPolicy ?? true };
+  if (root.pins !== undefined) out.pins = { path: resolve(baseDir, root.pins.path) };
+  const j = root.jwtSigner;
+  if (j !== undefined) {
+    const signer: JwtSignerOptions = { key: resolve(baseDir, j.key) };
+    if (j.keyId !== undefined) signer.keyId = j.keyId;
     if (j.ttl !== undefined) {
-      const ms = typeof j.ttl === 'number' ? j.ttl * 1000 : parseDuration(j.ttl);
+      const ms = typeof j.ttl === 'number' ? j.ttl * 1000 : typeof j.ttl === 'string' ? parseDuration(j.ttl) : undefined;
       if (ms === undefined || !Number.isInteger(ms / 1000) || ms < 1000 || ms > MAX_BACKEND_JWT_TTL_SECONDS * 1000) {
-        throw new SchemaViolation([...path, 'ttl'], `must be a whole number of seconds (or 30s, 5m) from 1s to ${MAX_BACKEND_JWT_TTL_SECONDS}s`);
+        throw new SchemaViolation(['jwtSigner', 'ttl'], `must be a whole number of seconds (or 30s, 5m) from 1s to ${MAX_BACKEND_JWT_TTL_SECONDS}s`);
       }
       signer.ttlSeconds = ms / 1000;
     }
     out.jwtSigner = signer;
   }
-  if (root.watchPolicy !== undefined) out.watchPolicy = checkBoolean(root.watchPolicy, ['watchPolicy']);
   return out;
 }

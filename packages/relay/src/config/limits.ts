@@ -1,4 +1,4 @@
-import { SchemaViolation, checkInteger, checkObject, checkString, type PathSegment } from '../internal/schema.js';
+import { integer, object, oneOf, validate, type PathSegment } from '@switchboard/common/config';
 import { withConfigErrors } from './config-errors.js';
 
 /** RelayLimits bound what one peer can make the relay hold or wait for. */
@@ -30,15 +30,16 @@ export const DEFAULT_LIMITS: Readonly<RelayLimits> = Object.freeze({
   sessionWindowBytes: 256 * 1024,
 });
 
-const LIMIT_RANGES: Record<keyof RelayLimits, [number, number]> = {
-  maxMessageBytes: [1024, 64 * 1024 * 1024],
-  maxDepth: [2, 1000],
-  maxServerMessageBytes: [1024, 256 * 1024 * 1024],
-  openTimeoutMs: [100, 600_000],
-  drainTimeoutMs: [0, 3_600_000],
-  maxSessionsPerLink: [1, 65_536],
-  sessionWindowBytes: [1024, 64 * 1024 * 1024],
-};
+/** limitsSchema is relay.yaml's `limits` section: each key optional, each value in its range. */
+export const limitsSchema = object({
+  maxMessageBytes: integer(1024, 64 * 1024 * 1024).optional(),
+  maxDepth: integer(2, 1000).optional(),
+  maxServerMessageBytes: integer(1024, 256 * 1024 * 1024).optional(),
+  openTimeoutMs: integer(100, 600_000).optional(),
+  drainTimeoutMs: integer(0, 3_600_000).optional(),
+  maxSessionsPerLink: integer(1, 65_536).optional(),
+  sessionWindowBytes: integer(1024, 64 * 1024 * 1024).optional(),
+});
 
 /**
  * UnknownToolReply chooses how the relay answers a `tools/call` for a tool the agent may not use.
@@ -62,41 +63,34 @@ export interface EnforcementOptions {
 /** DEFAULT_ENFORCEMENT is used when relay.yaml has no `enforcement` section. */
 export const DEFAULT_ENFORCEMENT: Readonly<EnforcementOptions> = Object.freeze({ unknownToolReply: 'jsonrpc-error' });
 
-/** resolveLimits fills `partial` with defaults and checks every value against its range. */
+/** enforcementSchema is relay.yaml's `enforcement` section. */
+export const enforcementSchema = object({
+  unknownToolReply: oneOf(['jsonrpc-error', 'mcp-sdk'], 'must be jsonrpc-error or mcp-sdk').optional(),
+});
+
+/**
+ * resolveLimits fills `partial` (startRelay's `limits` option) with defaults and checks every value
+ * against its range. Throws {@link RelayConfigError} naming the key path.
+ */
 export function resolveLimits(partial: unknown, path: readonly PathSegment[] = ['limits']): RelayLimits {
-  return withConfigErrors(() => resolveLimitsRaw(partial, path), undefined, undefined);
+  if (partial === undefined) return { ...DEFAULT_LIMITS };
+  return withDefaults(DEFAULT_LIMITS, withConfigErrors(() => validate(limitsSchema, partial, path), undefined, undefined));
 }
 
-/** @internal resolveLimitsRaw is {@link resolveLimits} without the error translation (relay.yaml wraps once). */
-export function resolveLimitsRaw(partial: unknown, path: readonly PathSegment[]): RelayLimits {
-  if (partial === undefined) return { ...DEFAULT_LIMITS };
-  const keys = Object.keys(LIMIT_RANGES) as (keyof RelayLimits)[];
-  const o = checkObject(partial, path, keys);
-  const out = { ...DEFAULT_LIMITS };
-  for (const key of keys) {
-    const [min, max] = LIMIT_RANGES[key];
-    if (o[key] !== undefined) out[key] = checkInteger(o[key], [...path, key], min, max);
+/** resolveEnforcement fills `partial` (startRelay's `enforcement` option) with defaults and checks it. */
+export function resolveEnforcement(partial: unknown, path: readonly PathSegment[] = ['enforcement']): EnforcementOptions {
+  if (partial === undefined) return { ...DEFAULT_ENFORCEMENT };
+  return withDefaults(DEFAULT_ENFORCEMENT, withConfigErrors(() => validate(enforcementSchema, partial, path), undefined, undefined));
+}
+
+/** withDefaults is `defaults` overlaid with the keys `partial` sets (an absent key keeps its default). */
+export function withDefaults<T extends object>(defaults: Readonly<T>, partial: { [K in keyof T]?: T[K] | undefined }): T {
+  const out: T = { ...defaults } as T;
+  for (const key of Object.keys(partial) as (keyof T)[]) {
+    const v = partial[key];
+    if (v !== undefined) out[key] = v;
   }
   return out;
-}
-
-/** resolveEnforcement fills `partial` with defaults and checks it. */
-export function resolveEnforcement(partial: unknown, path: readonly PathSegment[] = ['enforcement']): EnforcementOptions {
-  return withConfigErrors(
-    () => {
-      if (partial === undefined) return { ...DEFAULT_ENFORCEMENT };
-      const o = checkObject(partial, path, ['unknownToolReply']);
-      const out = { ...DEFAULT_ENFORCEMENT };
-      if (o.unknownToolReply !== undefined) {
-        const v = checkString(o.unknownToolReply, [...path, 'unknownToolReply']);
-        if (v !== 'mcp-sdk' && v !== 'jsonrpc-error') throw new SchemaViolation([...path, 'unknownToolReply'], 'must be jsonrpc-error or mcp-sdk');
-        out.unknownToolReply = v;
-      }
-      return out;
-    },
-    undefined,
-    undefined,
-  );
 }
 
 /** RelayTiming holds the protocol's timers; tests shorten them, production uses the defaults. */

@@ -1,12 +1,11 @@
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { RelayConfigError } from '../errors.js';
-import { checkObject, checkString, isPlainObject } from '../internal/schema.js';
-import { YamlSyntaxError, parseYaml } from '../internal/yaml-file.js';
-import { parseAuditSection, type RelayAuditConfig } from './audit-config.js';
+import { YamlSyntaxError, isPlainObject, object, parseYaml, string, validate } from '@switchboard/common/config';
+import { auditConfig, auditSchema, type RelayAuditConfig } from './audit-config.js';
 import { withConfigErrors, type Locate } from './config-errors.js';
-import { ENFORCEMENT_CONFIG_KEYS, parseEnforcementConfig, type JwtSignerOptions, type PinsOptions } from './enforcement-config.js';
-import { resolveEnforcement, resolveLimitsRaw, type EnforcementOptions, type RelayLimits } from './limits.js';
+import { enforcementConfig, enforcementConfigShape, type JwtSignerOptions, type PinsOptions } from './enforcement-config.js';
+import { DEFAULT_ENFORCEMENT, DEFAULT_LIMITS, enforcementSchema, limitsSchema, withDefaults, type EnforcementOptions, type RelayLimits } from './limits.js';
 import { checkAdminListen, parseListenAddress } from './listen.js';
 
 /** RelayConfig is relay.yaml after validation, with every path absolute and every limit set. */
@@ -31,6 +30,18 @@ export interface RelayConfig {
   watchPolicy: boolean;
 }
 
+/** relayConfigSchema is relay.yaml: every key, its type and range (docs/operations.md). */
+export const relayConfigSchema = object({
+  listen: string(),
+  identity: string(),
+  policy: string(),
+  audit: auditSchema,
+  admin: object({ listen: string() }).optional(),
+  limits: limitsSchema.optional(),
+  enforcement: enforcementSchema.optional(),
+  ...enforcementConfigShape,
+});
+
 /**
  * parseRelayConfig validates a relay.yaml document (already parsed) and resolves its relative
  * paths against `baseDir`. Unknown keys are errors naming their key path.
@@ -42,22 +53,19 @@ export function parseRelayConfig(
 ): RelayConfig {
   return withConfigErrors(
     () => {
-      const root = checkObject(doc, [], ['listen', 'identity', 'policy', 'audit', 'admin', 'limits', 'enforcement', ...ENFORCEMENT_CONFIG_KEYS], ['listen', 'identity', 'policy', 'audit']);
-      const listen = checkString(root.listen, ['listen']);
-      parseListenAddress(listen);
-      const identity = resolve(baseDir, checkString(root.identity, ['identity']));
-      const policy = resolve(baseDir, checkString(root.policy, ['policy']));
-      const audit = parseAuditSection(root.audit, baseDir);
-      let admin: { listen: string } | undefined;
-      if (root.admin !== undefined) {
-        const a = checkObject(root.admin, ['admin'], ['listen'], ['listen']);
-        const adminListen = checkString(a.listen, ['admin', 'listen']);
-        checkAdminListen(adminListen);
-        admin = { listen: adminListen };
-      }
-      const limits = resolveLimitsRaw(root.limits, ['limits']);
-      const enforcement = resolveEnforcement(root.enforcement);
-      return { listen, identity, policy, audit, ...(admin ? { admin } : {}), limits, enforcement, ...parseEnforcementConfig(root, baseDir) };
+      const root = validate(relayConfigSchema, doc);
+      parseListenAddress(root.listen);
+      if (root.admin !== undefined) checkAdminListen(root.admin.listen);
+      return {
+        listen: root.listen,
+        identity: resolve(baseDir, root.identity),
+        policy: resolve(baseDir, root.policy),
+        audit: auditConfig(root.audit, baseDir),
+        ...(root.admin ? { admin: { listen: root.admin.listen } } : {}),
+        limits: withDefaults(DEFAULT_LIMITS, root.limits ?? {}),
+        enforcement: withDefaults(DEFAULT_ENFORCEMENT, root.enforcement ?? {}),
+        ...enforcementConfig(root, baseDir),
+      };
     },
     options.source,
     options.locate,

@@ -1,4 +1,4 @@
-import { isPlainObject } from '../internal/schema.js';
+import { isPlainObject } from '@switchboard/common/config';
 import type { PolicyScope } from '../policy/scope.js';
 import { toInventoryTool, type Inventory, type InventoryTool } from './inventory.js';
 import type { PinRuntime } from './pin-runtime.js';

@@ -2,7 +2,7 @@ import { GuardError, redactJsonValue, type RedactionCounts, type Release } from 
 import { CloseCode } from '@switchboard/protocol';
 import type { PeerIdentity } from '../auth/peer-auth.js';
 import type { UnknownToolReply } from '../config/limits.js';
-import { isPlainObject } from '../internal/schema.js';
+import { isPlainObject } from '@switchboard/common/config';
 import { Methods, keyJson, type RequestKey } from '../message/jsonrpc.js';
 import { paramsOf, type RequestParams } from '../message/request-params.js';
 import { JsonType, spanString, type MessageShape } from '../message/strict-json.js';

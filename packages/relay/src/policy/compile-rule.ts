@@ -10,13 +10,13 @@ import {
   type ToolArgsSpec,
 } from '@switchboard/guard';
 import { GlobSet, compileGlob, type NameGlob } from '../internal/glob.js';
-import { SchemaViolation, checkBoolean, checkObject, checkString, checkStringList, isPlainObject, type PathSegment } from '../internal/schema.js';
-import { SERVER_REQUEST_KINDS, type ServerRequestKind } from './document.js';
+import { SchemaViolation, stringList, validate, type PathSegment } from '@switchboard/common/config';
+import type { ServerRequestKind } from './document.js';
+import { redactObjectSchema, type RuleShape } from './schema.js';
 import { UriGlobSet } from './uri-glob.js';
 
 const RULE_ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
 const MAX_PATTERNS = 10_000;
-const RULE_KEYS = ['id', 'agents', 'servers', 'tools', 'resources', 'prompts', 'args', 'rate', 'redact', 'serverRequests'] as const;
 
 /** CallKind names what a call reaches: a tool, a resource or a prompt. */
 export type CallKind = 'tool' | 'resource' | 'prompt';
@@ -69,8 +69,7 @@ export function idRule(err: unknown): string {
 }
 
 /** compileAgentPatterns validates SPIFFE ID patterns of one trust domain and builds their matchers. */
-export function compileAgentPatterns(value: unknown, path: readonly PathSegment[], td: TrustDomain): IdMatcher[] {
-  const patterns = checkStringList(value, path, 1);
+export function compileAgentPatterns(patterns: readonly string[], path: readonly PathSegment[], td: TrustDomain): IdMatcher[] {
   return patterns.map((p, i) => {
     const at = [...path, i];
     let m: IdMatcher;
@@ -85,11 +84,9 @@ export function compileAgentPatterns(value: unknown, path: readonly PathSegment[
   });
 }
 
-function accessList(value: unknown, path: readonly PathSegment[]): { allow: string[]; deny: string[] } {
-  if (value === undefined) return { allow: [], deny: [] };
-  const t = checkObject(value, path, ['allow', 'deny']);
-  const allow = t.allow === undefined ? [] : checkStringList(t.allow, [...path, 'allow']);
-  const deny = t.deny === undefined ? [] : checkStringList(t.deny, [...path, 'deny']);
+function accessList(t: RuleShape['tools'], path: readonly PathSegment[]): { allow: string[]; deny: string[] } {
+  const allow = t?.allow ?? [];
+  const deny = t?.deny ?? [];
   if (allow.length + deny.length > MAX_PATTERNS) throw new SchemaViolation(path, `at most ${MAX_PATTERNS} patterns`);
   return { allow, deny };
 }
@@ -111,14 +108,11 @@ function guardRule(err: GuardError): string {
   return err.path !== '' && rest.startsWith(`${err.path}: `) ? rest.slice(err.path.length + 2) : rest;
 }
 
-function compileArgs(value: unknown, path: readonly PathSegment[]): ArgRule[] {
-  if (value === undefined) return [];
-  if (!isPlainObject(value)) throw new SchemaViolation(path, 'must be a mapping of tool names to argument constraints');
+function compileArgs(value: RuleShape['args'], path: readonly PathSegment[]): ArgRule[] {
   const out: ArgRule[] = [];
-  for (const [tool, spec] of Object.entries(value)) {
+  for (const [tool, spec] of Object.entries(value ?? {})) {
     const at = [...path, tool];
     if (tool.length === 0 || tool.length > 128) throw new SchemaViolation(at, 'tool names (or globs) are 1–128 characters');
-    if (!isPlainObject(spec)) throw new SchemaViolation(at, 'must be a mapping of argument names to constraints');
     let constraints: ArgConstraints;
     try {
       constraints = compileArgConstraints(spec as ToolArgsSpec);
@@ -131,9 +125,8 @@ function compileArgs(value: unknown, path: readonly PathSegment[]): ArgRule[] {
   return out;
 }
 
-function compileRate(id: string, value: unknown, path: readonly PathSegment[]): RateRule | undefined {
+function compileRate(id: string, value: RuleShape['rate'], path: readonly PathSegment[]): RateRule | undefined {
   if (value === undefined) return undefined;
-  if (!isPlainObject(value)) throw new SchemaViolation(path, 'must be a mapping with calls, per, concurrent');
   try {
     return compileRateRule(id, value as RateLimitSpec);
   } catch (err) {
@@ -145,8 +138,7 @@ function compileRate(id: string, value: unknown, path: readonly PathSegment[]): 
   }
 }
 
-function profileList(value: unknown, path: readonly PathSegment[]): string[] {
-  const names = checkStringList(value, path);
+function profileList(names: readonly string[], path: readonly PathSegment[]): string[] {
   names.forEach((name, i) => {
     try {
       getProfile(name);
@@ -160,8 +152,8 @@ function profileList(value: unknown, path: readonly PathSegment[]): string[] {
 
 function compileRedact(value: unknown, path: readonly PathSegment[]): { results: string[]; arguments: string[] } {
   if (value === undefined) return { results: [], arguments: [] };
-  if (Array.isArray(value)) return { results: profileList(value, path), arguments: [] };
-  const r = checkObject(value, path, ['results', 'arguments']);
+  if (Array.isArray(value)) return { results: profileList(validate(stringList(), value, path), path), arguments: [] };
+  const r = validate(redactObjectSchema, value, path);
   return {
     results: r.results === undefined ? [] : profileList(r.results, [...path, 'results']),
     arguments: r.arguments === undefined ? [] : profileList(r.arguments, [...path, 'arguments']),
@@ -172,16 +164,15 @@ function compileRedact(value: unknown, path: readonly PathSegment[]): { results:
  * compileRule validates one `rules[]` entry and compiles it. `servers` are the declared server
  * names; `seen` collects rule ids (they must be unique).
  */
-export function compileRule(value: unknown, index: number, td: TrustDomain, servers: ReadonlySet<string>, seen: Set<string>): CompiledRule {
+export function compileRule(r: RuleShape, index: number, td: TrustDomain, servers: ReadonlySet<string>, seen: Set<string>): CompiledRule {
   const path: PathSegment[] = ['rules', index];
-  const r = checkObject(value, path, RULE_KEYS, ['id', 'agents', 'servers']);
-  const id = checkString(r.id, [...path, 'id']);
+  const id = r.id;
   if (!RULE_ID_PATTERN.test(id)) throw new SchemaViolation([...path, 'id'], 'rule ids are 1–128 characters of A–Z a–z 0–9 . _ : -');
   if (seen.has(id)) throw new SchemaViolation([...path, 'id'], `rule id "${id}" is used twice`);
   seen.add(id);
 
   const agents = compileAgentPatterns(r.agents, [...path, 'agents'], td);
-  const serverNames = checkStringList(r.servers, [...path, 'servers'], 1);
+  const serverNames = r.servers;
   serverNames.forEach((name, i) => {
     if (name.includes('*')) return;
     if (!servers.has(name)) throw new SchemaViolation([...path, 'servers', i], `server "${name}" is not declared under servers`);
@@ -195,11 +186,8 @@ export function compileRule(value: unknown, index: number, td: TrustDomain, serv
   const redact = compileRedact(r.redact, [...path, 'redact']);
 
   const serverRequests: Partial<Record<ServerRequestKind, boolean>> = {};
-  if (r.serverRequests !== undefined) {
-    const sr = checkObject(r.serverRequests, [...path, 'serverRequests'], SERVER_REQUEST_KINDS);
-    for (const kind of SERVER_REQUEST_KINDS) {
-      if (sr[kind] !== undefined) serverRequests[kind] = checkBoolean(sr[kind], [...path, 'serverRequests', kind]);
-    }
+  for (const [kind, allowed] of Object.entries(r.serverRequests ?? {}) as [ServerRequestKind, boolean | undefined][]) {
+    if (allowed !== undefined) serverRequests[kind] = allowed;
   }
   const hasAllowLists = tools.allow.length + resources.allow.length + prompts.allow.length > 0;
   const grants = hasAllowLists || Object.values(serverRequests).some((v) => v === true);

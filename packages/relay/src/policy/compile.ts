@@ -2,19 +2,11 @@ import { createHash } from 'node:crypto';
 import { SpiffeId, TrustDomain, type IdMatcher } from '@switchboard/pki';
 import { SERVER_NAME_RULE, isServerName } from '@switchboard/protocol';
 import { PolicyError } from '../errors.js';
-import {
-  SchemaViolation,
-  checkBoolean,
-  checkObject,
-  checkString,
-  checkStringList,
-  formatPath,
-  isPlainObject,
-  type PathSegment,
-} from '../internal/schema.js';
+import { SchemaViolation, formatPath, validate, type PathSegment } from '@switchboard/common/config';
 import { compileAgentPatterns, compileRule, idRule, type CompiledRule } from './compile-rule.js';
-import { PINNING_MODES, type PinningMode, type PolicyDocument } from './document.js';
+import type { PinningMode, PolicyDocument } from './document.js';
 import { RuleIndex } from './rule-index.js';
+import { policySchema, type PolicyShape, type ServerShape } from './schema.js';
 
 export type { CompiledRule, ArgRule, CallKind } from './compile-rule.js';
 
@@ -179,8 +171,8 @@ export function normalizeSerial(serial: string): string {
 }
 
 function compile(doc: unknown, source: string | undefined, sourceHash: string | undefined): PolicySnapshot {
-  const root = checkObject(doc, [], ['trustDomain', 'zones', 'servers', 'rules', 'revoked'], ['trustDomain', 'servers']);
-  const tdText = checkString(root.trustDomain, ['trustDomain']);
+  const root = validate(policySchema, doc);
+  const tdText = root.trustDomain;
   if (tdText.startsWith('spiffe://')) throw new SchemaViolation(['trustDomain'], 'write the trust domain name (example.org), not a SPIFFE ID');
   let td: TrustDomain;
   try {
@@ -190,26 +182,18 @@ function compile(doc: unknown, source: string | undefined, sourceHash: string | 
   }
 
   const zones = new Map<string, CompiledZone>();
-  if (root.zones !== undefined) {
-    if (!isPlainObject(root.zones)) throw new SchemaViolation(['zones'], 'must be a mapping of zone names to { agents }');
-    for (const [name, value] of Object.entries(root.zones)) {
-      const path: PathSegment[] = ['zones', name];
-      if (!ZONE_NAME_PATTERN.test(name)) throw new SchemaViolation(path, 'zone names are 1–64 characters of A–Z a–z 0–9 . _ -');
-      const z = checkObject(value, path, ['agents', 'description'], ['agents']);
-      if (z.description !== undefined) checkString(z.description, [...path, 'description'], true);
-      zones.set(name, Object.freeze({ name, agents: Object.freeze(compileAgentPatterns(z.agents, [...path, 'agents'], td)) }));
-    }
+  for (const [name, z] of Object.entries(root.zones ?? {})) {
+    const path: PathSegment[] = ['zones', name];
+    if (!ZONE_NAME_PATTERN.test(name)) throw new SchemaViolation(path, 'zone names are 1–64 characters of A–Z a–z 0–9 . _ -');
+    zones.set(name, Object.freeze({ name, agents: Object.freeze(compileAgentPatterns(z.agents, [...path, 'agents'], td)) }));
   }
 
-  const serversDoc = checkObject(root.servers, ['servers'], Object.keys(isPlainObject(root.servers) ? root.servers : {}));
   const servers = new Map<string, CompiledServer>();
-  for (const [name, value] of Object.entries(serversDoc)) servers.set(name, compileServer(name, value, td, zones));
+  for (const [name, value] of Object.entries(root.servers)) servers.set(name, compileServer(name, value, td, zones));
 
-  const rulesDoc = root.rules === undefined ? [] : root.rules;
-  if (!Array.isArray(rulesDoc)) throw new SchemaViolation(['rules'], 'must be a list of rules');
   const seen = new Set<string>();
   const names = new Set(servers.keys());
-  const rules = rulesDoc.map((r, i) => compileRule(r, i, td, names, seen));
+  const rules = (root.rules ?? []).map((r, i) => compileRule(r, i, td, names, seen));
   const revoked = compileRevoked(root.revoked, td);
   return new PolicySnapshot({
     trustDomain: td,
@@ -218,19 +202,18 @@ function compile(doc: unknown, source: string | undefined, sourceHash: string | 
     rules,
     revoked,
     warnings: zoneWarnings(rules, servers, zones),
-    document: root as unknown as PolicyDocument,
+    // The document as written (the schema's output drops nothing: unknown keys are refused).
+    document: doc as PolicyDocument,
     source,
     sourceHash,
   });
 }
 
-function compileServer(name: string, value: unknown, td: TrustDomain, zones: ReadonlyMap<string, CompiledZone>): CompiledServer {
+function compileServer(name: string, s: ServerShape, td: TrustDomain, zones: ReadonlyMap<string, CompiledZone>): CompiledServer {
   const path: PathSegment[] = ['servers', name];
   if (!isServerName(name)) throw new SchemaViolation(path, SERVER_NAME_RULE);
-  const s = checkObject(value, path, ['connectors', 'zone', 'labels', 'pinning', 'identityToBackend'], ['connectors']);
-  const ids = checkStringList(s.connectors, [...path, 'connectors'], 1);
   const connectors = new Set<string>();
-  ids.forEach((text, i) => {
+  s.connectors.forEach((text, i) => {
     const at = [...path, 'connectors', i];
     let id: SpiffeId;
     try {
@@ -242,14 +225,10 @@ function compileServer(name: string, value: unknown, td: TrustDomain, zones: Rea
     if (id.isRoot) throw new SchemaViolation(at, 'a connector ID must have a path');
     connectors.add(id.toString());
   });
-  let zone: string | undefined;
-  if (s.zone !== undefined) {
-    zone = checkString(s.zone, [...path, 'zone']);
-    if (!zones.has(zone)) throw new SchemaViolation([...path, 'zone'], `zone "${zone}" is not declared under zones`);
-  }
+  const zone = s.zone;
+  if (zone !== undefined && !zones.has(zone)) throw new SchemaViolation([...path, 'zone'], `zone "${zone}" is not declared under zones`);
   const labels: Record<string, string> = {};
   if (s.labels !== undefined) {
-    if (!isPlainObject(s.labels)) throw new SchemaViolation([...path, 'labels'], 'must be a mapping of label names to strings');
     const entries = Object.entries(s.labels);
     if (entries.length > MAX_LABELS) throw new SchemaViolation([...path, 'labels'], `at most ${MAX_LABELS} labels`);
     for (const [k, v] of entries) {
@@ -260,30 +239,20 @@ function compileServer(name: string, value: unknown, td: TrustDomain, zones: Rea
       labels[k] = v;
     }
   }
-  let pinning: PinningMode | undefined;
-  if (s.pinning !== undefined) {
-    const p = checkObject(s.pinning, [...path, 'pinning'], ['mode'], ['mode']);
-    const mode = checkString(p.mode, [...path, 'pinning', 'mode']);
-    if (!(PINNING_MODES as readonly string[]).includes(mode)) throw new SchemaViolation([...path, 'pinning', 'mode'], 'must be tofu, strict or off');
-    pinning = mode as PinningMode;
-  }
-  const identityToBackend = s.identityToBackend === undefined ? false : checkBoolean(s.identityToBackend, [...path, 'identityToBackend']);
-  return Object.freeze({ name, connectors, zone, labels: Object.freeze(labels), pinning, identityToBackend });
+  const pinning: PinningMode | undefined = s.pinning?.mode;
+  return Object.freeze({ name, connectors, zone, labels: Object.freeze(labels), pinning, identityToBackend: s.identityToBackend ?? false });
 }
 
-function compileRevoked(value: unknown, td: TrustDomain): RevocationList {
-  if (value === undefined) return { ids: [], serials: new Set() };
-  const r = checkObject(value, ['revoked'], ['ids', 'serials']);
+function compileRevoked(r: PolicyShape['revoked'], td: TrustDomain): RevocationList {
+  if (r === undefined) return { ids: [], serials: new Set() };
   const ids = r.ids === undefined ? [] : compileAgentPatterns(r.ids, ['revoked', 'ids'], td);
   const serials = new Set<string>();
-  if (r.serials !== undefined) {
-    checkStringList(r.serials, ['revoked', 'serials']).forEach((s, i) => {
-      if (!/^[0-9A-Fa-f]{1,2}(?::?[0-9A-Fa-f]{2})*$/.test(s) || s.replaceAll(':', '').length > 64) {
-        throw new SchemaViolation(['revoked', 'serials', i], 'a certificate serial is hex (colons between bytes allowed), at most 32 bytes');
-      }
-      serials.add(normalizeSerial(s));
-    });
-  }
+  (r.serials ?? []).forEach((s, i) => {
+    if (!/^[0-9A-Fa-f]{1,2}(?::?[0-9A-Fa-f]{2})*$/.test(s) || s.replaceAll(':', '').length > 64) {
+      throw new SchemaViolation(['revoked', 'serials', i], 'a certificate serial is hex (colons between bytes allowed), at most 32 bytes');
+    }
+    serials.add(normalizeSerial(s));
+  });
   return Object.freeze({ ids: Object.freeze(ids), serials });
 }
 

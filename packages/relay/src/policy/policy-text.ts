@@ -1,5 +1,5 @@
 import { PolicyError } from '../errors.js';
-import { YamlSyntaxError, parseYaml } from '../internal/yaml-file.js';
+import { YamlSyntaxError, parseYaml } from '@switchboard/common/config';
 import { compilePolicy, type PolicySnapshot } from './compile.js';
 
 /**

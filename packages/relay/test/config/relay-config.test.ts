@@ -96,6 +96,14 @@ describe('loadRelayConfig', () => {
     expect(err.message).toMatch(/^config: /);
   });
 
+  it('says which key a misspelt one was taken for, at its line', async () => {
+    const err = await configError(GOOD.replace('audit: { path: ./audit.log }', 'audit:\n  path: ./audit.log\n  durabilty: batched'));
+    expect(err.message).toBe(
+      `config: ${join(dir, 'relay.yaml')}:6:3: audit.durabilty: unknown key (allowed here: path, durability, signingKey, checkpointEvery, rotate; did you mean "durability"?)`,
+    );
+    expect(err.line).toBe(6);
+  });
+
   it('refuses invalid YAML with its line', async () => {
     const err = await configError(`${GOOD}audit: { path: x }\n`);
     expect(err.code).toBe('RELAY_ERR_CONFIG');

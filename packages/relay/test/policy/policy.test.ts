@@ -241,6 +241,18 @@ rules:
     expect(() => parsePolicyText(text, 'policy.yaml')).toThrow(/^policy: policy\.yaml:8:5: rules\[0\]\.tols: unknown key/);
   });
 
+  it('names the line of an unknown key deep in a rule, with the key it was taken for', () => {
+    const text = `${GOOD}    args:\n      lookup_*:\n        id: { enum: [a, b] }\n    redact:\n      results: [secrets]\n      argumnets: [secrets]\n`;
+    expect(() => parsePolicyText(text, 'policy.yaml')).toThrow(
+      'policy: policy.yaml:14:7: rules[0].redact.argumnets: unknown key (allowed here: results, arguments; did you mean "arguments"?)',
+    );
+  });
+
+  it('names the line of a value of the wrong type', () => {
+    const text = GOOD.replace('tools: { allow: [lookup_*, get_order]', 'tools: { allow: lookup_*');
+    expect(() => parsePolicyText(text, 'policy.yaml')).toThrow('policy: policy.yaml:8:14: rules[0].tools.allow: must be a list of strings, not a string');
+  });
+
   it('names the line of a YAML duplicate key', () => {
     const text = `${GOOD}servers: {}\n`;
     let err: PolicyError | undefined;

@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { LineCounter, parseDocument, isMap, isSeq, isScalar, type Document, type Node } from 'yaml';
-import type { PathSegment } from './schema.js';
+import type { PathSegment } from './violation.js';
 
 /** YamlSource is a parsed YAML document plus a way to find where a key path sits in the text. */
 export interface YamlSource {
