@@ -13,7 +13,7 @@ export interface ConnectOptions {
   server: string;
   /** identity is an identity directory (`svid.pem`, `svid_key.pem`, `bundle.pem`), an {@link Identity} or an {@link AgentIdentity}. */
   identity: string | Identity | AgentIdentity;
-  /** relayId is the SPIFFE ID the relay must present; by default any ID of our trust domain. */
+  /** relayId is the rule the relay's SPIFFE ID must match: an exact ID or a pattern (default `spiffe://<our trust domain>/relay/*`). */
   relayId?: string | SpiffeId;
   /** clientInfo names this client in `initialize` (default `switchboard-agent-sdk`). */
   clientInfo?: Implementation;

@@ -1,6 +1,6 @@
-import { loadIdentityFiles, SpiffeId, TrustBundle, X509Svid, type Identity } from '@switchboard/pki';
+import { loadIdentityFiles, SpiffeId, TrustBundle, X509Svid, type IdMatcher, type Identity } from '@switchboard/pki';
 import { CertificateRejectedError, IdentityError } from './errors.js';
-import { RelayTls } from '@switchboard/protocol';
+import { RelayTls, parseRelayId } from '@switchboard/protocol';
 
 /**
  * AgentIdentity is an agent's X509-SVID and trust bundle, ready to dial relays. The TLS secure
@@ -73,19 +73,23 @@ export class AgentIdentity {
     }
   }
 
-  /** tlsFor returns the TLS material for relays that must present `relayId` (or any ID of our trust domain). */
-  tlsFor(relayId?: SpiffeId): RelayTls {
-    if (relayId && !relayId.memberOf(this.id.trustDomain)) {
-      throw new TypeError(`agent: relayId ${relayId.toString()} is outside our trust domain ${this.id.trustDomain.name}`);
-    }
-    const key = relayId?.toString() ?? '';
+  /**
+   * tlsFor returns the TLS material for relays whose SPIFFE ID matches `relayId` (default:
+   * `spiffe://<our trust domain>/relay/*`). Throws `TypeError` for a rule outside our trust domain.
+   */
+  tlsFor(relayId?: IdMatcher): RelayTls {
+    const key = relayId?.pattern ?? '';
     let tls = this.tls.get(key);
     if (!tls) {
-      tls = new RelayTls(this.identity, {
-        relayId,
-        resumption: this.resumption,
-        untrusted: (message, cause) => new CertificateRejectedError('relay-untrusted', `the relay's certificate is not acceptable: ${message}`, cause === undefined ? {} : { cause }),
-      });
+      try {
+        tls = new RelayTls(this.identity, {
+          relayId,
+          resumption: this.resumption,
+          untrusted: (message, cause) => new CertificateRejectedError('relay-untrusted', `the relay's certificate is not acceptable: ${message}`, cause === undefined ? {} : { cause }),
+        });
+      } catch (err) {
+        throw new TypeError(`agent: ${(err as Error).message}`, { cause: err });
+      }
       this.tls.set(key, tls);
     }
     return tls;
@@ -97,12 +101,15 @@ export function loadIdentity(dir: string, options: { tlsResumption?: boolean } =
   return AgentIdentity.fromDirectory(dir, options);
 }
 
-/** resolveRelayId parses an optional expected relay ID; a caller mistake is a TypeError. */
-export function resolveRelayId(relayId: string | SpiffeId | undefined): SpiffeId | undefined {
-  if (relayId === undefined || relayId instanceof SpiffeId) return relayId;
+/**
+ * resolveRelayId parses an optional relay rule (an exact SPIFFE ID or a pattern such as
+ * `spiffe://example.org/relay/*`); a caller mistake is a TypeError.
+ */
+export function resolveRelayId(relayId: string | SpiffeId | undefined): IdMatcher | undefined {
+  if (relayId === undefined) return undefined;
   try {
-    return SpiffeId.parse(relayId);
+    return parseRelayId(relayId);
   } catch (err) {
-    throw new TypeError(`agent: relayId is not a SPIFFE ID: ${(err as Error).message}`);
+    throw new TypeError(`agent: ${(err as Error).message}`, { cause: err });
   }
 }

@@ -28,7 +28,7 @@ export interface RelayClientTransportOptions {
   server: string;
   /** identity is our X509-SVID with its bundle; an {@link AgentIdentity} shares its TLS context across transports. */
   identity: Identity | AgentIdentity;
-  /** relayId is the SPIFFE ID the relay must present; by default any ID of our trust domain. */
+  /** relayId is the rule the relay's SPIFFE ID must match: an exact ID or a pattern (default `spiffe://<our trust domain>/relay/*`). */
   relayId?: string | SpiffeId;
   /** handshakeTimeoutMs bounds TCP + TLS + upgrade (default 10 s). */
   handshakeTimeoutMs?: number;

@@ -209,6 +209,24 @@ describe('RelayClientTransport.start() refusals are typed', () => {
     expect(err.message).toContain('presented spiffe://example.org/relay/test, expected spiffe://example.org/relay/prod');
   });
 
+  it('without relayId, an agent of our trust domain posing as the relay → relay-untrusted', async () => {
+    const { ca, identity } = await harness();
+    const relay = await AgentHarness.start({ svid: await ca.issue('spiffe://example.org/agent/impostor'), bundlePem: ca.bundlePem, bundles: ca.bundles });
+    cleanup.push(() => relay.close());
+    const err = await rejection(transport(relay.url, identity).start());
+    expect(err).toMatchObject({ code: 'AGENT_ERR_CERT_REJECTED', kind: 'relay-untrusted' });
+    expect(err.message).toContain('presented spiffe://example.org/agent/impostor, expected spiffe://example.org/relay/* (the default relay rule');
+  });
+
+  it.each([
+    ['a trust domain root', 'spiffe://example.org'],
+    ['a pattern for every workload', 'spiffe://example.org/*'],
+    ['another trust domain', 'spiffe://other.org/relay/main'],
+  ])('relayId %s is a caller mistake (TypeError)', async (_label, relayId) => {
+    const { relay, identity } = await echoRelay();
+    expect(() => transport(relay.url, identity, { relayId })).toThrow(TypeError);
+  });
+
   it('our own certificate expired → CertificateRejectedError before dialing', async () => {
     const { relay, ca } = await echoRelay();
     const err = await rejection(transport(relay.url, { svid: await ca.issue(AGENT_ID, { expired: true }), bundle: ca.bundle }).start());

@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { dirname, isAbsolute, resolve } from 'node:path';
-import { SpiffeId, TrustBundle, X509Svid, type Identity } from '@switchboard/pki';
+import { TrustBundle, X509Svid, type IdMatcher, type Identity, type SpiffeId } from '@switchboard/pki';
 import {
   SchemaViolation,
   YamlSyntaxError,
@@ -18,7 +18,7 @@ import {
   type PathSegment,
   type YamlSource,
 } from '@switchboard/common/config';
-import { SERVER_NAME_RULE, isServerName } from '@switchboard/protocol';
+import { SERVER_NAME_RULE, isServerName, parseRelayId } from '@switchboard/protocol';
 import { ConfigError, ConfigUnreadableError } from './errors.js';
 
 /** StdioServerConfig is a backend started as one process per agent session, spoken to over stdio. */
@@ -57,8 +57,12 @@ export interface ConnectorConfig {
   readonly relays: readonly string[];
   /** identity is an identity directory (`svid.pem`, `svid_key.pem`, `bundle.pem`) or an identity in memory. */
   readonly identity: string | Identity;
-  /** relayId is the SPIFFE ID every relay must present; without it any ID of our trust domain is accepted. */
-  readonly relayId: SpiffeId | undefined;
+  /**
+   * relayId is the rule every relay's SPIFFE ID must match: an exact ID or a pattern such as
+   * `spiffe://example.org/relay/*`. Unset, it is that default pattern for our trust domain (never
+   * "any ID of the trust domain": an agent or another connector must not pass for the relay).
+   */
+  readonly relayId: IdMatcher | SpiffeId | string | undefined;
   readonly servers: Readonly<Record<string, ServerConfig>>;
   readonly admin: AdminConfig | undefined;
 }
@@ -163,14 +167,13 @@ function parseConfig(input: unknown, baseDir: string): ConnectorConfig {
   if (isIdentity(top.identity)) identity = top.identity;
   else identity = resolve(baseDir, validate(string({ what: 'an identity directory (svid.pem, svid_key.pem, bundle.pem)' }), top.identity, ['identity']));
 
-  let relayId: SpiffeId | undefined;
+  let relayId: IdMatcher | undefined;
   if (top.relayId !== undefined) {
     try {
-      relayId = SpiffeId.parse(top.relayId);
+      relayId = parseRelayId(top.relayId);
     } catch (err) {
-      fail(['relayId'], (err as Error).message);
+      fail(['relayId'], (err as Error).message.replace(/^relayId "[^"]*" /, ''));
     }
-    if (relayId.isRoot) fail(['relayId'], 'must be a workload ID with a path, not a trust domain root');
   }
 
   const names = Object.keys(top.servers);

@@ -1,6 +1,7 @@
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { IdMatcher } from '@switchboard/pki';
 import { describe, expect, it } from 'vitest';
 import { loadConnectorConfig, parseConnectorConfig, isLoopbackHost, type ConnectorErrorCode } from '../src/index.js';
 
@@ -35,7 +36,7 @@ describe('parseConnectorConfig', () => {
     );
     expect(c.relays).toEqual(['wss://relay.example.org:8443']);
     expect(c.identity).toBe('/etc/sb/ids/crm');
-    expect(c.relayId?.toString()).toBe('spiffe://example.org/relay/main');
+    expect((c.relayId as IdMatcher).pattern).toBe('spiffe://example.org/relay/main');
     expect(c.servers.crm).toEqual({ kind: 'stdio', command: 'node', args: ['./crm.js'], env: { LOG: 'debug' }, cwd: '/etc/sb' });
     expect(c.servers.local).toMatchObject({ kind: 'stdio', command: '/etc/sb/bin/server', cwd: '/etc/sb/srv' });
     expect(c.servers.tickets).toEqual({ kind: 'http', url: 'http://127.0.0.1:3000/mcp', headers: { 'x-api-key': 'k' }, allowRemote: false });
@@ -97,7 +98,9 @@ describe('parseConnectorConfig', () => {
     ['allowRemote not boolean', { ...base, servers: { t: { url: 'http://127.0.0.1/mcp', allowRemote: 'yes' } } }, 'servers.t.allowRemote', /true or false/],
     ['header with CRLF', { ...base, servers: { t: { url: 'http://127.0.0.1/mcp', headers: { a: 'x\r\nb: y' } } } }, 'servers.t.headers.a', /CR, LF/],
     ['relayId not a SPIFFE ID', { ...base, relayId: 'relay.example.org' }, 'relayId', /scheme/],
-    ['relayId a trust domain root', { ...base, relayId: 'spiffe://example.org' }, 'relayId', /path/],
+    ['relayId a trust domain root', { ...base, relayId: 'spiffe://example.org' }, 'relayId', /must name the relay/],
+    ['relayId a pattern for every workload', { ...base, relayId: 'spiffe://example.org/*' }, 'relayId', /fixed first path segment/],
+    ['relayId a pattern for every path', { ...base, relayId: 'spiffe://example.org/**' }, 'relayId', /fixed first path segment/],
     ['admin without port', { ...base, admin: { listen: '127.0.0.1' } }, 'admin.listen', /host:port/],
     ['document not a mapping', ['x'], '', /mapping/],
   ])('%s', (_name, input, path, message) => {

@@ -18,6 +18,7 @@ export { isJsonRpcMessage } from './json-rpc.js';
 export { refusalBody, readRefusalReason, MAX_REFUSAL_READ_BYTES, MAX_REFUSAL_REASON_CHARS } from './refusal.js';
 export { SERVER_NAME_PATTERN, SERVER_NAME_RULE, isServerName } from './server-name.js';
 export { RelayTls } from './relay-tls.js';
+export { DEFAULT_RELAY_ID_PATTERN, RELAY_ID_RULE, parseRelayId, relayIdFor } from './relay-id.js';
 export { classifyDialFailure } from './dial-failure.js';
 export type { DialFailure } from './dial-failure.js';
 export type { UntrustedRelay } from './relay-tls.js';

@@ -1,7 +1,8 @@
 import { X509Certificate } from 'node:crypto';
 import { isIP } from 'node:net';
 import { connect, createSecureContext, type ConnectionOptions, type DetailedPeerCertificate, type PeerCertificate, type SecureContext, type TLSSocket } from 'node:tls';
-import { BundleSet, validateX509Svid, type Identity, type SpiffeId } from '@switchboard/pki';
+import { BundleSet, validateX509Svid, type IdMatcher, type Identity, type SpiffeId } from '@switchboard/pki';
+import { relayIdFor } from './relay-id.js';
 
 const MAX_CHAIN = 8;
 /** How long to hold the upgrade request for the relay's verdict on our certificate when it sends no session ticket. */
@@ -14,23 +15,28 @@ export type UntrustedRelay = (message: string, cause?: unknown) => Error;
  * RelayTls is the client side of mutual TLS to a relay for one identity: a secure context built
  * once (our SVID chain and key, our bundle as CA, TLS 1.3 only) and a `checkServerIdentity` that
  * replaces Node's hostname check, which does not apply to SPIFFE certificates, with X509-SVID
- * validation plus an authorizer (the expected relay ID, else membership of our trust domain).
+ * validation plus an authorizer: the relay rule (the configured `relayId`, else
+ * `spiffe://<our trust domain>/relay/*`; see relay-id.ts).
  */
 export class RelayTls {
   readonly identity: Identity;
   readonly secureContext: SecureContext;
   private readonly bundles: BundleSet;
-  private readonly relayId: SpiffeId | undefined;
+  /** relayId is the rule the relay's SPIFFE ID must match. */
+  readonly relayId: IdMatcher;
+  private readonly configured: boolean;
   private readonly resumption: boolean;
   private readonly untrusted: UntrustedRelay;
   private readonly sessions = new Map<string, { session: Buffer; until: number }>();
   // Relays (host|port) that accepted this certificate once: later connections skip the verdict wait.
   private readonly accepted = new Set<string>();
 
-  constructor(identity: Identity, options: { relayId?: SpiffeId | undefined; resumption?: boolean; untrusted: UntrustedRelay }) {
+  /** Throws `TypeError` when `relayId` lies outside our trust domain. */
+  constructor(identity: Identity, options: { relayId?: IdMatcher | SpiffeId | string | undefined; resumption?: boolean; untrusted: UntrustedRelay }) {
     this.identity = identity;
     this.untrusted = options.untrusted;
-    this.relayId = options.relayId;
+    this.relayId = relayIdFor(options.relayId, identity.svid.id.trustDomain);
+    this.configured = options.relayId !== undefined;
     this.resumption = options.resumption ?? true;
     this.bundles = new BundleSet([identity.bundle]);
     this.secureContext = createSecureContext({
@@ -46,10 +52,9 @@ export class RelayTls {
     try {
       const chain = peerChain(cert as DetailedPeerCertificate);
       const { id } = validateX509Svid(chain, this.bundles);
-      if (this.relayId) {
-        if (!id.equals(this.relayId)) return this.untrusted(`relay presented ${id.toString()}, expected ${this.relayId.toString()}`);
-      } else if (!id.memberOf(this.identity.svid.id.trustDomain)) {
-        return this.untrusted(`relay presented ${id.toString()}, outside our trust domain ${this.identity.svid.id.trustDomain.name}`);
+      if (!this.relayId.matches(id)) {
+        const which = this.configured ? 'relayId' : 'the default relay rule; set relayId to the relay\'s SPIFFE ID';
+        return this.untrusted(`relay presented ${id.toString()}, expected ${this.relayId.pattern} (${which})`);
       }
       return undefined;
     } catch (err) {

@@ -112,7 +112,7 @@ function common(cmd: Command): Command {
     .requiredOption('--relay <url>', 'relay URL, wss://host:port')
     .requiredOption('--server <name>', 'MCP server name in the relay policy')
     .requiredOption('--identity <dir>', 'identity directory (svid.pem, svid_key.pem, bundle.pem)')
-    .option('--relay-id <spiffe-id>', 'SPIFFE ID the relay must present (default: any ID of our trust domain)')
+    .option('--relay-id <spiffe-id>', 'SPIFFE ID (or pattern) the relay must present (default: spiffe://<our trust domain>/relay/*)')
     .addOption(new Option('--log-level <level>', 'log level (logs go to stderr)').choices(levels));
 }
 

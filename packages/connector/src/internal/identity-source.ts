@@ -1,6 +1,6 @@
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { IDENTITY_FILES, loadIdentityFiles, type Identity, type SpiffeId } from '@switchboard/pki';
+import { IDENTITY_FILES, loadIdentityFiles, type Identity, type IdMatcher, type SpiffeId } from '@switchboard/pki';
 import { IdentityError, IdentityExpiredError } from '../errors.js';
 import { RelayTls } from '@switchboard/protocol';
 import { RelayUntrustedError } from '../errors.js';
@@ -14,11 +14,11 @@ export class IdentitySource {
   private tls: RelayTls | undefined;
   private stamp = '';
   private readonly dir: string | undefined;
-  private readonly relayId: SpiffeId | undefined;
+  private readonly relayId: IdMatcher | SpiffeId | string | undefined;
   private readonly resumption: boolean;
   private readonly now: () => number;
 
-  constructor(identity: string | Identity, options: { relayId?: SpiffeId | undefined; resumption?: boolean; now?: () => number } = {}) {
+  constructor(identity: string | Identity, options: { relayId?: IdMatcher | SpiffeId | string | undefined; resumption?: boolean; now?: () => number } = {}) {
     this.relayId = options.relayId;
     this.resumption = options.resumption ?? true;
     this.now = options.now ?? Date.now;
@@ -47,16 +47,16 @@ export class IdentitySource {
   }
 
   private build(identity: Identity): RelayTls {
-    if (this.relayId && !this.relayId.memberOf(identity.svid.id.trustDomain)) {
-      throw new IdentityError(
-        `relayId ${this.relayId.toString()} is outside our trust domain ${identity.svid.id.trustDomain.name}; the bundle can only authenticate relays of our own trust domain`,
-      );
+    try {
+      return new RelayTls(identity, {
+        relayId: this.relayId,
+        resumption: this.resumption,
+        untrusted: (message, cause) => new RelayUntrustedError(message, cause === undefined ? {} : { cause }),
+      });
+    } catch (err) {
+      if (err instanceof TypeError) throw new IdentityError(err.message, { cause: err });
+      throw err;
     }
-    return new RelayTls(identity, {
-      relayId: this.relayId,
-      resumption: this.resumption,
-      untrusted: (message, cause) => new RelayUntrustedError(message, cause === undefined ? {} : { cause }),
-    });
   }
 
   private async fileStamp(dir: string): Promise<string> {

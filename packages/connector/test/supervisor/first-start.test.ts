@@ -65,6 +65,28 @@ describe('first start: the relay refuses us → the connector gives up with a cl
     expect(err.message).toContain('relay presented spiffe://example.org/relay/test, expected spiffe://example.org/relay/prod');
   });
 
+  it('without relayId, a workload of our trust domain that is not under /relay/ is not taken for the relay', async () => {
+    const { ca, identity } = await setup();
+    // Another connector (a real SVID of our trust domain, from our CA) poses as the relay.
+    const harness = await HarnessRelay.start({ svid: await ca.issue('spiffe://example.org/connector/other'), bundlePem: ca.bundlePem, bundles: ca.bundles });
+    cleanup.push(() => harness.close());
+    const err = await failure(await startConnector(echoConfig([harness.url], identity), fast));
+    expect(err.code).toBe('CONNECTOR_ERR_RELAY_UNTRUSTED');
+    expect(err.message).toContain(
+      "relay presented spiffe://example.org/connector/other, expected spiffe://example.org/relay/* (the default relay rule; set relayId to the relay's SPIFFE ID)",
+    );
+    expect(harness.links).toHaveLength(0);
+  });
+
+  it('relayId may be a pattern: spiffe://example.org/relay/* accepts relay/test', async () => {
+    const { harness, identity } = await setup();
+    cleanup.push(() => harness.close());
+    const connector = await startConnector({ ...echoConfig([harness.url], identity), relayId: 'spiffe://example.org/relay/*' }, fast);
+    cleanup.push(() => connector.close());
+    await connector.ready();
+    expect(connector.links().map((l) => l.relayId)).toEqual(['spiffe://example.org/relay/test']);
+  });
+
   it('the relay presents an ID outside our trust domain (no relayId set)', async () => {
     const { ca, identity } = await setup();
     // The relay's certificate chains to our CA (OpenSSL accepts it) but names another trust domain.
