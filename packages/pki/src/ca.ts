@@ -2,12 +2,13 @@ import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, X50
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PkiError } from './errors.js';
-import { buildCertificate, type Issuer } from './internal/cert-builder.js';
+import { buildCertificate } from './internal/cert-builder.js';
+import { SvidIssuer, type IssueOptions } from './issuer.js';
 import { parsePrivateKeyPem, privateKeyPem, publicKeyOf, x509 } from './internal/crypto.js';
 import { existingFiles, writeFileAtomic } from '@switchboard/common';
 import { SpiffeId, TrustDomain } from './spiffe-id.js';
 import { TrustBundle } from './trust-bundle.js';
-import { DEFAULT_SVID_TTL_SECONDS, MAX_SVID_TTL_SECONDS, SVID_BACKDATE_SECONDS, X509Svid } from './x509-svid.js';
+import { SVID_BACKDATE_SECONDS, X509Svid } from './x509-svid.js';
 
 /** CA_FILES names the files of a CA directory made by `switchboard ca init`. */
 export const CA_FILES = Object.freeze({
@@ -37,11 +38,7 @@ export interface CaCreateOptions {
 }
 
 /** IssueOptions configure one X509-SVID. */
-export interface IssueOptions {
-  /** ttlSeconds is the SVID lifetime (default 1 h, at most 24 h). */
-  ttlSeconds?: number;
-  now?: Date;
-}
+export type { IssueOptions } from './issuer.js';
 
 /** newP256Key makes an ECDSA P-256 key pair. */
 export function newP256Key(): KeyObject {
@@ -57,6 +54,9 @@ export function newEd25519Key(): KeyObject {
 export function jwtKeyId(publicKey: KeyObject): string {
   return createHash('sha256').update(publicKey.export({ type: 'spki', format: 'der' })).digest('base64url').slice(0, 32);
 }
+
+// The SvidIssuer each CA signs through, made at first use.
+const issuers = new WeakMap<CertificateAuthority, SvidIssuer>();
 
 /**
  * CertificateAuthority is a trust domain's signing authority: a self-signed root CA, an
@@ -259,30 +259,20 @@ export class CertificateAuthority {
 
   /** checkId throws unless `id` can be issued here: in this trust domain, with a non-root path. */
   checkId(id: SpiffeId): void {
-    if (!id.memberOf(this.trustDomain)) {
-      throw new PkiError('PKI_ERR_ID_OUTSIDE_TRUST_DOMAIN', `ca: ${id.toString()} is outside this CA's trust domain "${this.trustDomain.name}"`);
-    }
-    if (id.isRoot) throw new PkiError('PKI_ERR_SVID_ROOT_PATH', 'ca: an identity must name a workload (a SPIFFE ID with a non-root path)');
+    this.signer().checkId(id);
   }
 
   /**
    * signX509Svid certifies `publicKey` as `id` and returns the chain (leaf, intermediate). The
    * CA alone decides the certificate's content.
    */
-  async signX509Svid(id: SpiffeId, publicKey: KeyObject, options: IssueOptions = {}): Promise<X509Certificate[]> {
-    this.checkId(id);
-    const ttl = options.ttlSeconds ?? DEFAULT_SVID_TTL_SECONDS;
-    if (!Number.isFinite(ttl) || ttl <= 0) throw new PkiError('PKI_ERR_SVID_TTL_TOO_LONG', 'ca: TTL must be a positive number of seconds');
-    if (ttl > MAX_SVID_TTL_SECONDS) {
-      throw new PkiError('PKI_ERR_SVID_TTL_TOO_LONG', `ca: TTL ${ttl}s is over the maximum of ${MAX_SVID_TTL_SECONDS}s (24h)`);
-    }
-    if (publicKey.asymmetricKeyType !== 'ec' || publicKey.asymmetricKeyDetails?.namedCurve !== 'prime256v1') {
-      throw new PkiError('PKI_ERR_CSR_KEY_UNSUPPORTED', 'ca: only ECDSA P-256 keys are certified');
-    }
-    const now = options.now ?? new Date();
-    const notAfterMs = Math.min(now.getTime() + ttl * 1000, Date.parse(this.intermediateCertificate.validTo));
-    const leaf = await buildCertificate(leafSpec(id, publicKey, new Date(now.getTime() - SVID_BACKDATE_SECONDS * 1000), new Date(notAfterMs)), this.issuer());
-    return [leaf, this.intermediateCertificate];
+  signX509Svid(id: SpiffeId, publicKey: KeyObject, options: IssueOptions = {}): Promise<X509Certificate[]> {
+    return this.signer().sign(id, publicKey, options);
+  }
+
+  /** issuer is the intermediate as an {@link SvidIssuer}: what a relay holds to renew SVIDs (no root key). */
+  issuer(): SvidIssuer {
+    return this.signer();
   }
 
   /** issueX509Svid makes a fresh P-256 key and certifies it as `id`. */
@@ -293,22 +283,14 @@ export class CertificateAuthority {
     return new X509Svid(sid, chain, key);
   }
 
-  private issuer(): Issuer {
-    return { certificate: this.intermediateCertificate, privateKey: this.intermediateKey };
+  private signer(): SvidIssuer {
+    let issuer = issuers.get(this);
+    if (issuer === undefined) {
+      issuer = new SvidIssuer({ certificate: this.intermediateCertificate, privateKey: this.intermediateKey, bundle: this.bundle() });
+      issuers.set(this, issuer);
+    }
+    return issuer;
   }
 }
 
-/** leafSpec is the certificate content of an X509-SVID as the spec wants it. */
-export function leafSpec(id: SpiffeId, publicKey: KeyObject, notBefore: Date, notAfter: Date) {
-  const last = id.path.slice(id.path.lastIndexOf('/') + 1);
-  return {
-    subject: `CN=${last}, O=Switchboard`,
-    publicKey,
-    notBefore,
-    notAfter,
-    uris: [id.toString()],
-    basicConstraints: { ca: false },
-    keyUsage: { flags: x509.KeyUsageFlags.digitalSignature, critical: true },
-    eku: [x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth],
-  };
-}
+export { leafSpec } from './issuer.js';

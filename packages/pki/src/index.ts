@@ -17,6 +17,7 @@ export {
 } from './x509-svid.js';
 export type { ValidateOptions, ValidatedSvid } from './x509-svid.js';
 export { CertificateAuthority, CA_FILES, newP256Key, jwtKeyId } from './ca.js';
+export { SvidIssuer, ISSUER_FILES } from './issuer.js';
 export type { CaCreateOptions, IssueOptions } from './ca.js';
 export { IDENTITY_FILES, writeIdentityFiles, loadIdentityFiles } from './identity-files.js';
 export type { Identity } from './identity-files.js';
