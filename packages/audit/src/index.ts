@@ -18,6 +18,8 @@ export type {
   AuditLinkDown,
   AuditRevocation,
   AuditConnectionRefused,
+  AuditIdentityRenew,
+  AuditIdentityReauth,
   AuditCheckpoint,
   AuditRecordInput,
   AuditRecordBody,

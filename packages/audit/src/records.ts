@@ -152,6 +152,36 @@ export interface AuditConnectionRefused {
   reason: string;
 }
 
+/** AuditIdentityRenew is written for every `POST /v1/renew`: an SVID issued, or the refusal. */
+export interface AuditIdentityRenew {
+  type: 'identity.renew';
+  /** peer is the authenticated SPIFFE ID, null when the client certificate was not a valid SVID. */
+  peer: string | null;
+  /** certSerial is the serial of the certificate the peer authenticated with. */
+  certSerial: string | null;
+  issued: boolean;
+  /** newCertSerial and notAfter describe the SVID issued (null when refused). */
+  newCertSerial: string | null;
+  notAfter: string | null;
+  /** code is the refusal code (`RENEW_ERR_…`), null when issued. */
+  code: string | null;
+  reason: string;
+  remote: string;
+}
+
+/** AuditIdentityReauth is written when a live link or session presents a renewed SVID (accepted or not). */
+export interface AuditIdentityReauth {
+  type: 'identity.reauth';
+  peer: string;
+  /** on names the connection: `link:<linkId>` or `session:<sessionId>`. */
+  on: string;
+  certSerial: string;
+  accepted: boolean;
+  newCertSerial: string | null;
+  notAfter: string | null;
+  reason: string;
+}
+
 /**
  * AuditCheckpoint is written by the trail itself: an Ed25519 signature over the canonical bytes of
  * `{ seq, hash }` of the record before it (`coversSeq`, `coversHash`).
@@ -177,7 +207,9 @@ export type AuditRecordInput =
   | AuditLinkUp
   | AuditLinkDown
   | AuditRevocation
-  | AuditConnectionRefused;
+  | AuditConnectionRefused
+  | AuditIdentityRenew
+  | AuditIdentityReauth;
 
 /** AuditRecordBody is any record kind, checkpoints included. */
 export type AuditRecordBody = AuditRecordInput | AuditCheckpoint;
@@ -213,6 +245,8 @@ export const AUDIT_RECORD_TYPES: readonly AuditRecordType[] = Object.freeze([
   'link.down',
   'revocation',
   'connection.refused',
+  'identity.renew',
+  'identity.reauth',
   'checkpoint',
 ] as const);
 

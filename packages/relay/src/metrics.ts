@@ -63,6 +63,8 @@ export interface RelayMetricsSnapshot {
   revocationCloses: number;
   /** expiryCloses counts sessions and links closed because their peer's certificate expired (4402). */
   expiryCloses: number;
+  /** renewals counts `POST /v1/renew` answers by result (`issued` or a `RENEW_ERR_…` code). */
+  renewals: Record<string, number>;
   /** audit is the audit trail's state (null before the relay wired it). */
   audit: AuditMetricsSnapshot | null;
 }
@@ -106,6 +108,8 @@ export class RelayMetrics {
   readonly pinEvents: Record<PinEventType, number> = zeros(PIN_EVENTS);
   revocationCloses = 0;
   expiryCloses = 0;
+  /** renewals counts `POST /v1/renew` answers: `issued`, or the refusal code. */
+  readonly renewals = new Map<string, number>();
 
   /** redacted counts redactions by kind (from a redaction's `counts`). */
   redacted(counts: Readonly<Record<string, number>>): void {
@@ -134,6 +138,7 @@ export class RelayMetrics {
       pinEvents: { ...this.pinEvents },
       revocationCloses: this.revocationCloses,
       expiryCloses: this.expiryCloses,
+      renewals: Object.fromEntries(this.renewals),
       audit: this.audit?.() ?? null,
     };
   }
@@ -172,6 +177,8 @@ export class RelayMetrics {
       PIN_EVENTS.map((e) => [`{event="${e}"}`, this.pinEvents[e]]));
     metric('switchboard_relay_revocation_closes_total', 'counter', 'Sessions and connector links closed because their identity was revoked.',
       [['', this.revocationCloses]]);
+    metric('switchboard_relay_renewals_total', 'counter', 'POST /v1/renew answers, by result (issued, or the RENEW_ERR_ code).',
+      [...this.renewals].map(([result, v]) => [`{result="${result}"}`, v]));
     metric('switchboard_relay_expiry_closes_total', 'counter', 'Sessions and connector links closed because the certificate they authenticated with expired.',
       [['', this.expiryCloses]]);
     if (this.audit) out.push(...renderAuditMetrics(this.audit()));

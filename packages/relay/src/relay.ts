@@ -14,7 +14,9 @@ import type { Enforcement } from './enforce/enforcement.js';
 import { PolicyError } from './errors.js';
 import { ConnectorLink, type LinkContext } from './link/connector-link.js';
 import { Registry } from './link/registry.js';
-import { handleCatalog, type CatalogContext } from './listener/catalog.js';
+import { CATALOG_PATH, handleCatalog, type CatalogContext } from './listener/catalog.js';
+import { RENEW_PATH, RenewalCounter, handleRenew } from './listener/renew.js';
+import type { RenewalSetting } from './config/renewal-config.js';
 import { UpgradeRouter, type UpgradeContext } from './listener/upgrade.js';
 import { RelayMetrics, type RelayMetricsSnapshot } from './metrics.js';
 import type { PolicySnapshot } from './policy/compile.js';
@@ -23,7 +25,7 @@ import type { PolicyStore } from './policy/store.js';
 import { AgentSession, type SessionContext } from './session/agent-session.js';
 import { Cleanup } from './wiring/cleanup.js';
 import { closeServer, createMainServer, hostForUrl, listenOn, startAdmin, watchIdentity } from './wiring/listeners.js';
-import { loadRelayIdentity, openAudit, openEnforcement, openPolicy } from './wiring/open-parts.js';
+import { loadRelayIdentity, openAudit, openEnforcement, openPolicy, openRenewal } from './wiring/open-parts.js';
 import type { PolicyFile, PolicyReloadResult } from './wiring/policy-file.js';
 
 /**
@@ -49,6 +51,8 @@ export interface RelayOptions {
   jwtSigner?: JwtSignerOptions | JwtSvidSigner;
   /** watchPolicy reloads a policy file when it changes (default true; SIGHUP works either way). */
   watchPolicy?: boolean;
+  /** renewal, when set, renews workload SVIDs on `POST /v1/renew` with this issuer (docs/identity.md). */
+  renewal?: RenewalSetting;
 }
 
 /** StartRelayDeps are the relay's collaborators; all optional. */
@@ -264,6 +268,7 @@ export async function startRelay(options: RelayOptions, deps: StartRelayDeps = {
   const logger = (deps.logger ?? silentLogger).child({ component: 'relay' });
   const identity = await loadRelayIdentity(options.identity);
   const { store: policy, file: policyFile } = await openPolicy(options.policy, identity, logger);
+  const renewal = await openRenewal(options.renewal, identity);
 
   const cleanup = new Cleanup();
   try {
@@ -307,7 +312,16 @@ export async function startRelay(options: RelayOptions, deps: StartRelayDeps = {
         link.start();
       },
     });
-    const server = createMainServer(identity, { metrics, logger, sockets, catalog: (req, res) => handleCatalog(shared, auth, req, res) });
+    const renewals = new RenewalCounter();
+    const server = createMainServer(identity, {
+      metrics,
+      logger,
+      sockets,
+      routes: {
+        [CATALOG_PATH]: (req, res) => handleCatalog(shared, auth, req, res),
+        [RENEW_PATH]: (req, res) => handleRenew({ ...shared, renewal }, auth, renewals, req, res),
+      },
+    });
     server.on('upgrade', (req, socket, head) => router.handleUpgrade(req, socket, head));
     const port = await listenOn(server, listen, 'listen');
     cleanup.add('main listener', () => closeServer(server));

@@ -12,6 +12,8 @@ export interface PeerIdentity {
   readonly certSerial: string;
   /** expiresAt is when the validated path (leaf, intermediates, root) stops being valid: its earliest notAfter. */
   readonly expiresAt: Date;
+  /** leaf is the certificate the peer presented. */
+  readonly leaf: X509Certificate;
 }
 
 const CACHE_MAX = 4096;
@@ -65,7 +67,8 @@ export class PeerAuthenticator {
     // past it is not let in for the few seconds until its timer fires.
     if (expires <= now.getTime()) throw new PkiError('PKI_ERR_SVID_EXPIRED', `x509svid: certificate path expired at ${new Date(expires).toISOString()}`);
     for (let i = 1; i < path.length - 1; i++) this.rememberIntermediate(path[i] as X509Certificate);
-    return { id, certSerial: (chain[0] as X509Certificate).serialNumber, expiresAt: new Date(expires) };
+    const leaf = chain[0] as X509Certificate;
+    return { id, certSerial: leaf.serialNumber, expiresAt: new Date(expires), leaf };
   }
 
   /** chainOf returns the certificates the peer presented, leaf first, parsed once per DER. */

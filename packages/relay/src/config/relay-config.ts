@@ -7,6 +7,7 @@ import { withConfigErrors, type Locate } from './config-errors.js';
 import { enforcementConfig, enforcementConfigShape, type JwtSignerOptions, type PinsOptions } from './enforcement-config.js';
 import { DEFAULT_ENFORCEMENT, DEFAULT_LIMITS, enforcementSchema, limitsSchema, withDefaults, type EnforcementOptions, type RelayLimits } from './limits.js';
 import { checkAdminListen, parseListenAddress } from './listen.js';
+import { renewalConfig, renewalSchema, type RenewalConfig } from './renewal-config.js';
 
 /** RelayConfig is relay.yaml after validation, with every path absolute and every limit set. */
 export interface RelayConfig {
@@ -28,6 +29,8 @@ export interface RelayConfig {
   jwtSigner?: JwtSignerOptions;
   /** watchPolicy reloads policy.yaml when the file changes (default true). */
   watchPolicy: boolean;
+  /** renewal, when set, renews workload SVIDs on `POST /v1/renew` (docs/identity.md). */
+  renewal?: RenewalConfig;
 }
 
 /** relayConfigSchema is relay.yaml: every key, its type and range (docs/operations.md). */
@@ -39,6 +42,7 @@ export const relayConfigSchema = object({
   admin: object({ listen: string() }).optional(),
   limits: limitsSchema.optional(),
   enforcement: enforcementSchema.optional(),
+  renewal: renewalSchema.optional(),
   ...enforcementConfigShape,
 });
 
@@ -65,6 +69,7 @@ export function parseRelayConfig(
         limits: withDefaults(DEFAULT_LIMITS, root.limits ?? {}),
         enforcement: withDefaults(DEFAULT_ENFORCEMENT, root.enforcement ?? {}),
         ...enforcementConfig(root, baseDir),
+        ...(root.renewal ? { renewal: renewalConfig(root.renewal, baseDir) } : {}),
       };
     },
     options.source,

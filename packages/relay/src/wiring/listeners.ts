@@ -9,7 +9,6 @@ import { CurrentBundle, IdentityReloader, tlsOptionsOf } from '../auth/identity-
 import type { ListenAddress } from '../config/listen.js';
 import { RelayError } from '../errors.js';
 import { createAdminServer } from '../listener/admin.js';
-import { CATALOG_PATH } from '../listener/catalog.js';
 import type { RelayMetrics } from '../metrics.js';
 import type { Cleanup } from './cleanup.js';
 
@@ -47,12 +46,12 @@ export function closeServer(server: HttpServer | HttpsServer): Promise<void> {
 
 /**
  * createMainServer builds the main listener: one secure context for every connection (built
- * here, once; TLS 1.3 tickets give resumption), client certificates required, the catalog on
- * `GET /v1/servers` and 426/404 for everything else that is not a WebSocket upgrade.
+ * here, once; TLS 1.3 tickets give resumption), client certificates required, the HTTP `routes`
+ * (`/v1/servers`, `/v1/renew`) and 426/404 for everything else that is not a WebSocket upgrade.
  */
 export function createMainServer(
   identity: Identity,
-  deps: { metrics: RelayMetrics; logger: Logger; sockets: Set<Socket>; catalog: (req: IncomingMessage, res: ServerResponse) => void },
+  deps: { metrics: RelayMetrics; logger: Logger; sockets: Set<Socket>; routes: Readonly<Record<string, (req: IncomingMessage, res: ServerResponse) => void>> },
 ): HttpsServer {
   const server = createHttpsServer({
     ...tlsOptionsOf(identity),
@@ -73,8 +72,9 @@ export function createMainServer(
   });
   server.on('request', (req, res) => {
     const path = (req.url ?? '').split('?')[0] ?? '';
-    if (path === CATALOG_PATH) {
-      deps.catalog(req, res);
+    const route = Object.hasOwn(deps.routes, path) ? deps.routes[path] : undefined;
+    if (route !== undefined) {
+      route(req, res);
       return;
     }
     const ws = path === '/v1/connector' || path.startsWith('/v1/agent/');

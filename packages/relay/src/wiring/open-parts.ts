@@ -1,6 +1,8 @@
 import type { Logger } from '@switchboard/common';
 import type { AuditFs } from '@switchboard/audit';
-import { PkiError, loadIdentityFiles, loadJwtSvidSigner, type Identity, type JwtSvidSigner } from '@switchboard/pki';
+import { DEFAULT_SVID_TTL_SECONDS, PkiError, SvidIssuer, loadIdentityFiles, loadJwtSvidSigner, type Identity, type JwtSvidSigner } from '@switchboard/pki';
+import type { RenewalSetting } from '../config/renewal-config.js';
+import type { RenewalOptions } from '../listener/renew.js';
 import type { JwtSignerOptions, PinsOptions } from '../config/enforcement-config.js';
 import { openRelayAudit, policyReloadRecord, type RelayAuditOptions } from '../audit/open.js';
 import { auditMetricsOf } from '../audit/metrics.js';
@@ -52,6 +54,28 @@ export function validityProblem(identity: Identity, nowMs: number): string | und
   if (nowMs >= to) return `expired at ${new Date(to).toISOString()}; renew it (switchboard identity issue --force …) and start the relay again`;
   if (nowMs < from) return `is not valid before ${new Date(from).toISOString()}; check this host's clock`;
   return undefined;
+}
+
+/**
+ * openRenewal loads the issuer the relay renews SVIDs with, when configured. The issuer must serve
+ * the relay's own trust domain. Throws `RELAY_ERR_CONFIG` naming `renewal.issuer`.
+ */
+export async function openRenewal(renewal: RenewalSetting | undefined, identity: Identity): Promise<RenewalOptions> {
+  if (renewal === undefined) return { issuer: undefined, ttlSeconds: DEFAULT_SVID_TTL_SECONDS };
+  let issuer: SvidIssuer;
+  if (typeof renewal.issuer === 'string') {
+    try {
+      issuer = await SvidIssuer.load(renewal.issuer);
+    } catch (err) {
+      const detail = err instanceof PkiError ? `${err.code}: ${err.message}` : String(err);
+      throw new RelayError('RELAY_ERR_CONFIG', `config: renewal.issuer: ${detail}`, { cause: err });
+    }
+  } else issuer = renewal.issuer;
+  const td = identity.svid.id.trustDomain.name;
+  if (issuer.trustDomain.name !== td) {
+    throw new RelayError('RELAY_ERR_CONFIG', `config: renewal.issuer: the issuer serves trust domain ${issuer.trustDomain.name}, the relay ${td}`);
+  }
+  return { issuer, ttlSeconds: renewal.ttlSeconds ?? DEFAULT_SVID_TTL_SECONDS };
 }
 
 /** OpenedPolicy is the store the relay decides with and, when the policy is a file, where reloads read it. */
