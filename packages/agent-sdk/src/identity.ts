@@ -1,6 +1,12 @@
-import { loadIdentityFiles, SpiffeId, TrustBundle, X509Svid, type IdMatcher, type Identity } from '@switchboard/pki';
+import { loadIdentityFiles, writeIdentityFiles, SpiffeId, TrustBundle, X509Svid, type IdMatcher, type Identity } from '@switchboard/pki';
 import { CertificateRejectedError, IdentityError } from './errors.js';
-import { RelayTls, parseRelayId } from '@switchboard/protocol';
+import { IdentityRenewer, RelayTls, parseRelayId, renewOverRelay } from '@switchboard/protocol';
+
+/** RenewerLogger is the part of a logger renewal reports to. */
+interface RenewerLogger {
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+}
 
 /**
  * AgentIdentity is an agent's X509-SVID and trust bundle, ready to dial relays. The TLS secure
@@ -14,13 +20,76 @@ import { RelayTls, parseRelayId } from '@switchboard/protocol';
  * const b = await connect({ relay, server: 'tickets', identity });
  */
 export class AgentIdentity {
-  readonly identity: Identity;
+  private current: Identity;
   private readonly tls = new Map<string, RelayTls>();
   private readonly resumption: boolean;
+  private readonly dir: string | undefined;
+  private readonly listeners = new Set<(next: AgentIdentity) => void>();
+  private renewer: IdentityRenewer | undefined;
 
-  private constructor(identity: Identity, options: { tlsResumption?: boolean }) {
-    this.identity = identity;
+  private constructor(identity: Identity, options: { tlsResumption?: boolean; dir?: string }) {
+    this.current = identity;
     this.resumption = options.tlsResumption ?? true;
+    this.dir = options.dir;
+  }
+
+  /** identity is the SVID and bundle in use now (a renewal replaces it). */
+  get identity(): Identity {
+    return this.current;
+  }
+
+  /**
+   * replace puts a renewed identity in use: new sessions dial with it, and every listener (each
+   * live {@link RelayClientTransport}) moves its session to it in place (REAUTH). Written to the
+   * identity directory, when there is one, in the spiffe-helper layout (each file atomically).
+   */
+  async replace(next: Identity): Promise<void> {
+    if (!next.svid.id.equals(this.current.svid.id)) throw new TypeError(`agent: a renewed identity must keep ${this.current.svid.id.toString()}, not ${next.svid.id.toString()}`);
+    if (this.dir !== undefined) await writeIdentityFiles(this.dir, next, { force: true });
+    this.current = next;
+    this.tls.clear();
+    for (const l of this.listeners) l(this);
+  }
+
+  /** onReplaced calls `listener` after each {@link replace}; returns the function that stops it. */
+  onReplaced(listener: (next: AgentIdentity) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /**
+   * startRenewal renews this identity over `relay` (`POST /v1/renew`) at half its lifetime, with
+   * jitter and backoff ({@link IdentityRenewer}), and {@link replace}s it each time. Idempotent;
+   * {@link stopRenewal} ends it. The relay must hold an issuer (relay.yaml `renewal`).
+   */
+  startRenewal(relay: string | readonly string[], options: { relayId?: string | SpiffeId; logger?: RenewerLogger } = {}): IdentityRenewer {
+    if (this.renewer) return this.renewer;
+    const relays = typeof relay === 'string' ? [relay] : [...relay];
+    const rule = resolveRelayId(options.relayId);
+    this.renewer = new IdentityRenewer({
+      current: () => this.current,
+      renew: async () => {
+        let last: unknown;
+        for (const r of relays) {
+          try {
+            return await renewOverRelay(r, this.tlsFor(rule));
+          } catch (err) {
+            last = err;
+          }
+        }
+        throw last;
+      },
+      install: (next) => this.replace(next),
+      ...(options.logger ? { logger: options.logger } : {}),
+    }).start();
+    return this.renewer;
+  }
+
+  /** stopRenewal stops a renewal started by {@link startRenewal}. */
+  async stopRenewal(): Promise<void> {
+    const r = this.renewer;
+    this.renewer = undefined;
+    await r?.stop();
   }
 
   /**
@@ -35,7 +104,7 @@ export class AgentIdentity {
     } catch (err) {
       throw new IdentityError(`cannot load the identity in ${dir}: ${(err as Error).message}`, { cause: err });
     }
-    return new AgentIdentity(identity, options);
+    return new AgentIdentity(identity, { ...options, dir });
   }
 
   /** AgentIdentity.from wraps an identity already in memory (an {@link Identity} or an AgentIdentity). */

@@ -1,9 +1,10 @@
 import type { ClientRequest, IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import type { Transport, TransportSendOptions } from '@modelcontextprotocol/sdk/shared/transport.js';
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import type { Identity, SpiffeId } from '@switchboard/pki';
-import { AGENT_SUBPROTOCOL, SERVER_NAME_RULE, isJsonRpcMessage, isServerName, readRefusalReason } from '@switchboard/protocol';
+import { AGENT_SUBPROTOCOL, REAUTH_HEADER, SERVER_NAME_RULE, isJsonRpcMessage, isServerName, readRefusalReason, reauthProof, type ReauthResultPayload } from '@switchboard/protocol';
 import WebSocket from 'ws';
 import { AccessDeniedError, AgentError, HandshakeError, NoConnectorError, NotConnectedError, SessionClosedError } from './errors.js';
 import { AgentIdentity, resolveRelayId } from './identity.js';
@@ -75,6 +76,10 @@ export class RelayClientTransport implements Transport {
   private oncloseFired = false;
   private drain: Promise<void> | undefined;
   private closeWaiters: (() => void)[] = [];
+  private reauthSupported = false;
+  private reauthWaiter: ((result: ReauthResultPayload) => void) | undefined;
+  private stopReplaced: (() => void) | undefined;
+  private readonly relayRule: ReturnType<typeof resolveRelayId>;
 
   constructor(options: RelayClientTransportOptions) {
     const base = new URL(options.relay.toString());
@@ -88,7 +93,8 @@ export class RelayClientTransport implements Transport {
     this.server = options.server;
     this.url = `${base.href.replace(/\/+$/, '')}/v1/agent/${options.server}`;
     this.identity = AgentIdentity.from(options.identity);
-    this.tls = this.identity.tlsFor(resolveRelayId(options.relayId));
+    this.relayRule = resolveRelayId(options.relayId);
+    this.tls = this.identity.tlsFor(this.relayRule);
     this.handshakeTimeoutMs = options.handshakeTimeoutMs ?? 10_000;
     this.now = options.now ?? Date.now;
   }
@@ -138,6 +144,7 @@ export class RelayClientTransport implements Transport {
       };
       ws.on('upgrade', (res: IncomingMessage) => {
         this.socket = res.socket as Socket;
+        this.reauthSupported = res.headers[REAUTH_HEADER.toLowerCase()] === 'v1';
       });
       ws.on('unexpected-response', (req: ClientRequest, res: IncomingMessage) => {
         void readRefusalReason(res).then((reason) => {
@@ -155,6 +162,8 @@ export class RelayClientTransport implements Transport {
           return;
         }
         this.state = 'open';
+        // A renewed identity moves this session to the new certificate in place.
+        this.stopReplaced = this.identity.onReplaced(() => void this.reauthenticate());
         resolve();
       });
       ws.on('error', (err: Error) => {
@@ -232,8 +241,47 @@ export class RelayClientTransport implements Transport {
     return new HandshakeError(`${this.url} refused the session (HTTP ${status}${reason ? `: ${reason}` : ''})`, { status });
   }
 
+  /**
+   * reauthenticate presents the identity's current SVID on this live session (a binary REAUTH
+   * message proven over this TLS connection), so the relay moves the session to it instead of
+   * closing it at the old certificate's expiry (4402). Called by itself after a renewal; resolves
+   * with the relay's answer, `{ ok: false }` without asking when the relay does not accept REAUTH.
+   */
+  reauthenticate(timeoutMs = 10_000): Promise<ReauthResultPayload> {
+    const ws = this.ws;
+    const socket = this.socket as TLSSocket | undefined;
+    if (this.state !== 'open' || ws === undefined || socket === undefined || !this.reauthSupported) {
+      return Promise.resolve({ ok: false, reason: 'session not open, or the relay does not accept REAUTH' });
+    }
+    this.reauthWaiter?.({ ok: false, reason: 'superseded by a newer REAUTH' });
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.reauthWaiter = undefined;
+        resolve({ ok: false, reason: `no answer to REAUTH within ${timeoutMs} ms` });
+      }, timeoutMs);
+      this.reauthWaiter = (result) => {
+        clearTimeout(timer);
+        this.reauthWaiter = undefined;
+        resolve(result);
+      };
+      const proof = reauthProof(socket, this.identity.tlsFor(this.relayRule).identity);
+      ws.send(JSON.stringify({ type: 'reauth', ...proof }), { binary: true });
+    });
+  }
+
   private readonly onMessage = (data: WebSocket.RawData, isBinary: boolean): void => {
     if (isBinary) {
+      // The relay's one binary message is the answer to a REAUTH.
+      let answer: { type?: unknown; ok?: unknown; notAfter?: unknown; reason?: unknown } | undefined;
+      try {
+        answer = JSON.parse((data as Buffer).toString('utf8')) as typeof answer;
+      } catch {
+        answer = undefined;
+      }
+      if (answer?.type === 'reauth_result' && typeof answer.ok === 'boolean' && this.reauthWaiter) {
+        this.reauthWaiter({ ok: answer.ok, ...(typeof answer.notAfter === 'string' ? { notAfter: answer.notAfter } : {}), ...(typeof answer.reason === 'string' ? { reason: answer.reason } : {}) });
+        return;
+      }
       this.onerror?.(new SyntaxError('agent: ignored a binary frame from the relay (MCP messages are text frames)'));
       return;
     }
@@ -252,6 +300,8 @@ export class RelayClientTransport implements Transport {
   };
 
   private readonly onClose = (code: number, reason: Buffer): void => {
+    this.stopReplaced?.();
+    this.stopReplaced = undefined;
     const wasOpen = this.state === 'open';
     this.state = 'closed';
     if (wasOpen && !this.closedByUs && code !== 1000) {

@@ -21,6 +21,8 @@ export { RelayTls } from './relay-tls.js';
 export { renewOverRelay, RenewalError, RENEW_PATH } from './renewal.js';
 export type { RenewOptions } from './renewal.js';
 export { IdentityRenewer } from './renewer.js';
+export { reauthProof, openReauth, checkReauthPayload, REAUTH_EXPORTER_LABEL, REAUTH_HEADER } from './reauth.js';
+export type { ReauthPayload, ReauthResultPayload } from './reauth.js';
 export type { RenewerOptions, RenewerStatus } from './renewer.js';
 export { DEFAULT_RELAY_ID_PATTERN, RELAY_ID_RULE, parseRelayId, relayIdFor } from './relay-id.js';
 export { classifyDialFailure } from './dial-failure.js';

@@ -1,3 +1,4 @@
+import { checkReauthPayload, type ReauthPayload, type ReauthResultPayload } from './reauth.js';
 /**
  * Frames of the connector link (`switchboard.v1`). Every frame is one binary WebSocket message:
  *
@@ -27,6 +28,10 @@ export const FrameType = Object.freeze({
   HELLO: 0x01,
   WELCOME: 0x02,
   GOAWAY: 0x03,
+  /** REAUTH (connector → relay): a renewed SVID for this link, with its proof (reauth.ts). */
+  REAUTH: 0x04,
+  /** REAUTH_RESULT (relay → connector): accepted with the new expiry, or why not. */
+  REAUTH_RESULT: 0x05,
   OPEN: 0x10,
   OPEN_OK: 0x11,
   OPEN_FAIL: 0x12,
@@ -57,6 +62,8 @@ export interface WelcomePayload {
   window: number;
   /** relay is the relay's SPIFFE ID. */
   relay: string;
+  /** reauth is true when the relay accepts REAUTH on this link (a connector sends it only then). */
+  reauth?: boolean;
 }
 
 /** OpenPayload asks the connector for a new backend session. */
@@ -79,6 +86,8 @@ export type Frame =
   | { type: typeof FrameType.HELLO; sessionId: 0; payload: HelloPayload }
   | { type: typeof FrameType.WELCOME; sessionId: 0; payload: WelcomePayload }
   | { type: typeof FrameType.GOAWAY; sessionId: 0; payload: ClosePayload }
+  | { type: typeof FrameType.REAUTH; sessionId: 0; payload: ReauthPayload }
+  | { type: typeof FrameType.REAUTH_RESULT; sessionId: 0; payload: ReauthResultPayload }
   | { type: typeof FrameType.OPEN; sessionId: number; payload: OpenPayload }
   | { type: typeof FrameType.OPEN_OK; sessionId: number; payload: Record<string, never> }
   | { type: typeof FrameType.OPEN_FAIL; sessionId: number; payload: ClosePayload }
@@ -137,7 +146,7 @@ export function decodeFrame(buf: Buffer): Frame {
   const type = buf[0] as number;
   if (!KNOWN_TYPES.has(type)) throw new LinkProtocolError(`unknown frame type 0x${type.toString(16)}`);
   const sessionId = buf.readUInt32BE(1);
-  const linkLevel = type === FrameType.HELLO || type === FrameType.WELCOME || type === FrameType.GOAWAY;
+  const linkLevel = type === FrameType.HELLO || type === FrameType.WELCOME || type === FrameType.GOAWAY || type === FrameType.REAUTH || type === FrameType.REAUTH_RESULT;
   if (linkLevel !== (sessionId === 0)) {
     throw new LinkProtocolError(linkLevel ? 'link-level frame with a session id' : 'session frame with session id 0');
   }
@@ -206,6 +215,8 @@ function checkPayload(type: number, p: Json): unknown {
         rejected: (rejected as Json[]).map((r) => ({ server: r.server as string, reason: typeof r.reason === 'string' ? r.reason : '' })),
         window: p.window as number,
       };
+      if (p.reauth !== undefined && typeof p.reauth !== 'boolean') bad('reauth', 'must be true or false');
+      if (p.reauth === true) welcome.reauth = true;
       return welcome;
     }
     case FrameType.OPEN: {
@@ -218,6 +229,21 @@ function checkPayload(type: number, p: Json): unknown {
     }
     case FrameType.OPEN_OK:
       return {};
+    case FrameType.REAUTH:
+      try {
+        return checkReauthPayload(p);
+      } catch (err) {
+        throw new LinkProtocolError((err as Error).message);
+      }
+    case FrameType.REAUTH_RESULT: {
+      if (typeof p.ok !== 'boolean') bad('ok', 'must be true or false');
+      if (p.notAfter !== undefined && typeof p.notAfter !== 'string') bad('notAfter', 'must be a string');
+      if (p.reason !== undefined && typeof p.reason !== 'string') bad('reason', 'must be a string');
+      const result: ReauthResultPayload = { ok: p.ok as boolean };
+      if (typeof p.notAfter === 'string') result.notAfter = p.notAfter;
+      if (typeof p.reason === 'string') result.reason = p.reason;
+      return result;
+    }
     default: {
       // GOAWAY, OPEN_FAIL, CLOSE
       if (typeof p.code !== 'number' || !Number.isInteger(p.code) || p.code < 0 || p.code > 0xffff) bad('code', 'must be an integer from 0 to 65535');

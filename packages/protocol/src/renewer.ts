@@ -37,7 +37,8 @@ const MIN_RETRY_MS = 1000;
 const MAX_RETRY_MS = 60_000;
 
 /**
- * IdentityRenewer renews an X509-SVID by itself: at half its lifetime minus up to a tenth of it
+ * IdentityRenewer renews an X509-SVID by itself: at half its lifetime (counted from when it was put
+ * in use, or its notBefore if later) minus up to a tenth of it
  * (jitter, so a fleet issued at once does not renew at once), retrying a failure with full-jitter
  * exponential backoff (1 s doubling, at most a minute and at most a quarter of the time left) until
  * the certificate expires. `healthy()` turns false once renewal has been failing and less than a
@@ -51,11 +52,15 @@ export class IdentityRenewer {
   private running = false;
   private attempt: Promise<void> | undefined;
   private readonly state: RenewerStatus;
+  // When the identity in use was put in use: a certificate is back-dated for clock skew, and that
+  // margin is not lifetime to schedule by (with a 6-second SVID it would be most of it).
+  private since: number;
 
   constructor(options: RenewerOptions) {
     this.options = options;
     this.now = options.now ?? Date.now;
     this.random = options.random ?? Math.random;
+    this.since = this.now();
     this.state = { renewals: 0, failures: 0, consecutiveFailures: 0, lastError: undefined, nextAttemptAt: undefined, expiresAt: expiresAt(options.current()) };
   }
 
@@ -85,9 +90,8 @@ export class IdentityRenewer {
   healthy(): boolean {
     if (this.state.consecutiveFailures === 0) return true;
     const identity = this.options.current();
-    const from = Date.parse(identity.svid.leaf.validFrom);
     const to = expiresAt(identity);
-    return to - this.now() > (to - from) / 4;
+    return to - this.now() > (to - this.startOf(identity)) / 4;
   }
 
   /** renewNow renews at once (outside the schedule); resolves when done, rejects on failure. */
@@ -95,14 +99,19 @@ export class IdentityRenewer {
     const current = this.options.current();
     const next = await this.options.renew(current);
     await this.options.install(next);
+    this.since = this.now();
     this.state.renewals++;
     this.state.consecutiveFailures = 0;
     this.state.lastError = undefined;
     this.state.expiresAt = expiresAt(next);
   }
 
+  private startOf(identity: Identity): number {
+    return Math.max(Date.parse(identity.svid.leaf.validFrom), this.since);
+  }
+
   private dueAt(identity: Identity): number {
-    const from = Date.parse(identity.svid.leaf.validFrom);
+    const from = this.startOf(identity);
     const life = expiresAt(identity) - from;
     return from + life / 2 - this.random() * (life / 10);
   }

@@ -65,6 +65,8 @@ export interface RelayMetricsSnapshot {
   expiryCloses: number;
   /** renewals counts `POST /v1/renew` answers by result (`issued` or a `RENEW_ERR_…` code). */
   renewals: Record<string, number>;
+  /** reauths counts renewed certificates presented on live connections. */
+  reauths: { accepted: number; refused: number };
   /** audit is the audit trail's state (null before the relay wired it). */
   audit: AuditMetricsSnapshot | null;
 }
@@ -108,6 +110,8 @@ export class RelayMetrics {
   readonly pinEvents: Record<PinEventType, number> = zeros(PIN_EVENTS);
   revocationCloses = 0;
   expiryCloses = 0;
+  /** reauths counts REAUTH on live links and sessions, accepted and refused. */
+  readonly reauths = { accepted: 0, refused: 0 };
   /** renewals counts `POST /v1/renew` answers: `issued`, or the refusal code. */
   readonly renewals = new Map<string, number>();
 
@@ -139,6 +143,7 @@ export class RelayMetrics {
       revocationCloses: this.revocationCloses,
       expiryCloses: this.expiryCloses,
       renewals: Object.fromEntries(this.renewals),
+      reauths: { ...this.reauths },
       audit: this.audit?.() ?? null,
     };
   }
@@ -177,6 +182,10 @@ export class RelayMetrics {
       PIN_EVENTS.map((e) => [`{event="${e}"}`, this.pinEvents[e]]));
     metric('switchboard_relay_revocation_closes_total', 'counter', 'Sessions and connector links closed because their identity was revoked.',
       [['', this.revocationCloses]]);
+    metric('switchboard_relay_reauths_total', 'counter', 'Renewed certificates presented on live links and sessions, by result.', [
+      ['{result="accepted"}', this.reauths.accepted],
+      ['{result="refused"}', this.reauths.refused],
+    ]);
     metric('switchboard_relay_renewals_total', 'counter', 'POST /v1/renew answers, by result (issued, or the RENEW_ERR_ code).',
       [...this.renewals].map(([result, v]) => [`{result="${result}"}`, v]));
     metric('switchboard_relay_expiry_closes_total', 'counter', 'Sessions and connector links closed because the certificate they authenticated with expired.',

@@ -281,6 +281,8 @@ export async function startRelay(options: RelayOptions, deps: StartRelayDeps = {
     const sockets = new Set<Socket>();
     const state: ShutdownState = { closing: false };
     const registry = new Registry<ConnectorLink>();
+    const bundle = new CurrentBundle(identity.bundle);
+    const auth = new PeerAuthenticator(bundle, deps.now ? { now: deps.now } : {});
     const shared: LinkContext & SessionContext & UpgradeContext & CatalogContext = {
       limits,
       unknownToolReply,
@@ -292,6 +294,7 @@ export async function startRelay(options: RelayOptions, deps: StartRelayDeps = {
       metrics,
       logger,
       relayId: identity.svid.id,
+      peerAuth: auth,
       pins: enforcement.pins,
       inventory: enforcement.inventory,
       online: () => registry.servers(),
@@ -301,8 +304,6 @@ export async function startRelay(options: RelayOptions, deps: StartRelayDeps = {
       linkEnded: (link) => links.delete(link),
     };
 
-    const bundle = new CurrentBundle(identity.bundle);
-    const auth = new PeerAuthenticator(bundle, deps.now ? { now: deps.now } : {});
     const router = new UpgradeRouter(shared, auth, {
       closing: () => state.closing,
       startSession: (accepted) => new AgentSession({ ctx: shared, ...accepted }).start(),

@@ -23,6 +23,11 @@ export interface HttpBridgeOptions {
   path?: string;
   logger?: Logger;
   handshakeTimeoutMs?: number;
+  /**
+   * renew renews an identity read from a directory over the relay at half its lifetime: every new
+   * session dials with the newest SVID, every live one moves to it in place (default on).
+   */
+  renew?: boolean;
 }
 
 /** HttpBridge is a running `agent http` endpoint. */
@@ -55,8 +60,13 @@ export async function startHttpBridge(options: HttpBridgeOptions): Promise<HttpB
   const identity = typeof options.identity === 'string' ? await AgentIdentity.fromDirectory(options.identity) : AgentIdentity.from(options.identity);
   // Validate relay URL and server name now (TypeError), not on the first request.
   new RelayClientTransport({ relay: options.relay, server: options.server, identity, ...(options.relayId !== undefined ? { relayId: options.relayId } : {}) });
-  const bridge = new HttpBridgeImpl(options, identity, (options.logger ?? silentLogger).child({ component: 'agent-http', server: options.server }));
+  const logger = (options.logger ?? silentLogger).child({ component: 'agent-http', server: options.server });
+  const bridge = new HttpBridgeImpl(options, identity, logger);
   await bridge.listen(host, port);
+  if (typeof options.identity === 'string' && options.renew !== false) {
+    identity.startRenewal(options.relay.toString(), { ...(options.relayId !== undefined ? { relayId: options.relayId } : {}), logger });
+    bridge.renewing = true;
+  }
   return bridge;
 }
 
@@ -65,6 +75,8 @@ class HttpBridgeImpl implements HttpBridge {
   private readonly pairs = new Map<string, Pair>();
   private readonly pending = new Set<Pair>();
   private readonly path: string;
+  /** renewing is true when this bridge started the identity's renewal (and so stops it). */
+  renewing = false;
   private allowedHosts = new Set<string>();
   private allowedOrigins = new Set<string>();
   url = '';
@@ -107,6 +119,7 @@ class HttpBridgeImpl implements HttpBridge {
   }
 
   async close(): Promise<void> {
+    if (this.renewing) await this.identity.stopRenewal();
     const all = [...this.pairs.values(), ...this.pending];
     this.pairs.clear();
     await Promise.all(all.map((p) => Promise.all([p.relay.close(), p.http.close()])));

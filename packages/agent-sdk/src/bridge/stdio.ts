@@ -23,6 +23,12 @@ export interface StdioBridgeOptions {
   stdout: Writable;
   logger?: Logger;
   handshakeTimeoutMs?: number;
+  /**
+   * renew renews an identity read from a directory over the relay at half its lifetime and moves
+   * the session to each new certificate (default on; docs/identity.md). The relay must hold an
+   * issuer; without one the session ends at the certificate's expiry (4402).
+   */
+  renew?: boolean;
 }
 
 /** StdioBridgeResult is how the bridge ended: exit code 0 when stdin closed or the session ended normally, 1 with the error otherwise. */
@@ -44,8 +50,9 @@ export interface StdioBridgeResult {
 export async function runStdioBridge(options: StdioBridgeOptions): Promise<StdioBridgeResult> {
   const logger = (options.logger ?? silentLogger).child({ component: 'agent-stdio', server: options.server });
   let relay: RelayClientTransport;
+  let identity: AgentIdentity;
   try {
-    const identity = typeof options.identity === 'string' ? await AgentIdentity.fromDirectory(options.identity) : AgentIdentity.from(options.identity);
+    identity = typeof options.identity === 'string' ? await AgentIdentity.fromDirectory(options.identity) : AgentIdentity.from(options.identity);
     relay = new RelayClientTransport({
       relay: options.relay,
       server: options.server,
@@ -59,7 +66,13 @@ export async function runStdioBridge(options: StdioBridgeOptions): Promise<Stdio
     throw err;
   }
   logger.info({ relay: relay.url }, 'session open');
-  return new StdioBridge(relay, options, logger).run();
+  const renewing = typeof options.identity === 'string' && options.renew !== false;
+  if (renewing) identity.startRenewal(options.relay.toString(), { ...(options.relayId !== undefined ? { relayId: options.relayId } : {}), logger });
+  try {
+    return await new StdioBridge(relay, options, logger).run();
+  } finally {
+    if (renewing) await identity.stopRenewal();
+  }
 }
 
 class StdioBridge {

@@ -14,6 +14,8 @@ export interface AgentStdioOptions {
   identity: string;
   relayId?: string;
   logLevel?: 'debug' | 'info' | 'warn' | 'error' | 'silent';
+  /** renew is false with `--no-renew`: the identity is not renewed over the relay. */
+  renew?: boolean;
 }
 
 /** AgentHttpOptions are the flags of `switchboard agent http`. */
@@ -58,6 +60,7 @@ export async function runAgentStdio(opts: AgentStdioOptions, deps: AgentCliDeps)
       server: opts.server,
       identity: opts.identity,
       ...(opts.relayId !== undefined ? { relayId: opts.relayId } : {}),
+      ...(opts.renew === false ? { renew: false } : {}),
       stdin: deps.stdin,
       stdout: deps.stdout,
       logger,
@@ -84,6 +87,7 @@ export async function runAgentHttp(opts: AgentHttpOptions, deps: AgentCliDeps): 
       server: opts.server,
       identity: opts.identity,
       ...(opts.relayId !== undefined ? { relayId: opts.relayId } : {}),
+      ...(opts.renew === false ? { renew: false } : {}),
       logger,
     });
   } catch (err) {
@@ -113,6 +117,7 @@ function common(cmd: Command): Command {
     .requiredOption('--server <name>', 'MCP server name in the relay policy')
     .requiredOption('--identity <dir>', 'identity directory (svid.pem, svid_key.pem, bundle.pem)')
     .option('--relay-id <spiffe-id>', 'SPIFFE ID (or pattern) the relay must present (default: spiffe://<our trust domain>/relay/*)')
+    .option('--no-renew', 'do not renew the identity over the relay (POST /v1/renew at half its lifetime)')
     .addOption(new Option('--log-level <level>', 'log level (logs go to stderr)').choices(levels));
 }
 

@@ -7,6 +7,8 @@ import type { LinkStatus } from '../link/link-status.js';
 export interface AdminSource {
   links(): LinkStatus[];
   counters(): Readonly<Record<string, number>>;
+  /** identityHealthy is false when the identity is about to expire and renewal keeps failing. */
+  identityHealthy?(): boolean;
 }
 
 /**
@@ -56,6 +58,7 @@ export class AdminServer {
     if (path === '/healthz') return reply(res, 200, 'ok\n');
     if (path === '/readyz') {
       const up = this.source.links().filter((l) => l.state === 'up');
+      if (this.source.identityHealthy?.() === false) return reply(res, 503, 'identity renewal is failing and the certificate expires soon\n');
       return up.length > 0 ? reply(res, 200, 'ready\n') : reply(res, 503, 'no relay link is up\n');
     }
     if (path === '/metrics') return reply(res, 200, renderMetrics(this.source), 'text/plain; version=0.0.4; charset=utf-8');
@@ -75,6 +78,8 @@ const COUNTER_HELP: Record<string, string> = {
   backendFailures: 'Backend sessions that failed to start.',
   overflows: 'Sessions closed because their output buffer overflowed.',
   reconnects: 'Links that ended and were redialed.',
+  renewals: 'Identity renewals installed (POST /v1/renew answered with a new SVID).',
+  renewalFailures: 'Identity renewal attempts a relay did not answer with a new SVID.',
 };
 
 /** renderMetrics writes the connector's metrics in the Prometheus text exposition format. */

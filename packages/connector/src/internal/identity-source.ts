@@ -1,6 +1,6 @@
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { IDENTITY_FILES, loadIdentityFiles, type Identity, type IdMatcher, type SpiffeId } from '@switchboard/pki';
+import { IDENTITY_FILES, loadIdentityFiles, writeIdentityFiles, type Identity, type IdMatcher, type SpiffeId } from '@switchboard/pki';
 import { IdentityError, IdentityExpiredError } from '../errors.js';
 import { RelayTls } from '@switchboard/protocol';
 import { RelayUntrustedError } from '../errors.js';
@@ -43,6 +43,26 @@ export class IdentitySource {
     }
     const tls = this.tls as RelayTls;
     checkValidity(tls.identity, this.now());
+    return tls;
+  }
+
+  /** identity is the identity the last dial used (or the one given in memory). */
+  get identity(): Identity | undefined {
+    return this.tls?.identity;
+  }
+
+  /**
+   * install puts a renewed identity in use for every later dial: written to the directory in the
+   * spiffe-helper layout (each file atomically, the key first) when there is one, kept in memory
+   * otherwise. Returns the new TLS material.
+   */
+  async install(identity: Identity): Promise<RelayTls> {
+    const tls = this.build(identity);
+    if (this.dir !== undefined) {
+      await writeIdentityFiles(this.dir, identity, { force: true });
+      this.stamp = await this.fileStamp(this.dir);
+    }
+    this.tls = tls;
     return tls;
   }
 

@@ -1,5 +1,6 @@
 import type { IncomingMessage, ClientRequest } from 'node:http';
 import type { Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import {
   CloseCode,
   closeReason,
@@ -15,6 +16,8 @@ import {
   type Frame,
   type OpenPayload,
   type WelcomePayload,
+  type ReauthResultPayload,
+  reauthProof,
 } from '@switchboard/protocol';
 import WebSocket from 'ws';
 import type { BackendFactory, BackendSession } from '../backend/backend.js';
@@ -126,6 +129,7 @@ export class Link implements SessionHost {
   private closingByUs = false;
   private goawaySent = false;
   private drainWaiters: (() => void)[] = [];
+  private reauthWaiter: ((result: ReauthResultPayload) => void) | undefined;
 
   constructor(opts: LinkOptions) {
     this.opts = opts;
@@ -314,6 +318,12 @@ export class Link implements SessionHost {
       case FrameType.GOAWAY:
         this.onGoawayFrame(frame.payload.reason);
         return;
+      case FrameType.REAUTH_RESULT: {
+        const waiter = this.reauthWaiter;
+        this.reauthWaiter = undefined;
+        waiter?.(frame.payload);
+        return;
+      }
       default:
         this.protocolViolation(`frame type 0x${frame.type.toString(16)} must not be sent by the relay`);
     }
@@ -347,6 +357,32 @@ export class Link implements SessionHost {
     this.welcomedAt = this.opts.now();
     this.logger.info({ linkId: w.linkId, relayId: w.relay, accepted: [...this.accepted], window: w.window }, 'link up');
     this.opts.onWelcome?.(this, w);
+  }
+
+  /**
+   * reauthenticate presents a renewed identity on this live link (REAUTH, proven over this TLS
+   * connection), so the relay moves the link to the new certificate instead of closing it at the
+   * old one's expiry. Resolves with the relay's answer; `{ ok: false }` without asking when the link
+   * is not up or the relay does not accept REAUTH (it then ends at the old expiry and is redialed).
+   */
+  reauthenticate(tls: RelayTls, timeoutMs = 10_000): Promise<ReauthResultPayload> {
+    const socket = this.socket as TLSSocket | undefined;
+    if ((this.state !== 'up' && this.state !== 'draining') || socket === undefined || this.welcome?.reauth !== true) {
+      return Promise.resolve({ ok: false, reason: 'link not up, or the relay does not accept REAUTH' });
+    }
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.reauthWaiter = undefined;
+        resolve({ ok: false, reason: `no REAUTH_RESULT within ${timeoutMs} ms` });
+      }, timeoutMs);
+      this.reauthWaiter = (result) => {
+        clearTimeout(timer);
+        if (result.ok) this.logger.info({ notAfter: result.notAfter }, 'link re-authenticated with the renewed identity');
+        else this.logger.warn({ reason: result.reason }, 'relay refused the renewed identity on this link');
+        resolve(result);
+      };
+      this.sendFrame(encodeControl(FrameType.REAUTH, 0, reauthProof(socket, tls.identity)));
+    });
   }
 
   private onGoawayFrame(reason: string): void {

@@ -7,6 +7,7 @@ import { IdentitySource } from '../internal/identity-source.js';
 import { DEFAULT_LINK_TIMING, type LinkCounters, type LinkTiming } from '../link/link.js';
 import { DEFAULT_OUTPUT_BUFFER_BYTES } from '../link/session.js';
 import { silentLogger, type Logger } from '@switchboard/common';
+import { IdentityRenewer, renewOverRelay, type RenewerStatus } from '@switchboard/protocol';
 import { realSleep, type BackoffOptions, type Sleep } from './backoff.js';
 import type { LinkStatus } from '../link/link-status.js';
 import { RelaySupervisor } from './relay-supervisor.js';
@@ -41,6 +42,12 @@ export interface StartConnectorOptions {
   now?: () => number;
   /** sleep is the timer used between reconnects (tests). */
   sleep?: Sleep;
+  /**
+   * renew renews the identity over the relays at half its lifetime (default on; docs/identity.md).
+   * A relay without an issuer refuses (RENEW_ERR_DISABLED): the failures are logged, counted, and
+   * `/readyz` turns unready once less than a quarter of the lifetime is left.
+   */
+  renew?: boolean;
 }
 
 /** Connector is a running connector. */
@@ -58,6 +65,10 @@ export interface Connector {
   wait(): Promise<void>;
   /** adminAddress is where the admin listener is bound, when one is configured. */
   readonly adminAddress: { host: string; port: number } | undefined;
+  /** renewal reports the identity renewer, when renewal is on. */
+  renewal(): RenewerStatus | undefined;
+  /** ready is false once the identity is about to expire without a renewal in sight. */
+  identityHealthy(): boolean;
 }
 
 /**
@@ -86,13 +97,15 @@ class ConnectorImpl implements Connector {
   admin: AdminServer | undefined;
   private readonly supervisors: RelaySupervisor[] = [];
   private readonly logger: Logger;
-  private readonly stats: LinkCounters & { reconnects: number } = {
+  private readonly stats: LinkCounters & { reconnects: number; renewals: number; renewalFailures: number } = {
     sessionsOpened: 0,
     openFailures: 0,
     sessionsClosed: 0,
     backendFailures: 0,
     overflows: 0,
     reconnects: 0,
+    renewals: 0,
+    renewalFailures: 0,
   };
   private readonly readyPromise: Promise<void>;
   private readonly waitPromise: Promise<void>;
@@ -102,6 +115,7 @@ class ConnectorImpl implements Connector {
   private rejectWait!: (err: Error) => void;
   private closing: Promise<void> | undefined;
   private failed = false;
+  private renewer: IdentityRenewer | undefined;
 
   constructor(
     private readonly config: ConnectorConfig,
@@ -148,6 +162,44 @@ class ConnectorImpl implements Connector {
       );
     }
     this.logger.info({ relays: this.config.relays, servers: Object.keys(this.config.servers) }, 'connector started');
+    if (this.options.renew !== false) this.startRenewal();
+  }
+
+  renewal(): RenewerStatus | undefined {
+    return this.renewer?.status();
+  }
+
+  identityHealthy(): boolean {
+    return this.renewer?.healthy() ?? true;
+  }
+
+  // Renew over each relay in turn until one answers; then every later dial and every live link uses the new identity.
+  private startRenewal(): void {
+    const current = this.identity.identity;
+    if (current === undefined) return;
+    this.renewer = new IdentityRenewer({
+      current: () => this.identity.identity ?? current,
+      renew: async () => {
+        const tls = await this.identity.current();
+        let last: unknown;
+        for (const relay of this.config.relays) {
+          try {
+            return await renewOverRelay(relay, tls);
+          } catch (err) {
+            last = err;
+            this.stats.renewalFailures++;
+          }
+        }
+        throw last;
+      },
+      install: async (next) => {
+        const tls = await this.identity.install(next);
+        this.stats.renewals++;
+        await Promise.all(this.supervisors.flatMap((s) => s.links()).map((l) => l.reauthenticate(tls)));
+      },
+      logger: this.logger,
+      now: this.now,
+    }).start();
   }
 
   ready(): Promise<void> {
@@ -185,6 +237,7 @@ class ConnectorImpl implements Connector {
 
   private async shutdown(drainMs: number, reason: string): Promise<void> {
     for (const s of this.supervisors) s.stop();
+    await this.renewer?.stop();
     const links = this.supervisors.flatMap((s) => s.links());
     for (const l of links) {
       if (l.state === 'up' || l.state === 'draining') l.goaway(reason);

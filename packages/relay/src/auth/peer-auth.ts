@@ -1,6 +1,7 @@
 import { X509Certificate } from 'node:crypto';
 import type { DetailedPeerCertificate, TLSSocket } from 'node:tls';
 import { PkiError, isPkiError, validateX509Svid, type BundleSource, type SpiffeId } from '@switchboard/pki';
+import { openReauth, type ReauthPayload } from '@switchboard/protocol';
 
 /**
  * PeerIdentity is an authenticated peer: the SPIFFE ID of its X509-SVID and the serial number of
@@ -56,6 +57,18 @@ export class PeerAuthenticator {
       }
       return this.validate(extended);
     }
+  }
+
+  /**
+   * reauthenticate checks a renewed SVID presented on a live connection (REAUTH): the proof signed
+   * by the new key over this connection's TLS exporter, the X509-SVID rules and bundle, and the same
+   * SPIFFE ID as `current`. Returns the connection's new identity; throws `Error` naming the reason.
+   */
+  reauthenticate(socket: TLSSocket, payload: ReauthPayload, current: PeerIdentity): PeerIdentity {
+    const chain = openReauth(socket, payload);
+    const next = this.validate(chain);
+    if (!next.id.equals(current.id)) throw new Error(`the new certificate names ${next.id.toString()}, the connection ${current.id.toString()}`);
+    return next;
   }
 
   private validate(chain: X509Certificate[]): PeerIdentity {

@@ -94,7 +94,6 @@ const LIST_DECISION: Decision = Object.freeze({ allow: true, reason: 'list reque
  */
 export class SessionEnforcer implements EnforcedSession {
   readonly server: string;
-  readonly agent: PeerIdentity;
   private readonly enforcement: Enforcement;
   private readonly host: EnforcerHost;
   private readonly agentId: string;
@@ -106,10 +105,14 @@ export class SessionEnforcer implements EnforcedSession {
     this.enforcement = enforcement;
     this.host = host;
     this.server = host.server;
-    this.agent = host.agent;
     this.agentId = host.agent.id.toString();
     this.scope_ = scope;
     this.lists = new ListFilter(enforcement.pins, enforcement.inventory, host.server, host.connectorId);
+  }
+
+  /** agent is the session's identity now (it changes when a renewed certificate is accepted). */
+  get agent(): PeerIdentity {
+    return this.host.agent;
   }
 
   /** scope is the policy as this session sees it now. */

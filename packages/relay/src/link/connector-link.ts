@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Duplex } from 'node:stream';
+import type { TLSSocket } from 'node:tls';
 import {
   CloseCode,
   FrameType,
@@ -14,12 +15,13 @@ import {
   closeReason,
   isServerName,
   type HelloPayload,
+  type ReauthPayload,
 } from '@switchboard/protocol';
 import type { Logger } from '@switchboard/common';
 import type { SpiffeId } from '@switchboard/pki';
 import WebSocket from 'ws';
 import type { AuditSink } from '../audit/sink.js';
-import type { PeerIdentity } from '../auth/peer-auth.js';
+import type { PeerAuthenticator, PeerIdentity } from '../auth/peer-auth.js';
 import { watchExpiry, type ExpiryWatch } from '../auth/expiry.js';
 import type { RelayLimits, RelayTiming } from '../config/limits.js';
 import { coalesce } from '../internal/cork.js';
@@ -39,6 +41,8 @@ export interface LinkContext {
   readonly logger: Logger;
   /** relayId is the relay's own SPIFFE ID, sent in WELCOME. */
   readonly relayId: SpiffeId;
+  /** peerAuth checks a renewed certificate presented on the link (REAUTH). */
+  readonly peerAuth: Pick<PeerAuthenticator, 'reauthenticate'>;
   /** linkEnded is called once per link after it closed. */
   linkEnded(link: ConnectorLink): void;
 }
@@ -63,7 +67,8 @@ type TaggedSocket = WebSocket & { [kLink]?: ConnectorLink };
 export class ConnectorLink implements RoutableLink, SessionHost {
   /** linkId is a random id naming this link in WELCOME, logs and audit records. */
   readonly linkId = randomBytes(8).toString('hex');
-  readonly peer: PeerIdentity;
+  /** peer is the identity the link is authenticated as: the handshake's, then each accepted REAUTH's. */
+  peer: PeerIdentity;
   private readonly ctx: LinkContext;
   private readonly ws: TaggedSocket;
   private readonly socket: Duplex;
@@ -213,6 +218,9 @@ export class ConnectorLink implements RoutableLink, SessionHost {
       case FrameType.GOAWAY:
         this.goAwayReceived(frame.payload.reason);
         return;
+      case FrameType.REAUTH:
+        this.reauth(frame.payload);
+        return;
       default:
         this.protocolError(`frame type 0x${frame.type.toString(16)} is not sent by a connector`);
     }
@@ -252,6 +260,7 @@ export class ConnectorLink implements RoutableLink, SessionHost {
       accepted,
       rejected,
       window: this.ctx.limits.sessionWindowBytes,
+      reauth: true,
     };
     this.send(encodeControl(FrameType.WELCOME, 0, welcome));
     this.ctx.audit.write({
@@ -281,6 +290,35 @@ export class ConnectorLink implements RoutableLink, SessionHost {
     this.state = DRAINING;
     this.ctx.registry.removeLink(this);
     this.log.info({ reason: closeReason(reason) }, 'connector sent GOAWAY; draining');
+  }
+
+  /**
+   * reauth moves the link to a renewed certificate (its expiry, its serial) when the proof, the SVID
+   * rules and the policy (not revoked) accept it; the link and its sessions carry on either way,
+   * and a refused one still ends at the old certificate's expiry.
+   */
+  private reauth(payload: ReauthPayload): void {
+    const before = this.peer;
+    let next: PeerIdentity;
+    try {
+      next = this.ctx.peerAuth.reauthenticate(this.socket as TLSSocket, payload, before);
+      if (this.ctx.policy.identity(next).revoked !== undefined) throw new Error('this identity has been revoked');
+    } catch (err) {
+      const reason = (err as Error).message.slice(0, 300);
+      this.ctx.metrics.reauths.refused++;
+      this.ctx.audit.write({ type: 'identity.reauth', peer: before.id.toString(), on: `link:${this.linkId}`, certSerial: before.certSerial, accepted: false, newCertSerial: null, notAfter: null, reason });
+      this.log.warn({ reason }, 'connector re-authentication refused');
+      this.send(encodeControl(FrameType.REAUTH_RESULT, 0, { ok: false, reason }));
+      return;
+    }
+    this.peer = next;
+    this.expiry?.cancel();
+    this.expiry = watchExpiry(next.expiresAt, () => this.expired());
+    this.ctx.metrics.reauths.accepted++;
+    const notAfter = next.expiresAt.toISOString();
+    this.ctx.audit.write({ type: 'identity.reauth', peer: next.id.toString(), on: `link:${this.linkId}`, certSerial: before.certSerial, accepted: true, newCertSerial: next.certSerial, notAfter, reason: 'renewed certificate' });
+    this.log.info({ notAfter }, 'connector re-authenticated with a renewed certificate');
+    this.send(encodeControl(FrameType.REAUTH_RESULT, 0, { ok: true, notAfter }));
   }
 
   private expired(): void {

@@ -2,7 +2,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import { PkiError } from '@switchboard/pki';
-import { AGENT_SUBPROTOCOL, CloseCode, LINK_SUBPROTOCOL, isServerName } from '@switchboard/protocol';
+import { AGENT_SUBPROTOCOL, CloseCode, LINK_SUBPROTOCOL, REAUTH_HEADER, isServerName } from '@switchboard/protocol';
 import type { Logger } from '@switchboard/common';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { AuditSink } from '../audit/sink.js';
@@ -81,6 +81,8 @@ export class UpgradeRouter {
     this.hooks = hooks;
     const common = { noServer: true, perMessageDeflate: false, clientTracking: false, skipUTF8Validation: false } as const;
     this.agentServer = new WebSocketServer({ ...common, maxPayload: ctx.limits.maxMessageBytes, handleProtocols: pickAgent });
+    // Tells an agent it may move the session to a renewed certificate (binary REAUTH, docs/protocol.md).
+    this.agentServer.on('headers', (headers: string[]) => headers.push(`${REAUTH_HEADER}: v1`));
     this.linkServer = new WebSocketServer({ ...common, maxPayload: ctx.limits.maxServerMessageBytes + 5, handleProtocols: pickLink });
   }
 

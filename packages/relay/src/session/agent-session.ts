@@ -1,11 +1,12 @@
 import { isUtf8 } from 'node:buffer';
 import type { Duplex } from 'node:stream';
+import type { TLSSocket } from 'node:tls';
 import type { Logger } from '@switchboard/common';
-import { CloseCode, closeReason, sendableCloseCode } from '@switchboard/protocol';
+import { CloseCode, checkReauthPayload, closeReason, sendableCloseCode } from '@switchboard/protocol';
 import WebSocket from 'ws';
 import type { AuditSink } from '../audit/sink.js';
 import { watchExpiry, type ExpiryWatch } from '../auth/expiry.js';
-import type { PeerIdentity } from '../auth/peer-auth.js';
+import type { PeerAuthenticator, PeerIdentity } from '../auth/peer-auth.js';
 import type { RelayLimits, UnknownToolReply } from '../config/limits.js';
 import type { Enforcement } from '../enforce/enforcement.js';
 import { Req, isGoverned, requestKind } from '../enforce/request-kind.js';
@@ -55,6 +56,7 @@ const CLOSED = 2;
 
 
 const TEXT = Object.freeze({ binary: false });
+const BINARY = Object.freeze({ binary: true });
 
 // One scan result shared by every session: scanning and reading the spans happen in one
 // synchronous stretch, before anything else can scan.
@@ -73,6 +75,8 @@ export interface SessionContext {
   readonly audit: AuditSink;
   readonly metrics: RelayMetrics;
   readonly logger: Logger;
+  /** peerAuth checks a renewed certificate presented on the session (REAUTH). */
+  readonly peerAuth: Pick<PeerAuthenticator, 'reauthenticate'>;
   /** sessionEnded is called once per session after it is freed (drain bookkeeping). */
   sessionEnded(): void;
 }
@@ -88,7 +92,8 @@ export class AgentSession implements LinkSession {
   /** sessionId is the id on the link, assigned by {@link SessionHost.attach}. */
   sessionId = 0;
   readonly server: string;
-  readonly agent: PeerIdentity;
+  /** agent is the identity the session is authenticated as: the handshake's, then each accepted REAUTH's. */
+  agent: PeerIdentity;
   readonly link: SessionHost;
   private readonly ctx: SessionContext;
   private readonly ws: TaggedSocket;
@@ -123,11 +128,15 @@ export class AgentSession implements LinkSession {
     this.agent = init.agent;
     this.server = init.server;
     this.link = init.link;
+    // The enforcer reads the session's identity as it is now (a REAUTH replaces it).
+    const self = this;
     this.enforcer = new SessionEnforcer(
       init.ctx.enforcement,
       {
         server: init.server,
-        agent: init.agent,
+        get agent() {
+          return self.agent;
+        },
         connectorId: init.link.peer.id.toString(),
         unknownToolStyle: init.ctx.unknownToolReply,
         notify: (text) => this.notifyAgent(text),
@@ -197,6 +206,8 @@ export class AgentSession implements LinkSession {
     this.silentTicks = 0;
     if (this.state === CLOSED) return;
     if (isBinary) {
+      // The one binary message an agent may send is REAUTH (docs/protocol.md); anything else closes.
+      if (this.reauth(data)) return;
       this.deny('binary_frame');
       this.close(CloseCode.UNSUPPORTED_DATA, 'binary frames are not accepted: one JSON-RPC message per text frame', true, false);
       return;
@@ -477,6 +488,46 @@ export class AgentSession implements LinkSession {
     this.ctx.metrics.expiryCloses++;
     this.log.info({ sessionId: this.sessionId, expiresAt: this.agent.expiresAt.toISOString() }, 'agent certificate expired; closing its session');
     this.close(CloseCode.IDENTITY_EXPIRED, `agent certificate expired at ${this.agent.expiresAt.toISOString()}`, true, false);
+  }
+
+  /**
+   * reauth handles a binary REAUTH message (`{ type: 'reauth', chain, proof }`): a renewed SVID
+   * proven on this connection moves the session to the new certificate (its expiry, its serial,
+   * the scope rebuilt for it). Returns false when `data` is not a REAUTH message at all.
+   */
+  private reauth(data: Buffer): boolean {
+    let message: unknown;
+    try {
+      message = JSON.parse(data.toString('utf8'));
+    } catch {
+      return false;
+    }
+    if (typeof message !== 'object' || message === null || (message as { type?: unknown }).type !== 'reauth') return false;
+    const before = this.agent;
+    const on = `session:${this.sessionId}`;
+    let next: PeerIdentity;
+    try {
+      next = this.ctx.peerAuth.reauthenticate(this.socket as TLSSocket, checkReauthPayload(message), before);
+      if (this.ctx.policy.identity(next).revoked !== undefined) throw new Error('this identity has been revoked');
+    } catch (err) {
+      const reason = (err as Error).message.slice(0, 300);
+      this.ctx.metrics.reauths.refused++;
+      this.ctx.audit.write({ type: 'identity.reauth', peer: before.id.toString(), on, certSerial: before.certSerial, accepted: false, newCertSerial: null, notAfter: null, reason });
+      this.log.warn({ sessionId: this.sessionId, reason }, 'agent re-authentication refused');
+      this.ws.send(JSON.stringify({ type: 'reauth_result', ok: false, reason }), BINARY);
+      return true;
+    }
+    this.agent = next;
+    this.expiry?.cancel();
+    this.expiry = watchExpiry(next.expiresAt, () => this.expired());
+    this.enforcer.policyChanged();
+    if (this.state === CLOSED) return true;
+    this.ctx.metrics.reauths.accepted++;
+    const notAfter = next.expiresAt.toISOString();
+    this.ctx.audit.write({ type: 'identity.reauth', peer: next.id.toString(), on, certSerial: before.certSerial, accepted: true, newCertSerial: next.certSerial, notAfter, reason: 'renewed certificate' });
+    this.log.info({ sessionId: this.sessionId, notAfter }, 'agent re-authenticated with a renewed certificate');
+    this.ws.send(JSON.stringify({ type: 'reauth_result', ok: true, notAfter }), BINARY);
+    return true;
   }
 
   /** refreshScope re-checks the session against a new policy: closed with 4401 (revoked) or 4403 (withdrawn), else kept. */

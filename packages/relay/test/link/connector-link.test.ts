@@ -35,6 +35,7 @@ describe('HELLO / WELCOME', () => {
         { server: 'bad/name', reason: 'not a valid server name' },
       ],
       window: 256 * 1024,
+      reauth: true,
     });
     expect(t.relay.servers()).toEqual(['crm']);
     // The support agents may use tickets, but this connector could not register it.

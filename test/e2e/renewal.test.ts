@@ -1,0 +1,147 @@
+// Identities that renew themselves: a real relay holding an issuer, a real connector on a 6-second
+// SVID in front of a real MCP server, the SDK agent calling throughout. The connector renews over
+// the relay at half its lifetime, writes its files, and moves its live link to each new
+// certificate (REAUTH), so nothing is dropped; a connector that does not renew is closed at expiry.
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
+import { AgentIdentity, connect } from '@switchboard/agent-sdk';
+import { loadIdentityFiles } from '@switchboard/pki';
+import { createTestCA, type TestCA } from '@switchboard/pki/testing';
+import { MemoryAuditSink, startRelay } from '@switchboard/relay';
+import { parseConnectorConfig, startConnector } from '@switchboard/connector';
+import { afterEach, describe, expect, it } from 'vitest';
+import { CLI, EVERYTHING, TD } from './world.js';
+
+const CONNECTOR = `spiffe://${TD}/connector/main`;
+const AGENT = `spiffe://${TD}/agent/support`;
+const POLICY = {
+  trustDomain: TD,
+  servers: { everything: { connectors: [CONNECTOR] } },
+  rules: [{ id: 'support', agents: [AGENT], servers: ['everything'], tools: { allow: ['echo'] } }],
+};
+const cleanups: (() => Promise<unknown>)[] = [];
+
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c().catch(() => undefined);
+});
+
+async function setup(connectorTtl: number, renew: boolean, agentTtl?: number) {
+  const dir = await mkdtemp(join(tmpdir(), 'sb-renew-'));
+  cleanups.push(() => rm(dir, { recursive: true, force: true }));
+  const ca: TestCA = await createTestCA({ trustDomain: TD });
+  const audit = new MemoryAuditSink();
+  const relay = await startRelay({
+    listen: '127.0.0.1:0',
+    identity: { svid: await ca.issue(`spiffe://${TD}/relay/main`), bundle: ca.bundle },
+    policy: POLICY,
+    audit: { sink: audit },
+    renewal: { issuer: ca.ca.issuer(), ttlSeconds: agentTtl ?? connectorTtl },
+  });
+  cleanups.push(() => relay.close({ drainTimeoutMs: 0 }));
+  const ids = join(dir, 'connector');
+  await ca.writeIdentity(ids, await ca.issue(CONNECTOR, { ttlSeconds: connectorTtl }));
+  const config = parseConnectorConfig({ relays: [relay.url], identity: ids, servers: { everything: { command: process.execPath, args: [EVERYTHING, 'stdio'] } } });
+  const connector = await startConnector(config, { drainTimeoutMs: 0, renew });
+  cleanups.push(() => connector.close());
+  await connector.ready();
+  const agentIds = join(dir, 'agent');
+  await ca.writeIdentity(agentIds, await ca.issue(AGENT, agentTtl === undefined ? {} : { ttlSeconds: agentTtl }));
+  const agent = await connect({ relay: relay.url, server: 'everything', identity: { svid: await ca.issue(AGENT), bundle: ca.bundle } });
+  cleanups.push(() => agent.close());
+  return { relay, connector, agent, audit, ids, agentIds };
+}
+
+describe('identity renewal over the relay, end to end', () => {
+  it('a connector on a 6 s SVID renews three times with no dropped call, link or session', async () => {
+    const { relay, connector, agent, audit, ids } = await setup(6, true);
+    const firstSerial = (await loadIdentityFiles(ids)).svid.leaf.serialNumber;
+    const linkId = connector.links()[0]?.linkId;
+    let calls = 0;
+    const deadline = Date.now() + 20_000;
+    while ((connector.renewal()?.renewals ?? 0) < 3 && Date.now() < deadline && calls < 2000) {
+      const r = (await agent.callTool({ name: 'echo', arguments: { message: `m${calls}` } })) as { content: { text: string }[] };
+      expect(r.content[0]?.text).toBe(`Echo: m${calls}`);
+      calls++;
+      await new Promise((res) => setTimeout(res, 100));
+    }
+    expect(connector.renewal()?.renewals).toBeGreaterThanOrEqual(3);
+    expect(connector.renewal()?.failures).toBe(0);
+    // The link is the one of the start: never closed, moved to each new certificate in place.
+    expect(connector.links()).toEqual([expect.objectContaining({ state: 'up', linkId, reconnects: 0 })]);
+    expect(relay.metrics().reauths).toEqual({ accepted: connector.renewal()?.renewals, refused: 0 });
+    expect(relay.metrics().expiryCloses).toBe(0);
+    expect(audit.records.filter((r) => r.type === 'link.down' || r.type === 'session.close')).toEqual([]);
+    const issued = audit.records.filter((r) => r.type === 'identity.renew');
+    expect(issued.length).toBe(connector.renewal()?.renewals);
+    expect(issued.every((r) => r.type === 'identity.renew' && r.issued && r.peer === CONNECTOR)).toBe(true);
+    // The files on disk hold the newest SVID, for the next process start.
+    const onDisk = await loadIdentityFiles(ids);
+    expect(onDisk.svid.leaf.serialNumber).not.toBe(firstSerial);
+    expect(issued.at(-1)).toMatchObject({ newCertSerial: onDisk.svid.leaf.serialNumber });
+    // The session the agent opened at the start still answers.
+    expect(((await agent.callTool({ name: 'echo', arguments: { message: 'last' } })) as { content: { text: string }[] }).content[0]?.text).toBe('Echo: last');
+  });
+
+  it('a connector that does not renew is closed at expiry with 4402, and its session ends', async () => {
+    const { relay, agent, audit } = await setup(3, false);
+    const deadline = Date.now() + 8000;
+    while (relay.metrics().expiryCloses === 0 && Date.now() < deadline) await new Promise((res) => setTimeout(res, 100));
+    expect(relay.metrics().expiryCloses).toBe(1);
+    expect(audit.records.filter((r) => r.type === 'link.down')).toEqual([expect.objectContaining({ connector: CONNECTOR, code: 4402 })]);
+    expect(audit.records.filter((r) => r.type === 'session.close')).toEqual([expect.objectContaining({ agent: AGENT, code: 4509 })]);
+    await expect(agent.callTool({ name: 'echo', arguments: { message: 'x' } })).rejects.toThrow();
+  });
+
+  it('an SDK agent on a 6 s SVID renews three times and keeps its session', async () => {
+    const { relay, audit, agentIds } = await setup(3600, false, 6);
+    const identity = await AgentIdentity.fromDirectory(agentIds);
+    const renewer = identity.startRenewal(relay.url);
+    cleanups.push(() => identity.stopRenewal());
+    const client = await connect({ relay: relay.url, server: 'everything', identity });
+    cleanups.push(() => client.close());
+    let calls = 0;
+    const deadline = Date.now() + 20_000;
+    while (renewer.status().renewals < 3 && Date.now() < deadline && calls < 2000) {
+      const r = (await client.callTool({ name: 'echo', arguments: { message: `a${calls}` } })) as { content: { text: string }[] };
+      expect(r.content[0]?.text).toBe(`Echo: a${calls}`);
+      calls++;
+      await new Promise((res) => setTimeout(res, 100));
+    }
+    expect(renewer.status()).toMatchObject({ renewals: 3, failures: 0 });
+    // Each renewal moved the live session (the same one) to the new certificate.
+    await until(() => relay.metrics().reauths.accepted === 3);
+    const reauths = audit.records.filter((r) => r.type === 'identity.reauth');
+    expect(reauths).toHaveLength(3);
+    expect(new Set(reauths.map((r) => r.type === 'identity.reauth' && r.on))).toEqual(new Set([expect.stringMatching(/^session:/)]));
+    expect(audit.records.filter((r) => r.type === 'session.close' && r.agent === AGENT)).toEqual([]);
+    expect((await loadIdentityFiles(agentIds)).svid.leaf.serialNumber).toBe(identity.identity.svid.leaf.serialNumber);
+  });
+
+  it('`switchboard agent stdio` on a 6 s SVID renews by itself: the MCP client above it sees nothing', async () => {
+    const { relay, audit, agentIds } = await setup(3600, false, 6);
+    const c = new Client({ name: 'stdio-client', version: '1.0.0' });
+    await c.connect(new StdioClientTransport({ command: process.execPath, args: [CLI, 'agent', 'stdio', '--relay', relay.url, '--server', 'everything', '--identity', agentIds], stderr: 'pipe' }));
+    cleanups.push(() => c.close());
+    let calls = 0;
+    const deadline = Date.now() + 20_000;
+    while (relay.metrics().reauths.accepted < 3 && Date.now() < deadline && calls < 2000) {
+      const r = (await c.callTool({ name: 'echo', arguments: { message: `s${calls}` } })) as { content: { text: string }[] };
+      expect(r.content[0]?.text).toBe(`Echo: s${calls}`);
+      calls++;
+      await new Promise((res) => setTimeout(res, 100));
+    }
+    expect(relay.metrics().reauths).toEqual({ accepted: 3, refused: 0 });
+    expect(relay.metrics().expiryCloses).toBe(0);
+    expect(audit.records.filter((r) => r.type === 'identity.renew' && r.peer === AGENT && r.issued)).toHaveLength(3);
+    expect(audit.records.filter((r) => r.type === 'session.close' && r.agent === AGENT)).toEqual([]);
+  });
+});
+
+async function until(ok: () => boolean, ms = 5000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!ok() && Date.now() < end) await new Promise((res) => setTimeout(res, 50));
+  expect(ok()).toBe(true);
+}
