@@ -7,6 +7,7 @@ import { benchGuard, printGuard } from './guard.mjs';
 import { benchPolicy, printPolicy } from './policy.mjs';
 import { benchAudit, printAudit } from './audit.mjs';
 import { benchRelayAudit, printRelayAudit } from './audit-relay.mjs';
+import { benchRenewal, printRenewal } from './renewal.mjs';
 
 const quick = process.argv.includes('--quick');
 console.log(`Switchboard benchmark — node ${process.version}, ${new Date().toISOString()}${quick ? ' (quick)' : ''}\n`);
@@ -20,3 +21,4 @@ console.log('');
 printAudit(await benchAudit({ quick }));
 console.log('');
 printRelayAudit(await benchRelayAudit({ quick }));
+printRenewal(await benchRenewal({ quick }));

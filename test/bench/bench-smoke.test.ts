@@ -32,6 +32,13 @@ describe('pnpm bench --quick', () => {
     expect(out).toMatch(/^\| target \| p50 ms \| p99 ms \| fresh p50 ms \| calls\/s @1 \| calls\/s 32 in flight \| calls\/s @32 \| setup ms \|$/m);
     expect(out).toContain('Relay RSS per idle agent session');
     expect(out).toContain('Goals:');
+    expect(out).toContain('## Identity renewal');
+  });
+
+  it('prints renewals/s and the tools/call p99 with and without a renewal burst', () => {
+    expect(out).toMatch(/^renewals\/s the relay signed: \d+ \(\d+ in the burst slices\)$/m);
+    expect(out).toMatch(/^\| steady \| \d+ \| \d+\.\d\d \| \d+\.\d\d \|$/m);
+    expect(out).toMatch(/^\| during the renewal burst \| \d+ \| \d+\.\d\d \| \d+\.\d\d \|$/m);
   });
 
   it('prints the identity figures as numbers', () => {
