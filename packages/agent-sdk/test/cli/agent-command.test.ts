@@ -66,7 +66,7 @@ describe('agentCommand', () => {
     expect(cmd.name()).toBe('agent');
     const [stdio, http] = cmd.commands;
     expect(stdio?.name()).toBe('stdio');
-    expect(stdio?.options.map((o) => o.long)).toEqual(['--relay', '--server', '--identity', '--relay-id', '--log-level']);
+    expect(stdio?.options.map((o) => o.long)).toEqual(['--relay', '--server', '--identity', '--relay-id', '--no-renew', '--log-level']);
     expect(http?.name()).toBe('http');
     expect(http?.options.map((o) => o.long)).toContain('--listen');
   });

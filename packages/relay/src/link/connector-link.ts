@@ -23,6 +23,7 @@ import WebSocket from 'ws';
 import type { AuditSink } from '../audit/sink.js';
 import type { PeerAuthenticator, PeerIdentity } from '../auth/peer-auth.js';
 import { watchExpiry, type ExpiryWatch } from '../auth/expiry.js';
+import { judgeReauth } from '../auth/reauth.js';
 import type { RelayLimits, RelayTiming } from '../config/limits.js';
 import { coalesce } from '../internal/cork.js';
 import type { RelayMetrics } from '../metrics.js';
@@ -298,27 +299,16 @@ export class ConnectorLink implements RoutableLink, SessionHost {
    * and a refused one still ends at the old certificate's expiry.
    */
   private reauth(payload: ReauthPayload): void {
-    const before = this.peer;
-    let next: PeerIdentity;
-    try {
-      next = this.ctx.peerAuth.reauthenticate(this.socket as TLSSocket, payload, before);
-      if (this.ctx.policy.identity(next).revoked !== undefined) throw new Error('this identity has been revoked');
-    } catch (err) {
-      const reason = (err as Error).message.slice(0, 300);
-      this.ctx.metrics.reauths.refused++;
-      this.ctx.audit.write({ type: 'identity.reauth', peer: before.id.toString(), on: `link:${this.linkId}`, certSerial: before.certSerial, accepted: false, newCertSerial: null, notAfter: null, reason });
-      this.log.warn({ reason }, 'connector re-authentication refused');
-      this.send(encodeControl(FrameType.REAUTH_RESULT, 0, { ok: false, reason }));
-      return;
+    const { answer, next } = judgeReauth(this.ctx, this.socket as TLSSocket, payload, this.peer, `link:${this.linkId}`);
+    if (next !== undefined) {
+      this.peer = next;
+      this.expiry?.cancel();
+      this.expiry = watchExpiry(next.expiresAt, () => this.expired());
+      this.log.info({ notAfter: answer.notAfter }, 'connector re-authenticated with a renewed certificate');
+    } else {
+      this.log.warn({ reason: answer.reason }, 'connector re-authentication refused');
     }
-    this.peer = next;
-    this.expiry?.cancel();
-    this.expiry = watchExpiry(next.expiresAt, () => this.expired());
-    this.ctx.metrics.reauths.accepted++;
-    const notAfter = next.expiresAt.toISOString();
-    this.ctx.audit.write({ type: 'identity.reauth', peer: next.id.toString(), on: `link:${this.linkId}`, certSerial: before.certSerial, accepted: true, newCertSerial: next.certSerial, notAfter, reason: 'renewed certificate' });
-    this.log.info({ notAfter }, 'connector re-authenticated with a renewed certificate');
-    this.send(encodeControl(FrameType.REAUTH_RESULT, 0, { ok: true, notAfter }));
+    this.send(encodeControl(FrameType.REAUTH_RESULT, 0, answer));
   }
 
   private expired(): void {

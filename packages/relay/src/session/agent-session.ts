@@ -6,6 +6,7 @@ import { CloseCode, checkReauthPayload, closeReason, sendableCloseCode } from '@
 import WebSocket from 'ws';
 import type { AuditSink } from '../audit/sink.js';
 import { watchExpiry, type ExpiryWatch } from '../auth/expiry.js';
+import { judgeReauth } from '../auth/reauth.js';
 import type { PeerAuthenticator, PeerIdentity } from '../auth/peer-auth.js';
 import type { RelayLimits, UnknownToolReply } from '../config/limits.js';
 import type { Enforcement } from '../enforce/enforcement.js';
@@ -503,30 +504,26 @@ export class AgentSession implements LinkSession {
       return false;
     }
     if (typeof message !== 'object' || message === null || (message as { type?: unknown }).type !== 'reauth') return false;
-    const before = this.agent;
-    const on = `session:${this.sessionId}`;
-    let next: PeerIdentity;
+    let payload;
     try {
-      next = this.ctx.peerAuth.reauthenticate(this.socket as TLSSocket, checkReauthPayload(message), before);
-      if (this.ctx.policy.identity(next).revoked !== undefined) throw new Error('this identity has been revoked');
+      payload = checkReauthPayload(message);
     } catch (err) {
-      const reason = (err as Error).message.slice(0, 300);
-      this.ctx.metrics.reauths.refused++;
-      this.ctx.audit.write({ type: 'identity.reauth', peer: before.id.toString(), on, certSerial: before.certSerial, accepted: false, newCertSerial: null, notAfter: null, reason });
-      this.log.warn({ sessionId: this.sessionId, reason }, 'agent re-authentication refused');
-      this.ws.send(JSON.stringify({ type: 'reauth_result', ok: false, reason }), BINARY);
+      this.ws.send(JSON.stringify({ type: 'reauth_result', ok: false, reason: (err as Error).message }), BINARY);
       return true;
     }
-    this.agent = next;
-    this.expiry?.cancel();
-    this.expiry = watchExpiry(next.expiresAt, () => this.expired());
-    this.enforcer.policyChanged();
-    if (this.state === CLOSED) return true;
-    this.ctx.metrics.reauths.accepted++;
-    const notAfter = next.expiresAt.toISOString();
-    this.ctx.audit.write({ type: 'identity.reauth', peer: next.id.toString(), on, certSerial: before.certSerial, accepted: true, newCertSerial: next.certSerial, notAfter, reason: 'renewed certificate' });
-    this.log.info({ sessionId: this.sessionId, notAfter }, 'agent re-authenticated with a renewed certificate');
-    this.ws.send(JSON.stringify({ type: 'reauth_result', ok: true, notAfter }), BINARY);
+    const { answer, next } = judgeReauth(this.ctx, this.socket as TLSSocket, payload, this.agent, `session:${this.sessionId}`);
+    if (next !== undefined) {
+      this.agent = next;
+      this.expiry?.cancel();
+      this.expiry = watchExpiry(next.expiresAt, () => this.expired());
+      // The scope is built from the identity (its serial): rebuild it for the new certificate.
+      this.enforcer.policyChanged();
+      if (this.state === CLOSED) return true;
+      this.log.info({ sessionId: this.sessionId, notAfter: answer.notAfter }, 'agent re-authenticated with a renewed certificate');
+    } else {
+      this.log.warn({ sessionId: this.sessionId, reason: answer.reason }, 'agent re-authentication refused');
+    }
+    this.ws.send(JSON.stringify({ type: 'reauth_result', ...answer }), BINARY);
     return true;
   }
 

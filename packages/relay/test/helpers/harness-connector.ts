@@ -2,6 +2,8 @@
  * A connector harness: speaks the link protocol with the codec from @switchboard/protocol and
  * answers JSON-RPC like a tiny MCP server, so relay tests control every frame. Every wait is bounded.
  */
+import type { IncomingMessage } from 'node:http';
+import type { TLSSocket } from 'node:tls';
 import {
   FrameType,
   LINK_PROTOCOL_VERSION,
@@ -18,7 +20,7 @@ import {
 import type WebSocket from 'ws';
 import type { ClientOptions } from 'ws';
 import type { Msg } from './agent-client.js';
-import { connect, outcome, type TestRelay } from './relay.js';
+import { connect, outcome, type Creds, type TestRelay } from './relay.js';
 import { within } from './time.js';
 
 /** HarnessSession is one session the relay opened on the harness link. */
@@ -83,6 +85,8 @@ export class HarnessConnector {
   handler: Handler = tinyMcpServer;
   /** onOpen decides how OPEN is answered (default: OPEN_OK). */
   onOpen: (s: HarnessSession) => 'ok' | 'fail' | 'ignore' = () => 'ok';
+  /** socket is the link's TLS socket (for REAUTH proofs), when it was dialed by {@link dial}. */
+  socket: TLSSocket | undefined;
   /** grantByDefault sets `grant` of new sessions. */
   grantByDefault = true;
   private listeners = new Set<() => void>();
@@ -111,11 +115,17 @@ export class HarnessConnector {
   }
 
   /** dial opens the link without sending HELLO. */
-  static async dial(t: TestRelay, id: string, extra: ClientOptions = {}): Promise<HarnessConnector> {
-    const ws = connect(t, '/v1/connector', await t.creds(id), LINK_SUBPROTOCOL, extra);
+  static async dial(t: TestRelay, id: string, extra: ClientOptions = {}, creds?: Creds): Promise<HarnessConnector> {
+    const ws = connect(t, '/v1/connector', creds ?? (await t.creds(id)), LINK_SUBPROTOCOL, extra);
+    let socket: TLSSocket | undefined;
+    ws.once('upgrade', (res: IncomingMessage) => {
+      socket = res.socket as TLSSocket;
+    });
     const o = await outcome(ws);
     if (o.kind !== 'open') throw new Error(`connector ${id} could not connect: ${JSON.stringify(o)}`);
-    return new HarnessConnector(ws);
+    const h = new HarnessConnector(ws);
+    h.socket = socket;
+    return h;
   }
 
   hello(servers: string[], version = LINK_PROTOCOL_VERSION): void {

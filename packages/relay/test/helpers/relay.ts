@@ -30,6 +30,8 @@ export interface TestRelay {
 
 /** TestRelayOptions shape the relay {@link startTestRelay} starts. */
 export interface TestRelayOptions {
+  /** ca is the CA to use (default: a fresh one), for certificates a test needs before the relay starts. */
+  ca?: TestCA;
   policy?: PolicyDocument | string;
   limits?: Partial<RelayLimits>;
   timing?: Partial<RelayTiming>;
@@ -46,7 +48,7 @@ export interface TestRelayOptions {
 
 /** startTestRelay starts a relay on 127.0.0.1:0 with a fresh CA (STANDARD_POLICY unless told otherwise). */
 export async function startTestRelay(options: TestRelayOptions = {}): Promise<TestRelay> {
-  const ca = await createTestCA({ trustDomain: 'example.org' });
+  const ca = options.ca ?? (await createTestCA({ trustDomain: 'example.org' }));
   const svid = await ca.issue(RELAY_ID);
   const audit = options.auditSink ?? new MemoryAuditSink();
   const relay = await startRelay(
