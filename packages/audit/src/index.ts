@@ -19,6 +19,7 @@ export type {
   AuditRevocation,
   AuditConnectionRefused,
   AuditIdentityRenew,
+  AuditIdentityEnroll,
   AuditIdentityReauth,
   AuditCheckpoint,
   AuditRecordInput,

@@ -169,6 +169,20 @@ export interface AuditIdentityRenew {
   remote: string;
 }
 
+/** AuditIdentityEnroll is written for every `POST /v1/enroll` on the enrollment listener. */
+export interface AuditIdentityEnroll {
+  type: 'identity.enroll';
+  /** peer is the SPIFFE ID the CSR named, null when it could not be read. */
+  peer: string | null;
+  issued: boolean;
+  newCertSerial: string | null;
+  notAfter: string | null;
+  /** code is the refusal code (`ENROLL_ERR_…`), null when issued. */
+  code: string | null;
+  reason: string;
+  remote: string;
+}
+
 /** AuditIdentityReauth is written when a live link or session presents a renewed SVID (accepted or not). */
 export interface AuditIdentityReauth {
   type: 'identity.reauth';
@@ -209,6 +223,7 @@ export type AuditRecordInput =
   | AuditRevocation
   | AuditConnectionRefused
   | AuditIdentityRenew
+  | AuditIdentityEnroll
   | AuditIdentityReauth;
 
 /** AuditRecordBody is any record kind, checkpoints included. */
@@ -246,6 +261,7 @@ export const AUDIT_RECORD_TYPES: readonly AuditRecordType[] = Object.freeze([
   'revocation',
   'connection.refused',
   'identity.renew',
+  'identity.enroll',
   'identity.reauth',
   'checkpoint',
 ] as const);

@@ -6,6 +6,7 @@ import { policyCommand, relayCommand, toolsCommand } from '@switchboard/relay';
 import { connectorCommand } from '@switchboard/connector';
 import { agentCommand } from '@switchboard/agent-sdk';
 import { demoCommand } from './demo.js';
+import { enrollCommand } from './enroll.js';
 import { promptSecret } from './prompt.js';
 
 /**
@@ -28,6 +29,7 @@ export async function main(argv: readonly string[], io: CliIo = processIo()): Pr
     });
   program.addCommand(caCommand(io, setExit));
   program.addCommand(identityCommand(io, setExit));
+  program.addCommand(enrollCommand(io, setExit));
   program.addCommand(relayCommand());
   program.addCommand(policyCommand(io, setExit));
   program.addCommand(toolsCommand(io, setExit));

@@ -230,3 +230,42 @@ describe('the installed binary', () => {
     expect(err).toMatchObject({ code: 2 });
   });
 });
+
+describe('switchboard enroll', () => {
+  it('gets a first identity with a token from `identity token` (key made here); a reused token writes nothing', async () => {
+    const { startRelay, MemoryAuditSink } = await import('@switchboard/relay');
+    const relayIds = join(dir, 'enroll-relay');
+    expect((await sb(['identity', 'issue', 'spiffe://example.org/relay/main', '--ca-dir', caDir, '--out', relayIds])).code).toBe(0);
+    const relay = await startRelay({
+      listen: '127.0.0.1:0',
+      identity: relayIds,
+      policy: { trustDomain: 'example.org', servers: {} },
+      audit: { sink: new MemoryAuditSink() },
+      // The relay holds the intermediate (from the CA directory) and the enrollment key's public half.
+      renewal: { issuer: caDir, ttlSeconds: 600 },
+      enrollment: { listen: '127.0.0.1:0', publicKey: join(caDir, 'enrollment_key.pem'), usedTokens: join(dir, 'enroll-used.jsonl') },
+    });
+    try {
+      const t = await sb(['identity', 'token', 'spiffe://example.org/connector/new', '--ca-dir', caDir]);
+      expect(t.code).toBe(0);
+      const tokenFile = join(dir, 'enroll-token');
+      await writeFile(tokenFile, t.out);
+      const out = join(dir, 'enrolled');
+      const r = await sb(['enroll', '--relay', relay.enrollUrl as string, '--token', tokenFile, '--bundle', join(caDir, 'bundle.pem'), '--out', out]);
+      expect(r).toMatchObject({ code: 0, err: '', out: expect.stringMatching(/^enrolled spiffe:\/\/example\.org\/connector\/new: .*svid\.pem \(expires /) });
+      expect((await readdir(out)).sort()).toEqual(['bundle.pem', 'svid.pem', 'svid_key.pem']);
+      expect((await stat(join(out, 'svid_key.pem'))).mode & 0o777).toBe(0o600);
+      const inspected = await sb(['identity', 'inspect', join(out, 'svid.pem'), '--json']);
+      expect(inspected.code).toBe(0);
+      expect(JSON.parse(inspected.out)).toMatchObject({ spiffeId: 'spiffe://example.org/connector/new', validation: { valid: true } });
+      // The same token again: refused, and nothing is written.
+      const again = join(dir, 'enrolled-again');
+      const r2 = await sb(['enroll', '--relay', relay.enrollUrl as string, '--token', tokenFile, '--bundle', join(caDir, 'bundle.pem'), '--out', again]);
+      expect(r2.code).toBe(1);
+      expect(r2.err).toMatch(/^ENROLL_ERR_TOKEN_USED: the relay refused \(HTTP 409 ENROLL_ERR_TOKEN_USED\): enrollment: token has already been redeemed\n$/);
+      await expect(readdir(again)).rejects.toMatchObject({ code: 'ENOENT' });
+    } finally {
+      await relay.close();
+    }
+  });
+});

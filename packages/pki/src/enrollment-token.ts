@@ -1,3 +1,4 @@
+import { closeSync, fsyncSync, openSync, readFileSync, renameSync, writeFileSync, writeSync } from 'node:fs';
 import { decodeProtectedHeader, errors as joseErrors, jwtVerify, SignJWT, type JWTPayload } from 'jose';
 import { randomBytes, type KeyObject } from 'node:crypto';
 import type { CertificateAuthority } from './ca.js';
@@ -114,6 +115,69 @@ export class MemoryUsedTokenStore implements UsedTokenStore {
       else if (exp < next) next = exp;
     }
     this.nextExpiry = next;
+  }
+}
+
+/**
+ * FileUsedTokenStore is a {@link UsedTokenStore} on disk: each redeemed token is appended to a file
+ * (one JSON line `{ jti, exp }`, fsynced before the redemption counts), and the file is read back
+ * at open, so a token stays spent across restarts. Expired entries are dropped when the file is
+ * opened (rewritten atomically). One relay process owns the file; replicas that share an
+ * enrollment listener need a shared store (docs/identity.md).
+ */
+export class FileUsedTokenStore implements UsedTokenStore {
+  private readonly memory: MemoryUsedTokenStore;
+  private readonly fd: number;
+
+  private constructor(fd: number, memory: MemoryUsedTokenStore) {
+    this.fd = fd;
+    this.memory = memory;
+  }
+
+  /** FileUsedTokenStore.open reads (or creates, mode 0600) the store at `path`. Throws `PKI_ERR_TOKEN_STORE` when it cannot. */
+  static open(path: string, options: { now?: () => Date } = {}): FileUsedTokenStore {
+    const memory = new MemoryUsedTokenStore(options);
+    const now = (options.now ?? (() => new Date()))().getTime();
+    const kept: string[] = [];
+    let text = '';
+    try {
+      text = readFileSync(path, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new PkiError('PKI_ERR_TOKEN_STORE', `enrollment: cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, { cause: err });
+    }
+    for (const line of text.split('\n')) {
+      if (line.trim() === '') continue;
+      let e: { jti?: unknown; exp?: unknown };
+      try {
+        e = JSON.parse(line) as typeof e;
+      } catch {
+        continue; // a torn last line from a crash: that redemption never answered
+      }
+      if (typeof e.jti !== 'string' || typeof e.exp !== 'number' || e.exp <= now) continue;
+      memory.markUsed(e.jti, new Date(e.exp));
+      kept.push(JSON.stringify({ jti: e.jti, exp: e.exp }));
+    }
+    try {
+      const tmp = `${path}.tmp`;
+      writeFileSync(tmp, kept.length === 0 ? '' : `${kept.join('\n')}\n`, { mode: 0o600 });
+      renameSync(tmp, path);
+      const fd = openSync(path, 'a', 0o600);
+      return new FileUsedTokenStore(fd, memory);
+    } catch (err) {
+      throw new PkiError('PKI_ERR_TOKEN_STORE', `enrollment: cannot write ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, { cause: err });
+    }
+  }
+
+  markUsed(jti: string, expiresAt: Date): boolean {
+    if (!this.memory.markUsed(jti, expiresAt)) return false;
+    writeSync(this.fd, `${JSON.stringify({ jti, exp: expiresAt.getTime() })}\n`);
+    fsyncSync(this.fd);
+    return true;
+  }
+
+  /** close releases the file. */
+  close(): void {
+    closeSync(this.fd);
   }
 }
 

@@ -67,6 +67,7 @@ export type PkiErrorCode =
   | 'PKI_ERR_TOKEN_EXPIRED'
   | 'PKI_ERR_TOKEN_USED'
   | 'PKI_ERR_TOKEN_ID_MISMATCH'
+  | 'PKI_ERR_TOKEN_STORE'
   // CA and files
   | 'PKI_ERR_CA_EXISTS'
   | 'PKI_ERR_CA_UNREADABLE'

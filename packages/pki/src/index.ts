@@ -39,6 +39,7 @@ export {
   issueEnrollmentToken,
   EnrollmentTokenVerifier,
   MemoryUsedTokenStore,
+  FileUsedTokenStore,
   DEFAULT_ENROLLMENT_TTL_SECONDS,
   MAX_ENROLLMENT_TTL_SECONDS,
   ENROLLMENT_TOKEN_TYPE,

@@ -17,9 +17,9 @@ export { CloseCode, RpcErrorCode, MAX_CLOSE_REASON_BYTES, sendableCloseCode, clo
 export { isJsonRpcMessage } from './json-rpc.js';
 export { refusalBody, readRefusalReason, MAX_REFUSAL_READ_BYTES, MAX_REFUSAL_REASON_CHARS } from './refusal.js';
 export { SERVER_NAME_PATTERN, SERVER_NAME_RULE, isServerName } from './server-name.js';
-export { RelayTls } from './relay-tls.js';
-export { renewOverRelay, RenewalError, RENEW_PATH } from './renewal.js';
-export type { RenewOptions } from './renewal.js';
+export { RelayTls, checkRelayCertificate } from './relay-tls.js';
+export { renewOverRelay, enrollWithRelay, RenewalError, RENEW_PATH, ENROLL_PATH } from './renewal.js';
+export type { RenewOptions, EnrollOptions } from './renewal.js';
 export { IdentityRenewer } from './renewer.js';
 export { reauthProof, openReauth, checkReauthPayload, REAUTH_EXPORTER_LABEL, REAUTH_HEADER } from './reauth.js';
 export type { ReauthPayload, ReauthResultPayload } from './reauth.js';

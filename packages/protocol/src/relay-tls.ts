@@ -48,19 +48,8 @@ export class RelayTls {
   }
 
   /** checkServerIdentity validates the relay's X509-SVID; returns an error to fail the handshake (fail closed). */
-  readonly checkServerIdentity = (_host: string, cert: PeerCertificate): Error | undefined => {
-    try {
-      const chain = peerChain(cert as DetailedPeerCertificate);
-      const { id } = validateX509Svid(chain, this.bundles);
-      if (!this.relayId.matches(id)) {
-        const which = this.configured ? 'relayId' : 'the default relay rule; set relayId to the relay\'s SPIFFE ID';
-        return this.untrusted(`relay presented ${id.toString()}, expected ${this.relayId.pattern} (${which})`);
-      }
-      return undefined;
-    } catch (err) {
-      return this.untrusted(`relay certificate rejected: ${(err as Error).message}`, err);
-    }
-  };
+  readonly checkServerIdentity = (_host: string, cert: PeerCertificate): Error | undefined =>
+    checkRelayCertificate(cert, this.bundles, this.relayId, this.configured, this.untrusted);
 
   /**
    * createConnection is handed to `ws` as its socket factory: every connection uses the one secure
@@ -100,6 +89,24 @@ export class RelayTls {
     }
     return socket;
   };
+}
+
+/**
+ * checkRelayCertificate is the relay check of every dial: the X509-SVID rules against `bundles`,
+ * then the relay rule. Returns the error to fail the handshake with, or undefined.
+ */
+export function checkRelayCertificate(cert: PeerCertificate, bundles: BundleSet, rule: IdMatcher, configured: boolean, untrusted: UntrustedRelay): Error | undefined {
+  try {
+    const chain = peerChain(cert as DetailedPeerCertificate);
+    const { id } = validateX509Svid(chain, bundles);
+    if (!rule.matches(id)) {
+      const which = configured ? 'relayId' : "the default relay rule; set relayId to the relay's SPIFFE ID";
+      return untrusted(`relay presented ${id.toString()}, expected ${rule.pattern} (${which})`);
+    }
+    return undefined;
+  } catch (err) {
+    return untrusted(`relay certificate rejected: ${(err as Error).message}`, err);
+  }
 }
 
 /**

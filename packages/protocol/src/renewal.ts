@@ -1,10 +1,17 @@
 import { request, type RequestOptions } from 'node:https';
 import { isIP } from 'node:net';
-import { BundleSet, TrustBundle, X509Svid, createCsr, newP256Key, parseCertificatesPem, validateX509Svid, type Identity } from '@switchboard/pki';
+import type { KeyObject } from 'node:crypto';
+import type { PeerCertificate } from 'node:tls';
+import { BundleSet, SpiffeId, TrustBundle, X509Svid, createCsr, newP256Key, parseCertificatesPem, validateX509Svid, type IdMatcher, type Identity } from '@switchboard/pki';
+import { relayIdFor } from './relay-id.js';
+import { checkRelayCertificate } from './relay-tls.js';
 import type { RelayTls } from './relay-tls.js';
 
 /** RENEW_PATH is the relay's renewal endpoint, under the relay URL's path. */
 export const RENEW_PATH = '/v1/renew';
+
+/** ENROLL_PATH is the enrollment endpoint, on the relay's enrollment listener. */
+export const ENROLL_PATH = '/v1/enroll';
 
 const MAX_ANSWER_BYTES = 64 * 1024;
 
@@ -50,7 +57,48 @@ export async function renewOverRelay(relayUrl: string, tls: RelayTls, options: R
   const body = JSON.stringify(options.ttlSeconds === undefined ? { csr } : { csr, ttlSeconds: options.ttlSeconds });
   const url = new URL(relayUrl);
   const path = `${url.pathname.replace(/\/+$/, '')}${RENEW_PATH}`;
-  const { status, text } = await post(url, path, body, tls, options.timeoutMs ?? 15_000);
+  const { status, text } = await post(url, path, body, { secureContext: tls.secureContext, checkServerIdentity: tls.checkServerIdentity }, options.timeoutMs ?? 15_000);
+  return identityFromAnswer(status, text, id, key, tls.identity.bundle);
+}
+
+/** EnrollOptions tune {@link enrollWithRelay}. */
+export interface EnrollOptions extends RenewOptions {
+  /** relayId is the rule the relay's SPIFFE ID must match (default `spiffe://<td>/relay/*`). */
+  relayId?: IdMatcher | SpiffeId | string;
+}
+
+/**
+ * enrollWithRelay gets a workload's first identity from a relay's enrollment listener
+ * (`https://host:port`): a fresh P-256 key made here, a CSR for `id`, and the single-use `token`
+ * (`switchboard identity token`). The relay is authenticated against `bundle` (the trust domain's
+ * public roots, distributed with the token) and the relay rule, as on every dial. The key never
+ * leaves this process. Throws {@link RenewalError} with the relay's `ENROLL_ERR_…` code.
+ *
+ * @example
+ * const identity = await enrollWithRelay('https://relay.example.org:8444', token, 'spiffe://example.org/connector/crm', bundle);
+ * await writeIdentityFiles('./ids/crm', identity);
+ */
+export async function enrollWithRelay(enrollUrl: string, token: string, id: SpiffeId | string, bundle: TrustBundle, options: EnrollOptions = {}): Promise<Identity> {
+  const sid = typeof id === 'string' ? SpiffeId.parse(id) : id;
+  const rule = relayIdFor(options.relayId, sid.trustDomain);
+  const key = newP256Key();
+  const csr = await createCsr(key, { id: sid });
+  const body = JSON.stringify(options.ttlSeconds === undefined ? { token, csr } : { token, csr, ttlSeconds: options.ttlSeconds });
+  const url = new URL(enrollUrl);
+  if (url.protocol !== 'https:') throw new TypeError(`enroll: the enrollment URL must be https://, not ${url.protocol}`);
+  const bundles = new BundleSet([bundle]);
+  const untrusted = (message: string, cause?: unknown) => new RenewalError('RENEW_ERR_TRANSPORT', `enroll: the relay's certificate is not acceptable: ${message}`, cause === undefined ? {} : { cause });
+  const { status, text } = await post(
+    url,
+    `${url.pathname.replace(/\/+$/, '')}${ENROLL_PATH}`,
+    body,
+    { ca: bundle.toPem(), checkServerIdentity: (_host: string, cert: PeerCertificate) => checkRelayCertificate(cert, bundles, rule, options.relayId !== undefined, untrusted) },
+    options.timeoutMs ?? 15_000,
+  );
+  return identityFromAnswer(status, text, sid, key, bundle);
+}
+
+function identityFromAnswer(status: number, text: string, id: SpiffeId, key: KeyObject, currentBundle: TrustBundle): Identity {
   let answer: { code?: unknown; error?: unknown; svid?: unknown; bundle?: unknown };
   try {
     answer = JSON.parse(text) as typeof answer;
@@ -59,7 +107,7 @@ export async function renewOverRelay(relayUrl: string, tls: RelayTls, options: R
   }
   if (status !== 200) {
     const code = typeof answer.code === 'string' ? answer.code : 'RENEW_ERR_ANSWER';
-    throw new RenewalError(code, `renewal: the relay refused (HTTP ${status} ${code}): ${typeof answer.error === 'string' ? answer.error.slice(0, 300) : ''}`, { status });
+    throw new RenewalError(code, `the relay refused (HTTP ${status} ${code}): ${typeof answer.error === 'string' ? answer.error.slice(0, 300) : ''}`, { status });
   }
   if (typeof answer.svid !== 'string' || typeof answer.bundle !== 'string') throw new RenewalError('RENEW_ERR_ANSWER', 'renewal: the answer lacks svid or bundle', { status });
   try {
@@ -69,7 +117,7 @@ export async function renewOverRelay(relayUrl: string, tls: RelayTls, options: R
     const validated = validateX509Svid(chain, new BundleSet([bundle]));
     if (!validated.id.equals(id)) throw new Error(`the new SVID names ${validated.id.toString()}, not ${id.toString()}`);
     if (!chain[0]?.checkPrivateKey(key)) throw new Error('the new SVID does not certify the key we sent');
-    return { svid, bundle: withJwtAuthorities(bundle, tls.identity.bundle) };
+    return { svid, bundle: withJwtAuthorities(bundle, currentBundle) };
   } catch (err) {
     throw new RenewalError('RENEW_ERR_ANSWER', `renewal: the relay's answer is not a valid SVID for ${id.toString()}: ${(err as Error).message}`, { status, cause: err });
   }
@@ -81,18 +129,19 @@ function withJwtAuthorities(next: TrustBundle, current: TrustBundle): TrustBundl
   return new TrustBundle({ trustDomain: next.trustDomain, x509Authorities: next.x509Authorities, jwtAuthorities: current.jwtAuthorities.values() });
 }
 
-function post(url: URL, path: string, body: string, tls: RelayTls, timeoutMs: number): Promise<{ status: number; text: string }> {
+type TlsChoice = { secureContext: RelayTls['secureContext']; checkServerIdentity: RelayTls['checkServerIdentity'] } | { ca: string; checkServerIdentity: (host: string, cert: PeerCertificate) => Error | undefined };
+
+function post(url: URL, path: string, body: string, tls: TlsChoice, timeoutMs: number): Promise<{ status: number; text: string }> {
   return new Promise((resolve, reject) => {
-    const options: RequestOptions & { secureContext: RelayTls['secureContext'] } = {
+    const options: RequestOptions = {
       host: url.hostname.replace(/^\[|\]$/g, ''),
       port: url.port === '' ? 443 : Number(url.port),
       path,
       method: 'POST',
       headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
       agent: false,
-      // Our SVID and bundle, TLS 1.3, and the relay check of every dial (bundle, SVID rules, relay rule).
-      secureContext: tls.secureContext,
-      checkServerIdentity: tls.checkServerIdentity,
+      // Our SVID and bundle (or, to enroll, the bundle alone), TLS 1.3, and the relay check of every dial.
+      ...tls,
       minVersion: 'TLSv1.3',
       rejectUnauthorized: true,
       ...(isIP(url.hostname.replace(/^\[|\]$/g, '')) ? {} : { servername: url.hostname }),

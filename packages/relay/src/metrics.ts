@@ -65,6 +65,8 @@ export interface RelayMetricsSnapshot {
   expiryCloses: number;
   /** renewals counts `POST /v1/renew` answers by result (`issued` or a `RENEW_ERR_…` code). */
   renewals: Record<string, number>;
+  /** enrollments counts `POST /v1/enroll` answers by result. */
+  enrollments: Record<string, number>;
   /** reauths counts renewed certificates presented on live connections. */
   reauths: { accepted: number; refused: number };
   /** audit is the audit trail's state (null before the relay wired it). */
@@ -114,6 +116,8 @@ export class RelayMetrics {
   readonly reauths = { accepted: 0, refused: 0 };
   /** renewals counts `POST /v1/renew` answers: `issued`, or the refusal code. */
   readonly renewals = new Map<string, number>();
+  /** enrollments counts `POST /v1/enroll` answers: `issued`, or the refusal code. */
+  readonly enrollments = new Map<string, number>();
 
   /** redacted counts redactions by kind (from a redaction's `counts`). */
   redacted(counts: Readonly<Record<string, number>>): void {
@@ -143,6 +147,7 @@ export class RelayMetrics {
       revocationCloses: this.revocationCloses,
       expiryCloses: this.expiryCloses,
       renewals: Object.fromEntries(this.renewals),
+      enrollments: Object.fromEntries(this.enrollments),
       reauths: { ...this.reauths },
       audit: this.audit?.() ?? null,
     };
@@ -186,6 +191,8 @@ export class RelayMetrics {
       ['{result="accepted"}', this.reauths.accepted],
       ['{result="refused"}', this.reauths.refused],
     ]);
+    metric('switchboard_relay_enrollments_total', 'counter', 'POST /v1/enroll answers, by result (issued, or the ENROLL_ERR_ code).',
+      [...this.enrollments].map(([result, v]) => [`{result="${result}"}`, v]));
     metric('switchboard_relay_renewals_total', 'counter', 'POST /v1/renew answers, by result (issued, or the RENEW_ERR_ code).',
       [...this.renewals].map(([result, v]) => [`{result="${result}"}`, v]));
     metric('switchboard_relay_expiry_closes_total', 'counter', 'Sessions and connector links closed because the certificate they authenticated with expired.',

@@ -16,7 +16,9 @@ import { ConnectorLink, type LinkContext } from './link/connector-link.js';
 import { Registry } from './link/registry.js';
 import { CATALOG_PATH, handleCatalog, type CatalogContext } from './listener/catalog.js';
 import { RENEW_PATH, RenewalCounter, handleRenew } from './listener/renew.js';
-import type { RenewalSetting } from './config/renewal-config.js';
+import type { EnrollmentSetting, RenewalSetting } from './config/renewal-config.js';
+import { handleEnroll } from './listener/enroll.js';
+import { FileUsedTokenStore } from '@switchboard/pki';
 import { UpgradeRouter, type UpgradeContext } from './listener/upgrade.js';
 import { RelayMetrics, type RelayMetricsSnapshot } from './metrics.js';
 import type { PolicySnapshot } from './policy/compile.js';
@@ -24,8 +26,8 @@ import type { PolicyDocument } from './policy/document.js';
 import type { PolicyStore } from './policy/store.js';
 import { AgentSession, type SessionContext } from './session/agent-session.js';
 import { Cleanup } from './wiring/cleanup.js';
-import { closeServer, createMainServer, hostForUrl, listenOn, startAdmin, watchIdentity } from './wiring/listeners.js';
-import { loadRelayIdentity, openAudit, openEnforcement, openPolicy, openRenewal } from './wiring/open-parts.js';
+import { closeServer, createMainServer, hostForUrl, listenOn, startAdmin, startEnrollment, watchIdentity } from './wiring/listeners.js';
+import { loadRelayIdentity, openAudit, openEnforcement, openEnrollment, openPolicy, openRenewal, readKeyFile } from './wiring/open-parts.js';
 import type { PolicyFile, PolicyReloadResult } from './wiring/policy-file.js';
 
 /**
@@ -53,6 +55,8 @@ export interface RelayOptions {
   watchPolicy?: boolean;
   /** renewal, when set, renews workload SVIDs on `POST /v1/renew` with this issuer (docs/identity.md). */
   renewal?: RenewalSetting;
+  /** enrollment, when set, starts the enrollment listener (`POST /v1/enroll`; needs `renewal`). */
+  enrollment?: EnrollmentSetting;
 }
 
 /** StartRelayDeps are the relay's collaborators; all optional. */
@@ -78,6 +82,7 @@ interface RelayParts {
   url: string;
   port: number;
   adminUrl: string | undefined;
+  enrollUrl: string | undefined;
   relayId: SpiffeId;
   policy: PolicyStore;
   policyFile: PolicyFile | undefined;
@@ -113,6 +118,8 @@ export class Relay {
   readonly port: number;
   /** adminUrl is the admin listener's base URL, `http://host:port`, when one was started. */
   readonly adminUrl: string | undefined;
+  /** enrollUrl is the enrollment listener's base URL, `https://host:port`, when one was started. */
+  readonly enrollUrl: string | undefined;
   /** id is the relay's own SPIFFE ID. */
   readonly id: SpiffeId;
   /** policy is the store holding the policy in force; `relay.reloadPolicy()` re-reads its file. */
@@ -130,6 +137,7 @@ export class Relay {
     this.url = parts.url;
     this.port = parts.port;
     this.adminUrl = parts.adminUrl;
+    this.enrollUrl = parts.enrollUrl;
     this.id = parts.relayId;
     this.policy = parts.policy;
     const { heartbeatIntervalMs, idleTicks } = parts.timing;
@@ -269,6 +277,8 @@ export async function startRelay(options: RelayOptions, deps: StartRelayDeps = {
   const identity = await loadRelayIdentity(options.identity);
   const { store: policy, file: policyFile } = await openPolicy(options.policy, identity, logger);
   const renewal = await openRenewal(options.renewal, identity);
+  const enrollAddr = options.enrollment ? parseListenAddress(options.enrollment.listen, 'enrollment.listen') : undefined;
+  const enrollKeyPem = typeof options.enrollment?.publicKey === 'string' ? await readKeyFile(options.enrollment.publicKey, 'enrollment.publicKey') : undefined;
 
   const cleanup = new Cleanup();
   try {
@@ -326,11 +336,17 @@ export async function startRelay(options: RelayOptions, deps: StartRelayDeps = {
     server.on('upgrade', (req, socket, head) => router.handleUpgrade(req, socket, head));
     const port = await listenOn(server, listen, 'listen');
     cleanup.add('main listener', () => closeServer(server));
+    let enrollUrl: string | undefined;
+    if (options.enrollment !== undefined && enrollAddr !== undefined) {
+      const { verifier, store } = openEnrollment(options.enrollment, renewal, identity, enrollKeyPem);
+      if (store instanceof FileUsedTokenStore) cleanup.add('used-token store', () => store.close());
+      enrollUrl = await startEnrollment(enrollAddr, identity, (req, res) => handleEnroll({ ...shared, renewal, verifier }, req, res), cleanup);
+    }
     const adminUrl = adminAddr === undefined ? undefined : await startAdmin(adminAddr, { ready: () => server.listening && !state.closing && audit.available, metrics }, cleanup);
 
     const url = `wss://${hostForUrl(listen.host)}:${port}`;
-    logger.info({ url, adminUrl, relay: identity.svid.id.toString() }, 'relay listening');
-    const relay = new Relay({ url, port, adminUrl, relayId: identity.svid.id, policy, policyFile, server, links, registry, sockets, state, metrics, audit, enforcement, limits, timing, logger, cleanup });
+    logger.info({ url, adminUrl, enrollUrl, relay: identity.svid.id.toString() }, 'relay listening');
+    const relay = new Relay({ url, port, adminUrl, enrollUrl, relayId: identity.svid.id, policy, policyFile, server, links, registry, sockets, state, metrics, audit, enforcement, limits, timing, logger, cleanup });
     if (options.watchPolicy !== false) policyFile?.watch(() => void relay.reloadPolicy());
     if (typeof options.identity === 'string') relay.identityReloader = watchIdentity(options.identity, identity, server, bundle, logger);
     return relay;

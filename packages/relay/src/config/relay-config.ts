@@ -1,13 +1,13 @@
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { RelayConfigError } from '../errors.js';
-import { YamlSyntaxError, isPlainObject, object, parseYaml, string, validate } from '@switchboard/common/config';
+import { SchemaViolation, YamlSyntaxError, isPlainObject, object, parseYaml, string, validate } from '@switchboard/common/config';
 import { auditConfig, auditSchema, type RelayAuditConfig } from './audit-config.js';
 import { withConfigErrors, type Locate } from './config-errors.js';
 import { enforcementConfig, enforcementConfigShape, type JwtSignerOptions, type PinsOptions } from './enforcement-config.js';
 import { DEFAULT_ENFORCEMENT, DEFAULT_LIMITS, enforcementSchema, limitsSchema, withDefaults, type EnforcementOptions, type RelayLimits } from './limits.js';
 import { checkAdminListen, parseListenAddress } from './listen.js';
-import { renewalConfig, renewalSchema, type RenewalConfig } from './renewal-config.js';
+import { enrollmentConfig, enrollmentSchema, renewalConfig, renewalSchema, type EnrollmentSetting, type RenewalConfig } from './renewal-config.js';
 
 /** RelayConfig is relay.yaml after validation, with every path absolute and every limit set. */
 export interface RelayConfig {
@@ -31,6 +31,8 @@ export interface RelayConfig {
   watchPolicy: boolean;
   /** renewal, when set, renews workload SVIDs on `POST /v1/renew` (docs/identity.md). */
   renewal?: RenewalConfig;
+  /** enrollment, when set, starts the enrollment listener (`POST /v1/enroll`). */
+  enrollment?: EnrollmentSetting;
 }
 
 /** relayConfigSchema is relay.yaml: every key, its type and range (docs/operations.md). */
@@ -43,6 +45,7 @@ export const relayConfigSchema = object({
   limits: limitsSchema.optional(),
   enforcement: enforcementSchema.optional(),
   renewal: renewalSchema.optional(),
+  enrollment: enrollmentSchema.optional(),
   ...enforcementConfigShape,
 });
 
@@ -59,6 +62,10 @@ export function parseRelayConfig(
     () => {
       const root = validate(relayConfigSchema, doc);
       parseListenAddress(root.listen);
+      if (root.enrollment !== undefined) {
+        parseListenAddress(root.enrollment.listen, 'enrollment.listen');
+        if (root.renewal === undefined) throw new SchemaViolation(['enrollment'], 'needs renewal.issuer: enrolled workloads get their SVID from the same issuer');
+      }
       if (root.admin !== undefined) checkAdminListen(root.admin.listen);
       return {
         listen: root.listen,
@@ -70,6 +77,7 @@ export function parseRelayConfig(
         enforcement: withDefaults(DEFAULT_ENFORCEMENT, root.enforcement ?? {}),
         ...enforcementConfig(root, baseDir),
         ...(root.renewal ? { renewal: renewalConfig(root.renewal, baseDir) } : {}),
+        ...(root.enrollment ? { enrollment: enrollmentConfig(root.enrollment, baseDir) } : {}),
       };
     },
     options.source,

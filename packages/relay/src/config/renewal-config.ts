@@ -1,7 +1,8 @@
 import { resolve } from 'node:path';
 import { SchemaViolation, object, string, z } from '@switchboard/common/config';
 import { parseDuration } from '@switchboard/guard';
-import { DEFAULT_SVID_TTL_SECONDS, MAX_SVID_TTL_SECONDS, type SvidIssuer } from '@switchboard/pki';
+import type { KeyObject } from 'node:crypto';
+import { DEFAULT_SVID_TTL_SECONDS, MAX_SVID_TTL_SECONDS, type SvidIssuer, type UsedTokenStore } from '@switchboard/pki';
 
 /**
  * relay.yaml's `renewal` section: the relay renews workload SVIDs on `POST /v1/renew`.
@@ -42,3 +43,32 @@ export function renewalTtl(ttl: unknown, path: readonly (string | number)[]): nu
   }
   return ms / 1000;
 }
+
+/**
+ * relay.yaml's `enrollment` section: a separate listener where a new workload exchanges a
+ * single-use enrollment token for its first SVID (needs `renewal.issuer`).
+ *
+ * ```yaml
+ * enrollment:
+ *   listen: 0.0.0.0:8444
+ *   publicKey: ./issuer/enrollment_pub.pem   # the CA's enrollment public key (openssl pkey -pubout)
+ *   usedTokens: ./enrollment-used.jsonl      # redeemed tokens, kept across restarts
+ * ```
+ */
+export const enrollmentSchema = object({ listen: string(), publicKey: string(), usedTokens: string() });
+
+/** EnrollmentSetting is startRelay's `enrollment` option. */
+export interface EnrollmentSetting {
+  /** listen is `host:port` of the enrollment listener (server TLS only). */
+  listen: string;
+  /** publicKey is the CA's enrollment public key (a PEM file, a private key PEM works too), or the key. */
+  publicKey: string | KeyObject;
+  /** usedTokens is the redeemed-token file (a {@link FileUsedTokenStore}) or a store. */
+  usedTokens: string | UsedTokenStore;
+}
+
+/** enrollmentConfig resolves the section's paths against `baseDir`. */
+export function enrollmentConfig(section: z.output<typeof enrollmentSchema>, baseDir: string): EnrollmentSetting {
+  return { listen: section.listen, publicKey: resolve(baseDir, section.publicKey), usedTokens: resolve(baseDir, section.usedTokens) };
+}
+

@@ -1,4 +1,4 @@
-import type { X509Certificate } from 'node:crypto';
+import type { KeyObject, X509Certificate } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import type { Logger } from '@switchboard/common';
@@ -64,6 +64,19 @@ export interface RenewContext {
   readonly logger: Logger;
 }
 
+/** RefusalKind is what went wrong with a request for an SVID, shared by renewal and enrollment (`RENEW_ERR_<kind>`, `ENROLL_ERR_<kind>`). */
+export type RefusalKind = 'MALFORMED' | 'TOO_LARGE' | 'CSR_KEY' | 'CSR_SIGNATURE' | 'ID_MISMATCH' | 'KEY_REUSED' | 'ISSUER';
+
+/** CsrRefusal is a request for an SVID refused for `kind`; the endpoint names the code. */
+export class CsrRefusal extends Error {
+  constructor(
+    readonly kind: RefusalKind,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
 class Refusal extends Error {
   constructor(
     readonly code: RenewErrorCode,
@@ -72,6 +85,9 @@ class Refusal extends Error {
     super(message);
   }
 }
+
+const asRenewal = (err: unknown): Refusal =>
+  err instanceof Refusal ? err : err instanceof CsrRefusal ? new Refusal(`RENEW_ERR_${err.kind}`, err.message) : new Refusal('RENEW_ERR_ISSUER', `the issuer failed: ${(err as Error).message}`);
 
 /** RenewalCounter remembers how often each certificate was renewed, until it expires. */
 export class RenewalCounter {
@@ -146,71 +162,104 @@ export function handleRenew(ctx: RenewContext, auth: PeerAuthenticator, counter:
         const text = `${JSON.stringify({ spiffeId: authenticated.id.toString(), svid: answer.svid, bundle: answer.bundle, expiresAt: answer.expiresAt })}\n`;
         res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store', 'content-length': Buffer.byteLength(text) }).end(text);
       },
-      (err: unknown) => refuse(err instanceof Refusal ? err : new Refusal('RENEW_ERR_ISSUER', `the issuer failed: ${(err as Error).message}`)),
+      (err: unknown) => refuse(asRenewal(err)),
     ),
-    (err: unknown) => refuse(err instanceof Refusal ? err : new Refusal('RENEW_ERR_MALFORMED', String(err))),
+    (err: unknown) => refuse(err instanceof CsrRefusal || err instanceof Refusal ? asRenewal(err) : new Refusal('RENEW_ERR_MALFORMED', String(err))),
   );
 }
 
-async function renew(ctx: RenewContext, counter: RenewalCounter, peer: PeerIdentity, body: Buffer): Promise<{ svid: string; bundle: string; expiresAt: string; serial: string }> {
+/** SvidRequest is the body of `POST /v1/renew` and `POST /v1/enroll`. */
+export interface SvidRequest {
+  csr: string;
+  ttlSeconds?: number;
+  token?: string;
+}
+
+/** parseSvidRequest reads the JSON body; throws {@link CsrRefusal} `MALFORMED`. */
+export function parseSvidRequest(body: Buffer, expected: string): SvidRequest {
   let request: unknown;
   try {
     request = JSON.parse(body.toString('utf8'));
   } catch {
-    throw new Refusal('RENEW_ERR_MALFORMED', 'the body must be JSON: { "csr": "<PEM>" }');
+    throw new CsrRefusal('MALFORMED', `the body must be JSON: ${expected}`);
   }
-  if (typeof request !== 'object' || request === null || typeof (request as { csr?: unknown }).csr !== 'string') {
-    throw new Refusal('RENEW_ERR_MALFORMED', 'the body must be JSON: { "csr": "<PEM>" }');
+  const r = request as Partial<SvidRequest> | null;
+  if (typeof r !== 'object' || r === null || typeof r.csr !== 'string') throw new CsrRefusal('MALFORMED', `the body must be JSON: ${expected}`);
+  if (r.ttlSeconds !== undefined && !(typeof r.ttlSeconds === 'number' && Number.isInteger(r.ttlSeconds) && r.ttlSeconds >= 1)) {
+    throw new CsrRefusal('MALFORMED', 'ttlSeconds must be a positive integer');
   }
-  const { csr, ttlSeconds } = request as { csr: string; ttlSeconds?: unknown };
-  if (ttlSeconds !== undefined && !(typeof ttlSeconds === 'number' && Number.isInteger(ttlSeconds) && ttlSeconds >= 1)) {
-    throw new Refusal('RENEW_ERR_MALFORMED', 'ttlSeconds must be a positive integer');
-  }
+  if (r.token !== undefined && typeof r.token !== 'string') throw new CsrRefusal('MALFORMED', 'token must be a string');
+  return r as SvidRequest;
+}
+
+/**
+ * readCsr verifies a CSR (P-256 key, signature) and returns the one SPIFFE ID it names, or throws
+ * {@link CsrRefusal}. With `want`, that ID must be exactly `want`.
+ */
+export async function readCsr(csr: string, want?: string): Promise<{ publicKey: KeyObject; id: SpiffeId }> {
   let parsed;
   try {
     parsed = await parseCsr(csr);
   } catch (err) {
-    if (err instanceof PkiError && err.code === 'PKI_ERR_CSR_KEY_UNSUPPORTED') throw new Refusal('RENEW_ERR_CSR_KEY', err.message);
-    if (err instanceof PkiError && err.code === 'PKI_ERR_CSR_SIGNATURE_INVALID') throw new Refusal('RENEW_ERR_CSR_SIGNATURE', err.message);
-    throw new Refusal('RENEW_ERR_MALFORMED', (err as Error).message);
+    if (err instanceof PkiError && err.code === 'PKI_ERR_CSR_KEY_UNSUPPORTED') throw new CsrRefusal('CSR_KEY', err.message);
+    if (err instanceof PkiError && err.code === 'PKI_ERR_CSR_SIGNATURE_INVALID') throw new CsrRefusal('CSR_SIGNATURE', err.message);
+    throw new CsrRefusal('MALFORMED', (err as Error).message);
   }
-  const want = peer.id.toString();
   const asked = parsed.requestedUris;
-  if (asked.length !== 1 || !sameId(asked[0] as string, want)) {
-    throw new Refusal('RENEW_ERR_ID_MISMATCH', `the CSR must name exactly the authenticated SPIFFE ID ${want}${asked.length === 0 ? ', it names none' : `, not ${asked.join(', ')}`}`);
+  const id = asked.length === 1 ? parseId(asked[0] as string) : undefined;
+  if (want !== undefined && (id === undefined || id.toString() !== want)) {
+    throw new CsrRefusal('ID_MISMATCH', `the CSR must name exactly the authenticated SPIFFE ID ${want}${asked.length === 0 ? ', it names none' : `, not ${asked.join(', ')}`}`);
   }
-  if (peer.leaf.publicKey.export({ type: 'spki', format: 'der' }).equals(parsed.publicKey.export({ type: 'spki', format: 'der' }))) {
-    throw new Refusal('RENEW_ERR_KEY_REUSED', 'the CSR must be for a fresh key, not the key of the current certificate');
+  if (id === undefined) throw new CsrRefusal('ID_MISMATCH', `the CSR must name exactly one SPIFFE ID${asked.length === 0 ? ', it names none' : `, not ${asked.join(', ')}`}`);
+  return { publicKey: parsed.publicKey, id };
+}
+
+/** IssuedSvid is what both endpoints answer with. */
+export interface IssuedSvid {
+  svid: string;
+  bundle: string;
+  expiresAt: string;
+  serial: string;
+}
+
+/** signSvid signs `publicKey` as `id` for at most `ttlSeconds`; a signing failure is {@link CsrRefusal} `ISSUER`. */
+export async function signSvid(issuer: SvidIssuer, id: SpiffeId, publicKey: KeyObject, ttlSeconds: number): Promise<IssuedSvid> {
+  let chain: X509Certificate[];
+  try {
+    chain = await issuer.sign(id, publicKey, { ttlSeconds });
+  } catch (err) {
+    throw new CsrRefusal('ISSUER', `the issuer failed: ${(err as Error).message}`);
   }
-  const now = Date.now();
-  if (!counter.take(peer.certSerial, peer.expiresAt.getTime(), now)) {
+  const leaf = chain[0] as X509Certificate;
+  return { svid: chain.map((c) => c.toString()).join(''), bundle: issuer.bundle.toPem(), expiresAt: new Date(Date.parse(leaf.validTo)).toISOString(), serial: leaf.serialNumber };
+}
+
+async function renew(ctx: RenewContext, counter: RenewalCounter, peer: PeerIdentity, body: Buffer): Promise<IssuedSvid> {
+  const request = parseSvidRequest(body, '{ "csr": "<PEM>" }');
+  const { publicKey } = await readCsr(request.csr, peer.id.toString());
+  if (peer.leaf.publicKey.export({ type: 'spki', format: 'der' }).equals(publicKey.export({ type: 'spki', format: 'der' }))) {
+    throw new CsrRefusal('KEY_REUSED', 'the CSR must be for a fresh key, not the key of the current certificate');
+  }
+  if (!counter.take(peer.certSerial, peer.expiresAt.getTime(), Date.now())) {
     throw new Refusal('RENEW_ERR_TOO_MANY', `this certificate was already renewed ${MAX_RENEWALS_PER_CERTIFICATE} times; renew with the new one`);
   }
-  const issuer = ctx.renewal.issuer as SvidIssuer;
-  const ttl = Math.min(ctx.renewal.ttlSeconds, (ttlSeconds as number | undefined) ?? Infinity);
-  const chain = await issuer.sign(peer.id, parsed.publicKey, { ttlSeconds: ttl });
-  const leaf = chain[0] as X509Certificate;
-  return {
-    svid: chain.map((c) => c.toString()).join(''),
-    bundle: issuer.bundle.toPem(),
-    expiresAt: new Date(Date.parse(leaf.validTo)).toISOString(),
-    serial: leaf.serialNumber,
-  };
+  return signSvid(ctx.renewal.issuer as SvidIssuer, peer.id, publicKey, Math.min(ctx.renewal.ttlSeconds, request.ttlSeconds ?? Infinity));
 }
 
-function sameId(text: string, want: string): boolean {
+function parseId(text: string): SpiffeId | undefined {
   try {
-    return SpiffeId.parse(text).toString() === want;
+    return SpiffeId.parse(text);
   } catch {
-    return false;
+    return undefined;
   }
 }
 
-function readBody(req: IncomingMessage, max: number): Promise<Buffer> {
+/** readBody reads a request body of at most `max` bytes; larger is {@link CsrRefusal} `TOO_LARGE`. */
+export function readBody(req: IncomingMessage, max: number): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const declared = Number(req.headers['content-length'] ?? NaN);
     if (declared > max) {
-      reject(new Refusal('RENEW_ERR_TOO_LARGE', `the body is larger than ${max} bytes`));
+      reject(new CsrRefusal('TOO_LARGE', `the body is larger than ${max} bytes`));
       return;
     }
     const parts: Buffer[] = [];
@@ -219,7 +268,7 @@ function readBody(req: IncomingMessage, max: number): Promise<Buffer> {
       size += chunk.length;
       if (size > max) {
         req.removeAllListeners('data');
-        reject(new Refusal('RENEW_ERR_TOO_LARGE', `the body is larger than ${max} bytes`));
+        reject(new CsrRefusal('TOO_LARGE', `the body is larger than ${max} bytes`));
         return;
       }
       parts.push(chunk);

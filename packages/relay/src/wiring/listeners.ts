@@ -85,6 +85,25 @@ export function createMainServer(
   return server;
 }
 
+/**
+ * startEnrollment starts the enrollment listener: TLS with the relay's certificate and no client
+ * certificate (the caller has no SVID yet; the enrollment token is its credential), one route.
+ * Returns its URL.
+ */
+export async function startEnrollment(addr: ListenAddress, identity: Identity, handler: (req: IncomingMessage, res: ServerResponse) => void, cleanup: Cleanup): Promise<string> {
+  const server = createHttpsServer({ ...tlsOptionsOf(identity), requestCert: false, handshakeTimeout: 10_000 });
+  server.headersTimeout = 10_000;
+  server.requestTimeout = 15_000;
+  server.keepAliveTimeout = 5_000;
+  server.on('request', handler);
+  const port = await listenOn(server, addr, 'enrollment.listen');
+  cleanup.add('enrollment listener', async () => {
+    server.closeAllConnections();
+    await closeServer(server);
+  });
+  return `https://${hostForUrl(addr.host)}:${port}`;
+}
+
 /** startAdmin starts the loopback admin listener and returns its URL. */
 export async function startAdmin(addr: ListenAddress, deps: { ready: () => boolean; metrics: RelayMetrics }, cleanup: Cleanup): Promise<string> {
   const admin: HttpServer = createAdminServer({ ready: deps.ready, metrics: () => deps.metrics.prometheus() });

@@ -1,7 +1,9 @@
 import type { Logger } from '@switchboard/common';
 import type { AuditFs } from '@switchboard/audit';
-import { DEFAULT_SVID_TTL_SECONDS, PkiError, SvidIssuer, loadIdentityFiles, loadJwtSvidSigner, type Identity, type JwtSvidSigner } from '@switchboard/pki';
-import type { RenewalSetting } from '../config/renewal-config.js';
+import { createPublicKey, type KeyObject } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { DEFAULT_SVID_TTL_SECONDS, EnrollmentTokenVerifier, FileUsedTokenStore, PkiError, SvidIssuer, loadIdentityFiles, loadJwtSvidSigner, type Identity, type JwtSvidSigner, type UsedTokenStore } from '@switchboard/pki';
+import type { EnrollmentSetting, RenewalSetting } from '../config/renewal-config.js';
 import type { RenewalOptions } from '../listener/renew.js';
 import type { JwtSignerOptions, PinsOptions } from '../config/enforcement-config.js';
 import { openRelayAudit, policyReloadRecord, type RelayAuditOptions } from '../audit/open.js';
@@ -76,6 +78,41 @@ export async function openRenewal(renewal: RenewalSetting | undefined, identity:
     throw new RelayError('RELAY_ERR_CONFIG', `config: renewal.issuer: the issuer serves trust domain ${issuer.trustDomain.name}, the relay ${td}`);
   }
   return { issuer, ttlSeconds: renewal.ttlSeconds ?? DEFAULT_SVID_TTL_SECONDS };
+}
+
+/**
+ * openEnrollment builds the token verifier of the enrollment listener: the CA's enrollment public
+ * key and the used-token store (a file, so a token stays spent across restarts). Needs an issuer.
+ * Throws `RELAY_ERR_CONFIG` naming the key.
+ */
+export function openEnrollment(enrollment: EnrollmentSetting, renewal: RenewalOptions, identity: Identity, publicKeyPem: string | undefined): { verifier: EnrollmentTokenVerifier; store: UsedTokenStore } {
+  if (renewal.issuer === undefined) throw new RelayError('RELAY_ERR_CONFIG', 'config: enrollment: needs renewal.issuer: enrolled workloads get their SVID from the same issuer');
+  let publicKey: KeyObject;
+  try {
+    publicKey = typeof enrollment.publicKey === 'string' ? createPublicKey(publicKeyPem as string) : enrollment.publicKey;
+  } catch (err) {
+    throw new RelayError('RELAY_ERR_CONFIG', `config: enrollment.publicKey: ${enrollment.publicKey as string} is not a PEM key (${(err as Error).message})`, { cause: err });
+  }
+  let store: UsedTokenStore;
+  try {
+    store = typeof enrollment.usedTokens === 'string' ? FileUsedTokenStore.open(enrollment.usedTokens) : enrollment.usedTokens;
+  } catch (err) {
+    throw new RelayError('RELAY_ERR_CONFIG', `config: enrollment.usedTokens: ${(err as Error).message}`, { cause: err });
+  }
+  try {
+    return { verifier: new EnrollmentTokenVerifier({ trustDomain: identity.svid.id.trustDomain, publicKey, store }), store };
+  } catch (err) {
+    throw new RelayError('RELAY_ERR_CONFIG', `config: enrollment.publicKey: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+/** readKeyFile reads a PEM file named by relay.yaml; throws `RELAY_ERR_CONFIG` naming the key. */
+export async function readKeyFile(path: string, key: string): Promise<string> {
+  try {
+    return await readFile(path, 'utf8');
+  } catch (err) {
+    throw new RelayError('RELAY_ERR_CONFIG', `config: ${key}: cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, { cause: err });
+  }
 }
 
 /** OpenedPolicy is the store the relay decides with and, when the policy is a file, where reloads read it. */
