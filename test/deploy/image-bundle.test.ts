@@ -7,7 +7,7 @@ import { execFile } from 'node:child_process';
 import { existsSync, readdirSync, realpathSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
@@ -47,6 +47,10 @@ beforeAll(async () => {
 
 afterAll(async () => {
   if (work) await rm(work, { recursive: true, force: true });
+  // pnpm 10's legacy deploy, given a target under the same parent as the workspace (a clone in
+  // /tmp, the target in /tmp), also writes the bundle's node_modules/.bin links to
+  // packages/<target's folder>/out in the workspace. Remove that stray copy; the bundle is in `out`.
+  if (work) await rm(join(ROOT, 'packages', basename(work)), { recursive: true, force: true });
 });
 
 describe('the image bundle (deploy/Dockerfile)', () => {
