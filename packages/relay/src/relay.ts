@@ -26,7 +26,7 @@ import type { PolicyDocument } from './policy/document.js';
 import type { PolicyStore } from './policy/store.js';
 import { AgentSession, type SessionContext } from './session/agent-session.js';
 import { Cleanup } from './wiring/cleanup.js';
-import { closeServer, createMainServer, hostForUrl, listenOn, startAdmin, startEnrollment, watchIdentity } from './wiring/listeners.js';
+import { closeServer, createMainServer, hostForUrl, listenOn, renewOwnIdentity, startAdmin, startEnrollment, watchIdentity } from './wiring/listeners.js';
 import { loadRelayIdentity, openAudit, openEnforcement, openEnrollment, openPolicy, openRenewal, readKeyFile } from './wiring/open-parts.js';
 import type { PolicyFile, PolicyReloadResult } from './wiring/policy-file.js';
 
@@ -348,7 +348,15 @@ export async function startRelay(options: RelayOptions, deps: StartRelayDeps = {
     logger.info({ url, adminUrl, enrollUrl, relay: identity.svid.id.toString() }, 'relay listening');
     const relay = new Relay({ url, port, adminUrl, enrollUrl, relayId: identity.svid.id, policy, policyFile, server, links, registry, sockets, state, metrics, audit, enforcement, limits, timing, logger, cleanup });
     if (options.watchPolicy !== false) policyFile?.watch(() => void relay.reloadPolicy());
-    if (typeof options.identity === 'string') relay.identityReloader = watchIdentity(options.identity, identity, server, bundle, logger);
+    if (typeof options.identity === 'string') {
+      const reloader = watchIdentity(options.identity, identity, server, bundle, logger);
+      relay.identityReloader = reloader;
+      // With an issuer, the relay renews its own SVID too: signed here, written to its directory.
+      if (renewal.issuer !== undefined) {
+        const renewer = renewOwnIdentity(options.identity, renewal.issuer, renewal.ttlSeconds, reloader, logger);
+        cleanup.add('identity renewal', () => renewer.stop());
+      }
+    }
     return relay;
   } catch (err) {
     await cleanup.run();

@@ -53,6 +53,11 @@ export class IdentityReloader {
     this.current = initial;
   }
 
+  /** identity is the identity in use now. */
+  get identity(): Identity {
+    return this.current;
+  }
+
   /** start watches the directory; failures are logged (the relay keeps its identity). */
   start(): void {
     try {

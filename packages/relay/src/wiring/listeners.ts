@@ -4,7 +4,9 @@ import { createServer as createHttpsServer, type Server as HttpsServer } from 'n
 import type { AddressInfo, Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { Logger } from '@switchboard/common';
-import type { Identity } from '@switchboard/pki';
+import { createPublicKey } from 'node:crypto';
+import { TrustBundle, X509Svid, newP256Key, writeIdentityFiles, type Identity, type SvidIssuer } from '@switchboard/pki';
+import { IdentityRenewer } from '@switchboard/protocol';
 import { CurrentBundle, IdentityReloader, tlsOptionsOf } from '../auth/identity-reload.js';
 import type { ListenAddress } from '../config/listen.js';
 import { RelayError } from '../errors.js';
@@ -110,6 +112,28 @@ export async function startAdmin(addr: ListenAddress, deps: { ready: () => boole
   const port = await listenOn(admin, addr, 'admin.listen');
   cleanup.add('admin listener', () => closeServer(admin));
   return `http://${hostForUrl(addr.host)}:${port}`;
+}
+
+/**
+ * renewOwnIdentity renews the relay's own SVID with its issuer at half its lifetime (jitter,
+ * backoff: {@link IdentityRenewer}): a fresh key, signed here, written to the identity directory,
+ * and applied through the reloader like any rotation of the files.
+ */
+export function renewOwnIdentity(dir: string, issuer: SvidIssuer, ttlSeconds: number, reloader: IdentityReloader, logger: Logger): IdentityRenewer {
+  return new IdentityRenewer({
+    current: () => reloader.identity,
+    renew: async (current) => {
+      const key = newP256Key();
+      const chain = await issuer.sign(current.svid.id, createPublicKey(key), { ttlSeconds });
+      const bundle = new TrustBundle({ trustDomain: issuer.trustDomain, x509Authorities: issuer.bundle.x509Authorities, jwtAuthorities: current.bundle.jwtAuthorities.values() });
+      return { svid: new X509Svid(current.svid.id, chain, key), bundle };
+    },
+    install: async (next) => {
+      await writeIdentityFiles(dir, next, { force: true });
+      if (!(await reloader.reload())) throw new Error('the renewed identity files were not applied');
+    },
+    logger,
+  }).start();
 }
 
 /** watchIdentity rotates the relay's SVID (and bundle) for new connections when its files change, without a restart. */
