@@ -1,3 +1,4 @@
+import { access, constants as fsConstants } from 'node:fs/promises';
 import type { Server as HttpsServer } from 'node:https';
 import type { Socket } from 'node:net';
 import { silentLogger, type Logger } from '@switchboard/common';
@@ -352,14 +353,26 @@ export async function startRelay(options: RelayOptions, deps: StartRelayDeps = {
       const reloader = watchIdentity(options.identity, identity, server, bundle, logger);
       relay.identityReloader = reloader;
       // With an issuer, the relay renews its own SVID too: signed here, written to its directory.
-      if (renewal.issuer !== undefined) {
+      // A read-only directory (a mounted Secret) is renewed from outside: say so once, do not retry forever.
+      if (renewal.issuer !== undefined && (await writable(options.identity))) {
         const renewer = renewOwnIdentity(options.identity, renewal.issuer, renewal.ttlSeconds, reloader, logger);
         cleanup.add('identity renewal', () => renewer.stop());
+      } else if (renewal.issuer !== undefined) {
+        logger.info({ dir: options.identity }, 'the identity directory is read-only: the relay does not renew its own SVID (renew the files from outside)');
       }
     }
     return relay;
   } catch (err) {
     await cleanup.run();
     throw err;
+  }
+}
+
+async function writable(dir: string): Promise<boolean> {
+  try {
+    await access(dir, fsConstants.W_OK);
+    return true;
+  } catch {
+    return false;
   }
 }
