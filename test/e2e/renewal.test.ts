@@ -8,7 +8,8 @@ import { join } from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { AgentIdentity, connect } from '@switchboard/agent-sdk';
-import { loadIdentityFiles } from '@switchboard/pki';
+import { writeFile } from 'node:fs/promises';
+import { issueEnrollmentToken, loadIdentityFiles } from '@switchboard/pki';
 import { createTestCA, type TestCA } from '@switchboard/pki/testing';
 import { MemoryAuditSink, startRelay } from '@switchboard/relay';
 import { parseConnectorConfig, startConnector } from '@switchboard/connector';
@@ -137,6 +138,40 @@ describe('identity renewal over the relay, end to end', () => {
     expect(relay.metrics().expiryCloses).toBe(0);
     expect(audit.records.filter((r) => r.type === 'identity.renew' && r.peer === AGENT && r.issued)).toHaveLength(3);
     expect(audit.records.filter((r) => r.type === 'session.close' && r.agent === AGENT)).toEqual([]);
+  });
+});
+
+describe('a new connector host from a token', () => {
+  it('enrolls at its first start (no identity files, no CA key) and serves; a restart keeps its identity', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'sb-enroll-e2e-'));
+    cleanups.push(() => rm(dir, { recursive: true, force: true }));
+    const ca = await createTestCA({ trustDomain: TD });
+    const relay = await startRelay({
+      listen: '127.0.0.1:0',
+      identity: { svid: await ca.issue(`spiffe://${TD}/relay/main`), bundle: ca.bundle },
+      policy: POLICY,
+      audit: { sink: new MemoryAuditSink() },
+      renewal: { issuer: ca.ca.issuer(), ttlSeconds: 3600 },
+      enrollment: { listen: '127.0.0.1:0', publicKey: ca.ca.enrollmentSigner().publicKey, usedTokens: join(dir, 'used.jsonl') },
+    });
+    cleanups.push(() => relay.close({ drainTimeoutMs: 0 }));
+    await writeFile(join(dir, 'crm.token'), `${await issueEnrollmentToken(ca.ca, CONNECTOR)}\n`);
+    await writeFile(join(dir, 'bundle.pem'), ca.bundlePem);
+    const yaml = { relays: [relay.url], identity: './ids/connector', enroll: { url: relay.enrollUrl, token: './crm.token', bundle: './bundle.pem' }, servers: { everything: { command: process.execPath, args: [EVERYTHING, 'stdio'] } } };
+    const first = await startConnector(parseConnectorConfig(yaml, { baseDir: dir }), { drainTimeoutMs: 0 });
+    await first.ready();
+    const enrolled = await loadIdentityFiles(join(dir, 'ids/connector'));
+    expect(enrolled.svid.id.toString()).toBe(CONNECTOR);
+    const agent = await connect({ relay: relay.url, server: 'everything', identity: { svid: await ca.issue(AGENT), bundle: ca.bundle } });
+    expect(((await agent.callTool({ name: 'echo', arguments: { message: 'hi' } })) as { content: { text: string }[] }).content[0]?.text).toBe('Echo: hi');
+    await agent.close();
+    await first.close();
+    // The token is spent; the second start uses the files the first one wrote.
+    const second = await startConnector(parseConnectorConfig(yaml, { baseDir: dir }), { drainTimeoutMs: 0 });
+    cleanups.push(() => second.close());
+    await second.ready();
+    expect((await loadIdentityFiles(join(dir, 'ids/connector'))).svid.leaf.serialNumber).toBe(enrolled.svid.leaf.serialNumber);
+    expect(relay.metrics().enrollments).toEqual({ issued: 1 });
   });
 });
 

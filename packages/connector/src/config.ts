@@ -65,6 +65,19 @@ export interface ConnectorConfig {
   readonly relayId: IdMatcher | SpiffeId | string | undefined;
   readonly servers: Readonly<Record<string, ServerConfig>>;
   readonly admin: AdminConfig | undefined;
+  /**
+   * enroll, when set, gets the first identity at start when the identity directory holds none:
+   * the token file is exchanged at the relay's enrollment listener (docs/identity.md), then the
+   * connector renews by itself. Paths absolute.
+   */
+  readonly enroll: EnrollConfig | undefined;
+}
+
+/** EnrollConfig is connector.yaml's `enroll` section. */
+export interface EnrollConfig {
+  readonly url: string;
+  readonly token: string;
+  readonly bundle: string;
 }
 
 
@@ -77,6 +90,7 @@ const topSchema = object({
   relayId: string({ what: 'a SPIFFE ID' }).optional(),
   servers: record(z.unknown(), 'a map of server name to { command, args } or { url }', 'is required: a map of server name to { command, args } or { url }'),
   admin: object({ listen: string({ what: 'a loopback address such as 127.0.0.1:9465' }) }).optional(),
+  enroll: object({ url: string({ what: 'the enrollment listener, https://host:port' }), token: string({ what: 'a file holding the enrollment token' }), bundle: string({ what: "the trust domain's bundle.pem" }) }).optional(),
 }, { expected: 'a mapping' });
 
 const stdioShape = {
@@ -185,7 +199,19 @@ function parseConfig(input: unknown, baseDir: string): ConnectorConfig {
   }
 
   const admin = top.admin === undefined ? undefined : loopbackListen(top.admin.listen, ['admin', 'listen']);
-  return Object.freeze({ relays: Object.freeze(relays), identity, relayId, servers: Object.freeze(servers), admin });
+  let enroll: EnrollConfig | undefined;
+  if (top.enroll !== undefined) {
+    if (typeof identity !== 'string') fail(['enroll'], 'needs identity to be a directory (the enrolled identity is written there)');
+    let u: URL;
+    try {
+      u = new URL(top.enroll.url);
+    } catch {
+      fail(['enroll', 'url'], `${JSON.stringify(top.enroll.url)} is not a valid URL`);
+    }
+    if (u.protocol !== 'https:') fail(['enroll', 'url'], `must be https://, not ${u.protocol}`);
+    enroll = Object.freeze({ url: u.href.replace(/\/+$/, ''), token: resolve(baseDir, top.enroll.token), bundle: resolve(baseDir, top.enroll.bundle) });
+  }
+  return Object.freeze({ relays: Object.freeze(relays), identity, relayId, servers: Object.freeze(servers), admin, enroll });
 }
 
 function serverConfig(input: unknown, path: readonly PathSegment[], baseDir: string): ServerConfig {

@@ -103,6 +103,9 @@ describe('parseConnectorConfig', () => {
     ['relayId a pattern for every path', { ...base, relayId: 'spiffe://example.org/**' }, 'relayId', /fixed first path segment/],
     ['admin without port', { ...base, admin: { listen: '127.0.0.1' } }, 'admin.listen', /host:port/],
     ['document not a mapping', ['x'], '', /mapping/],
+    ['enroll url not https', { ...base, enroll: { url: 'http://relay:8444', token: 't', bundle: 'b' } }, 'enroll.url', /must be https:\/\/, not http:/],
+    ['enroll without a token', { ...base, enroll: { url: 'https://relay:8444', bundle: 'b' } }, 'enroll.token', /is required: a file holding the enrollment token/],
+    ['enroll with a misspelt key', { ...base, enroll: { url: 'https://relay:8444', token: 't', bundel: 'b' } }, 'enroll.bundel', /did you mean "bundle"/],
   ])('%s', (_name, input, path, message) => {
     const err = fails(input);
     expect(err.path).toBe(path);

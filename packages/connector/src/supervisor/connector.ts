@@ -1,13 +1,17 @@
 import { AdminServer } from '../admin/admin-server.js';
 import type { BackendFactory } from '../backend/backend.js';
 import { createBackend } from '../backend/create-backend.js';
-import type { ConnectorConfig } from '../config.js';
-import type { ConnectorError } from '../errors.js';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { existingFiles } from '@switchboard/common';
+import { IDENTITY_FILES, SpiffeId, TrustBundle, writeIdentityFiles } from '@switchboard/pki';
+import type { ConnectorConfig, EnrollConfig } from '../config.js';
+import { ConfigUnreadableError, IdentityError, type ConnectorError } from '../errors.js';
 import { IdentitySource } from '../internal/identity-source.js';
 import { DEFAULT_LINK_TIMING, type LinkCounters, type LinkTiming } from '../link/link.js';
 import { DEFAULT_OUTPUT_BUFFER_BYTES } from '../link/session.js';
 import { silentLogger, type Logger } from '@switchboard/common';
-import { IdentityRenewer, renewOverRelay, type RenewerStatus } from '@switchboard/protocol';
+import { IdentityRenewer, enrollWithRelay, renewOverRelay, type RenewerStatus } from '@switchboard/protocol';
 import { realSleep, type BackoffOptions, type Sleep } from './backoff.js';
 import type { LinkStatus } from '../link/link-status.js';
 import { RelaySupervisor } from './relay-supervisor.js';
@@ -84,6 +88,7 @@ export interface Connector {
  */
 export async function startConnector(config: ConnectorConfig, options: StartConnectorOptions = {}): Promise<Connector> {
   const now = options.now ?? Date.now;
+  if (config.enroll !== undefined && typeof config.identity === 'string') await enrollIfNeeded(config.identity, config.enroll, config.relayId, options.logger ?? silentLogger);
   const identity = new IdentitySource(config.identity, { relayId: config.relayId, resumption: options.tlsResumption ?? true, now });
   // Fail fast on identity problems: they are the operator's to fix, before anything is dialed.
   await identity.current();
@@ -91,6 +96,36 @@ export async function startConnector(config: ConnectorConfig, options: StartConn
   if (config.admin) impl.admin = await AdminServer.listen(config.admin, impl);
   impl.start();
   return impl;
+}
+
+/**
+ * enrollIfNeeded gets the first identity into `dir` with the enrollment token when the directory
+ * holds no SVID yet; an identity already there (enrolled before, renewed since) is kept.
+ */
+async function enrollIfNeeded(dir: string, enroll: EnrollConfig, relayId: ConnectorConfig['relayId'], logger: Logger): Promise<void> {
+  if ((await existingFiles([join(dir, IDENTITY_FILES.certificates)])).length > 0) return;
+  let token: string;
+  let bundlePem: string;
+  try {
+    token = (await readFile(enroll.token, 'utf8')).trim();
+    bundlePem = await readFile(enroll.bundle, 'utf8');
+  } catch (err) {
+    throw new ConfigUnreadableError(`enroll: cannot read ${(err as { path?: string }).path ?? enroll.token}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, { cause: err });
+  }
+  let id: SpiffeId;
+  try {
+    id = SpiffeId.parse(String((JSON.parse(Buffer.from(token.split('.')[1] ?? '', 'base64url').toString('utf8')) as { sub?: unknown }).sub));
+  } catch (err) {
+    throw new IdentityError(`enroll: ${enroll.token} is not an enrollment token (a JWT naming a SPIFFE ID in sub)`, { cause: err });
+  }
+  let identity;
+  try {
+    identity = await enrollWithRelay(enroll.url, token, id, TrustBundle.fromPem(id.trustDomain, bundlePem), relayId === undefined ? {} : { relayId });
+  } catch (err) {
+    throw new IdentityError(`enroll: ${(err as Error).message}`, { cause: err });
+  }
+  await writeIdentityFiles(dir, identity, { force: true });
+  logger.info({ id: id.toString(), dir, expiresAt: identity.svid.expiresAt.toISOString() }, 'enrolled: first identity written');
 }
 
 class ConnectorImpl implements Connector {
