@@ -9,7 +9,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { AgentIdentity, connect } from '@switchboard/agent-sdk';
 import { writeFile } from 'node:fs/promises';
-import { issueEnrollmentToken, loadIdentityFiles } from '@switchboard/pki';
+import { SvidIssuer, TrustBundle, issueEnrollmentToken, loadIdentityFiles } from '@switchboard/pki';
 import { createTestCA, type TestCA } from '@switchboard/pki/testing';
 import { MemoryAuditSink, startRelay } from '@switchboard/relay';
 import { parseConnectorConfig, startConnector } from '@switchboard/connector';
@@ -172,6 +172,50 @@ describe('a new connector host from a token', () => {
     await second.ready();
     expect((await loadIdentityFiles(join(dir, 'ids/connector'))).svid.leaf.serialNumber).toBe(enrolled.svid.leaf.serialNumber);
     expect(relay.metrics().enrollments).toEqual({ issued: 1 });
+  });
+});
+
+describe('root rotation through renewal', () => {
+  it('a new root added to the issuer bundle reaches the connector by renewal; the relay then moves to the new root and the connector follows', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'sb-rotate-'));
+    cleanups.push(() => rm(dir, { recursive: true, force: true }));
+    const oldCa = await createTestCA({ trustDomain: TD });
+    const newCa = await createTestCA({ trustDomain: TD });
+    const both = TrustBundle.fromPem(TD, oldCa.bundlePem + newCa.bundlePem);
+    // The issuer directories: each CA's intermediate, and the overlap bundle (old and new roots).
+    const issuerOf = async (ca: TestCA, name: string): Promise<SvidIssuer> => {
+      const d = join(dir, name);
+      await ca.ca.save(d);
+      await writeFile(join(d, 'bundle.pem'), both.toPem());
+      return SvidIssuer.load(d);
+    };
+    const oldIssuer = await issuerOf(oldCa, 'old');
+    const newIssuer = await issuerOf(newCa, 'new');
+    const relayOn = async (ca: TestCA, issuer: SvidIssuer, port: number) =>
+      startRelay({ listen: `127.0.0.1:${port}`, identity: { svid: await ca.issue(`spiffe://${TD}/relay/main`), bundle: both }, policy: POLICY, audit: { sink: new MemoryAuditSink() }, renewal: { issuer, ttlSeconds: 6 } });
+    let relay = await relayOn(oldCa, oldIssuer, 0);
+    const port = Number(new URL(relay.url).port);
+    const ids = join(dir, 'connector');
+    // The connector starts knowing only the old root.
+    await oldCa.writeIdentity(ids, await oldCa.issue(CONNECTOR, { ttlSeconds: 6 }));
+    const connector = await startConnector(parseConnectorConfig({ relays: [relay.url], identity: ids, servers: { everything: { command: process.execPath, args: [EVERYTHING, 'stdio'] } } }), { drainTimeoutMs: 0 });
+    cleanups.push(() => connector.close());
+    await connector.ready();
+    await until(() => (connector.renewal()?.renewals ?? 0) >= 1, 8000);
+    expect((await loadIdentityFiles(ids)).bundle.x509Authorities.map((c) => c.fingerprint256).sort()).toEqual(both.x509Authorities.map((c) => c.fingerprint256).sort());
+    // The relay moves to the new root (new certificate, new issuer); the connector redials and trusts it.
+    await relay.close({ drainTimeoutMs: 0 });
+    relay = await relayOn(newCa, newIssuer, port);
+    cleanups.push(() => relay.close({ drainTimeoutMs: 0 }));
+    await until(() => connector.links()[0]?.state === 'up' && relay.servers().includes('everything'), 15_000);
+    // Its next renewal comes from the new intermediate.
+    const before = connector.renewal()?.renewals ?? 0;
+    await until(() => (connector.renewal()?.renewals ?? 0) > before, 8000);
+    const renewed = await loadIdentityFiles(ids);
+    expect(renewed.svid.certificates[1]?.fingerprint256).toBe(newCa.ca.intermediateCertificate.fingerprint256);
+    const agent = await connect({ relay: relay.url, server: 'everything', identity: { svid: await newCa.issue(AGENT), bundle: both } });
+    cleanups.push(() => agent.close());
+    expect(((await agent.callTool({ name: 'echo', arguments: { message: 'rotated' } })) as { content: { text: string }[] }).content[0]?.text).toBe('Echo: rotated');
   });
 });
 
