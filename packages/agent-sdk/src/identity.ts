@@ -1,6 +1,6 @@
 import { loadIdentityFiles, writeIdentityFiles, SpiffeId, TrustBundle, X509Svid, type IdMatcher, type Identity } from '@switchboard/pki';
 import { CertificateRejectedError, IdentityError } from './errors.js';
-import { IdentityRenewer, RelayTls, parseRelayId, renewOverRelay } from '@switchboard/protocol';
+import { IdentityRenewer, RelayTls, parseRelayId, renewOverRelays } from '@switchboard/protocol';
 
 /** RenewerLogger is the part of a logger renewal reports to. */
 interface RenewerLogger {
@@ -68,17 +68,7 @@ export class AgentIdentity {
     const rule = resolveRelayId(options.relayId);
     this.renewer = new IdentityRenewer({
       current: () => this.current,
-      renew: async () => {
-        let last: unknown;
-        for (const r of relays) {
-          try {
-            return await renewOverRelay(r, this.tlsFor(rule));
-          } catch (err) {
-            last = err;
-          }
-        }
-        throw last;
-      },
+      renew: async () => renewOverRelays(relays, this.tlsFor(rule)),
       install: (next) => this.replace(next),
       ...(options.logger ? { logger: options.logger } : {}),
     }).start();

@@ -4,7 +4,7 @@ import { Command } from 'commander';
 import { reportError, UsageError, type CliIo } from '@switchboard/common/cli';
 import { join } from 'node:path';
 import { existingFiles } from '@switchboard/common';
-import { IDENTITY_FILES, SpiffeId, TrustBundle, writeIdentityFiles } from '@switchboard/pki';
+import { IDENTITY_FILES, TrustBundle, enrollmentTokenSubject, isPkiError, writeIdentityFiles } from '@switchboard/pki';
 import { enrollWithRelay } from '@switchboard/protocol';
 
 /** EnrollOptions are the flags of `switchboard enroll`. */
@@ -35,7 +35,7 @@ export async function runEnroll(opts: EnrollOptions, io: CliIo, stdin: NodeJS.Re
       if (found.length > 0) throw new UsageError('ERR_USAGE', `${found[0]} already exists; use --force to replace it`);
     }
     const token = (opts.token === '-' ? await readAll(stdin) : await readText(opts.token, '--token')).trim();
-    const id = tokenSubject(token);
+    const id = enrollmentTokenSubject(token);
     const bundle = TrustBundle.fromPem(id.trustDomain, await readText(opts.bundle, '--bundle'));
     const url = opts.relay.replace(/^wss:/, 'https:');
     const identity = await enrollWithRelay(url, token, id, bundle, opts.relayId === undefined ? {} : { relayId: opts.relayId });
@@ -43,19 +43,7 @@ export async function runEnroll(opts: EnrollOptions, io: CliIo, stdin: NodeJS.Re
     io.stdout.write(`enrolled ${id.toString()}: ${out}/${IDENTITY_FILES.certificates} (expires ${new Date(Date.parse(identity.svid.leaf.validTo)).toISOString()})\n`);
     return 0;
   } catch (err) {
-    return reportError(err, io, { invalidInput: (e) => e instanceof TypeError, fallbackCode: 'ENROLL_ERR_RUNTIME' });
-  }
-}
-
-// The token names its SPIFFE ID in `sub`; the relay verifies the token, this only reads it.
-function tokenSubject(token: string): SpiffeId {
-  const part = token.split('.')[1];
-  let sub: unknown;
-  try {
-    sub = (JSON.parse(Buffer.from(part ?? '', 'base64url').toString('utf8')) as { sub?: unknown }).sub;
-    return SpiffeId.parse(String(sub));
-  } catch {
-    throw new UsageError('ERR_USAGE', '--token: not an enrollment token (a JWT naming a SPIFFE ID in sub); make one with `switchboard identity token <spiffe-id>`');
+    return reportError(err, io, { invalidInput: (e) => e instanceof TypeError || isPkiError(e, 'PKI_ERR_TOKEN_INVALID'), fallbackCode: 'ENROLL_ERR_RUNTIME' });
   }
 }
 

@@ -1,5 +1,5 @@
 import { closeSync, fsyncSync, openSync, readFileSync, renameSync, writeFileSync, writeSync } from 'node:fs';
-import { decodeProtectedHeader, errors as joseErrors, jwtVerify, SignJWT, type JWTPayload } from 'jose';
+import { decodeJwt, decodeProtectedHeader, errors as joseErrors, jwtVerify, SignJWT, type JWTPayload } from 'jose';
 import { randomBytes, type KeyObject } from 'node:crypto';
 import type { CertificateAuthority } from './ca.js';
 import { PkiError, type PkiErrorCode } from './errors.js';
@@ -65,6 +65,25 @@ export async function issueEnrollmentToken(ca: CertificateAuthority, id: SpiffeI
     .setIssuedAt(iat)
     .setExpirationTime(iat + ttl)
     .sign(signer.privateKey);
+}
+
+/**
+ * enrollmentTokenSubject reads the SPIFFE ID an enrollment token names (`sub`) without verifying
+ * it: the enrolling side needs it to make its CSR; the relay verifies the token. Throws
+ * `PKI_ERR_TOKEN_INVALID` when `token` is not a JWT naming a SPIFFE ID.
+ */
+export function enrollmentTokenSubject(token: string): SpiffeId {
+  let sub: unknown;
+  try {
+    sub = decodeJwt(token).sub;
+  } catch (err) {
+    fail('PKI_ERR_TOKEN_INVALID', 'not an enrollment token (a JWT); make one with `switchboard identity token <spiffe-id>`', err);
+  }
+  try {
+    return SpiffeId.parse(String(sub));
+  } catch (err) {
+    fail('PKI_ERR_TOKEN_INVALID', `the token's sub is not a SPIFFE ID (${(err as Error).message})`, err);
+  }
 }
 
 /**

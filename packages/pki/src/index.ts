@@ -37,6 +37,7 @@ export { createCsr, parseCsr, issueFromCsr } from './csr.js';
 export type { ParsedCsr } from './csr.js';
 export {
   issueEnrollmentToken,
+  enrollmentTokenSubject,
   EnrollmentTokenVerifier,
   MemoryUsedTokenStore,
   FileUsedTokenStore,

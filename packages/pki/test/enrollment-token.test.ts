@@ -339,3 +339,14 @@ describe('MemoryUsedTokenStore', () => {
     expect(s.size).toBe(1);
   });
 });
+
+describe('enrollmentTokenSubject', () => {
+  it('reads the SPIFFE ID a token names, without verifying it; refuses what is not a token', async () => {
+    const { CertificateAuthority: CA, issueEnrollmentToken: issue, enrollmentTokenSubject: subject } = await import('../src/index.js');
+    const ca = await CA.create({ trustDomain: 'example.org' });
+    expect(subject(await issue(ca, 'spiffe://example.org/connector/crm')).toString()).toBe('spiffe://example.org/connector/crm');
+    expect(() => subject('not-a-jwt')).toThrow(expect.objectContaining({ code: 'PKI_ERR_TOKEN_INVALID', message: expect.stringMatching(/not an enrollment token/) }));
+    const noId = `${Buffer.from('{"alg":"ES256"}').toString('base64url')}.${Buffer.from('{"sub":"crm"}').toString('base64url')}.x`;
+    expect(() => subject(noId)).toThrow(expect.objectContaining({ code: 'PKI_ERR_TOKEN_INVALID', message: expect.stringMatching(/sub is not a SPIFFE ID/) }));
+  });
+});

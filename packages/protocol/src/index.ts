@@ -18,7 +18,7 @@ export { isJsonRpcMessage } from './json-rpc.js';
 export { refusalBody, readRefusalReason, MAX_REFUSAL_READ_BYTES, MAX_REFUSAL_REASON_CHARS } from './refusal.js';
 export { SERVER_NAME_PATTERN, SERVER_NAME_RULE, isServerName } from './server-name.js';
 export { RelayTls, checkRelayCertificate } from './relay-tls.js';
-export { renewOverRelay, enrollWithRelay, RenewalError, RENEW_PATH, ENROLL_PATH } from './renewal.js';
+export { renewOverRelay, renewOverRelays, enrollWithRelay, RenewalError, RENEW_PATH, ENROLL_PATH } from './renewal.js';
 export type { RenewOptions, EnrollOptions } from './renewal.js';
 export { IdentityRenewer } from './renewer.js';
 export { reauthProof, openReauth, checkReauthPayload, REAUTH_EXPORTER_LABEL, REAUTH_HEADER } from './reauth.js';

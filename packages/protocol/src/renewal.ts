@@ -61,6 +61,24 @@ export async function renewOverRelay(relayUrl: string, tls: RelayTls, options: R
   return identityFromAnswer(status, text, id, key, tls.identity.bundle);
 }
 
+/**
+ * renewOverRelays renews at each relay in turn until one answers with a new identity (HA: any
+ * relay of the deployment holds the issuer); `onFailure` sees each failed attempt. Throws the
+ * last failure when none did.
+ */
+export async function renewOverRelays(relays: readonly string[], tls: RelayTls, options: RenewOptions & { onFailure?: (relay: string, err: unknown) => void } = {}): Promise<Identity> {
+  let last: unknown = new RenewalError('RENEW_ERR_TRANSPORT', 'renewal: no relay configured');
+  for (const relay of relays) {
+    try {
+      return await renewOverRelay(relay, tls, options);
+    } catch (err) {
+      last = err;
+      options.onFailure?.(relay, err);
+    }
+  }
+  throw last;
+}
+
 /** EnrollOptions tune {@link enrollWithRelay}. */
 export interface EnrollOptions extends RenewOptions {
   /** relayId is the rule the relay's SPIFFE ID must match (default `spiffe://<td>/relay/*`). */

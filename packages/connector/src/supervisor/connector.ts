@@ -4,14 +4,14 @@ import { createBackend } from '../backend/create-backend.js';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { existingFiles } from '@switchboard/common';
-import { IDENTITY_FILES, SpiffeId, TrustBundle, writeIdentityFiles } from '@switchboard/pki';
+import { IDENTITY_FILES, TrustBundle, enrollmentTokenSubject, writeIdentityFiles, type SpiffeId } from '@switchboard/pki';
 import type { ConnectorConfig, EnrollConfig } from '../config.js';
 import { ConfigUnreadableError, IdentityError, type ConnectorError } from '../errors.js';
 import { IdentitySource } from '../internal/identity-source.js';
 import { DEFAULT_LINK_TIMING, type LinkCounters, type LinkTiming } from '../link/link.js';
 import { DEFAULT_OUTPUT_BUFFER_BYTES } from '../link/session.js';
 import { silentLogger, type Logger } from '@switchboard/common';
-import { IdentityRenewer, enrollWithRelay, renewOverRelay, type RenewerStatus } from '@switchboard/protocol';
+import { IdentityRenewer, enrollWithRelay, renewOverRelays, type RenewerStatus } from '@switchboard/protocol';
 import { realSleep, type BackoffOptions, type Sleep } from './backoff.js';
 import type { LinkStatus } from '../link/link-status.js';
 import { RelaySupervisor } from './relay-supervisor.js';
@@ -114,9 +114,9 @@ async function enrollIfNeeded(dir: string, enroll: EnrollConfig, relayId: Connec
   }
   let id: SpiffeId;
   try {
-    id = SpiffeId.parse(String((JSON.parse(Buffer.from(token.split('.')[1] ?? '', 'base64url').toString('utf8')) as { sub?: unknown }).sub));
+    id = enrollmentTokenSubject(token);
   } catch (err) {
-    throw new IdentityError(`enroll: ${enroll.token} is not an enrollment token (a JWT naming a SPIFFE ID in sub)`, { cause: err });
+    throw new IdentityError(`enroll: ${enroll.token}: ${(err as Error).message}`, { cause: err });
   }
   let identity;
   try {
@@ -214,19 +214,7 @@ class ConnectorImpl implements Connector {
     if (current === undefined) return;
     this.renewer = new IdentityRenewer({
       current: () => this.identity.identity ?? current,
-      renew: async () => {
-        const tls = await this.identity.current();
-        let last: unknown;
-        for (const relay of this.config.relays) {
-          try {
-            return await renewOverRelay(relay, tls);
-          } catch (err) {
-            last = err;
-            this.stats.renewalFailures++;
-          }
-        }
-        throw last;
-      },
+      renew: async () => renewOverRelays(this.config.relays, await this.identity.current(), { onFailure: () => this.stats.renewalFailures++ }),
       install: async (next) => {
         const tls = await this.identity.install(next);
         this.stats.renewals++;
