@@ -65,6 +65,8 @@ describe('the image bundle (deploy/Dockerfile)', () => {
     expect(realpathSync(join(out, 'node_modules', '@switchboard', 'relay')).startsWith(out)).toBe(true);
     expect(existsSync(join(out, 'node_modules', '@switchboard', 'relay', 'dist', 'index.js'))).toBe(true);
     expect(existsSync(join(out, 'node_modules', '@switchboard', 'relay', 'src'))).toBe(false);
+    // The SPIFFE Workload API client loads its .proto at run time: it ships with the pki package.
+    expect(existsSync(join(out, 'node_modules', '@switchboard', 'pki', 'proto', 'workload.proto'))).toBe(true);
     const installed = readdirSync(join(out, 'node_modules', '.pnpm'));
     expect(installed.filter((d) => /^(vitest|typescript|@types\+)/.test(d))).toEqual([]);
   });

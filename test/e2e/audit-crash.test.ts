@@ -1,11 +1,9 @@
 // The relay's audit trail survives `kill -9`: in strict mode every call an agent saw succeed has its
 // request record on disk, and the chain verifies up to the crash point. Then the restarted relay
 // continues the chain, and `switchboard audit verify` accepts the real trail and catches a flipped byte.
-import { spawn, execFile, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
+import { execFile } from 'node:child_process';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
 import { connect } from '@switchboard/agent-sdk';
 import {
@@ -18,7 +16,7 @@ import {
 } from '@switchboard/audit';
 import { parseConnectorConfig, startConnector } from '@switchboard/connector';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CLI, EVERYTHING, TD, createWorld, type Connector, type World } from './world.js';
+import { CLI, EVERYTHING, TD, createWorld, startRelayProcess, type Connector, type RelayProcess, type World } from './world.js';
 
 const run = promisify(execFile);
 const AGENT = `spiffe://${TD}/agent/crash`;
@@ -33,40 +31,6 @@ rules:
 `;
 const AGENTS = 6;
 const PIPELINE = 2;
-
-interface RelayProcess {
-  child: ChildProcess;
-  url: string;
-  exited: Promise<number | null>;
-}
-
-/** startRelayProcess runs `switchboard relay --config …` and resolves once it logs its URL. */
-async function startRelayProcess(config: string): Promise<RelayProcess> {
-  const child = spawn(process.execPath, [CLI, 'relay', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LOG_LEVEL: 'info' } });
-  const exited = once(child, 'exit').then(([code]) => code as number | null);
-  let stderr = '';
-  child.stderr?.on('data', (c: Buffer) => (stderr += c.toString()));
-  const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
-  const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`relay did not start in 20 s: ${stderr}`)), 20_000);
-    lines.on('line', (line) => {
-      try {
-        const l = JSON.parse(line) as { msg?: string; url?: string };
-        if (l.msg === 'relay listening' && l.url) {
-          clearTimeout(timer);
-          resolve(l.url);
-        }
-      } catch {
-        // not a log line
-      }
-    });
-    void exited.then((code) => {
-      clearTimeout(timer);
-      reject(new Error(`relay exited with ${code} before listening: ${stderr}`));
-    });
-  });
-  return { child, url, exited };
-}
 
 describe('audit trail: kill -9 the relay in strict mode', () => {
   let w: World;

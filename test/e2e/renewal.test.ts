@@ -7,8 +7,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
-import { AgentIdentity, connect } from '@switchboard/agent-sdk';
-import { writeFile } from 'node:fs/promises';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { AgentIdentity, connect, startHttpBridge } from '@switchboard/agent-sdk';
+import { readdir, writeFile } from 'node:fs/promises';
 import { SvidIssuer, TrustBundle, issueEnrollmentToken, loadIdentityFiles } from '@switchboard/pki';
 import { createTestCA, type TestCA } from '@switchboard/pki/testing';
 import { MemoryAuditSink, startRelay } from '@switchboard/relay';
@@ -121,6 +122,35 @@ describe('identity renewal over the relay, end to end', () => {
     expect((await loadIdentityFiles(agentIds)).svid.leaf.serialNumber).toBe(identity.identity.svid.leaf.serialNumber);
   });
 
+  it('`agent http` on a 6 s SVID renews three times: its MCP session and the relay session under it live on', async () => {
+    const { relay, audit, agentIds } = await setup(3600, false, 6);
+    const bridge = await startHttpBridge({ listen: '127.0.0.1:0', relay: relay.url, server: 'everything', identity: agentIds });
+    cleanups.push(() => bridge.close());
+    const c = new Client({ name: 'cursor', version: '1.0.0' });
+    const transport = new StreamableHTTPClientTransport(new URL(bridge.url));
+    await c.connect(transport);
+    cleanups.push(() => c.close());
+    const sessionId = transport.sessionId;
+    let calls = 0;
+    const deadline = Date.now() + 20_000;
+    while (relay.metrics().reauths.accepted < 3 && Date.now() < deadline && calls < 2000) {
+      const r = (await c.callTool({ name: 'echo', arguments: { message: `h${calls}` } })) as { content: { text: string }[] };
+      expect(r.content[0]?.text).toBe(`Echo: h${calls}`);
+      calls++;
+      await new Promise((res) => setTimeout(res, 100));
+    }
+    expect(relay.metrics().reauths).toEqual({ accepted: 3, refused: 0 });
+    expect(audit.records.filter((r) => r.type === 'identity.renew' && r.peer === AGENT && r.issued)).toHaveLength(3);
+    expect(audit.records.filter((r) => r.type === 'session.close' && r.agent === AGENT)).toEqual([]);
+    expect(transport.sessionId).toBe(sessionId);
+    expect(bridge.sessions()).toBe(1);
+    // A new MCP session after the renewals dials with the newest SVID.
+    const d = new Client({ name: 'cursor-2', version: '1.0.0' });
+    await d.connect(new StreamableHTTPClientTransport(new URL(bridge.url)));
+    cleanups.push(() => d.close());
+    expect(((await d.callTool({ name: 'echo', arguments: { message: 'new' } })) as { content: { text: string }[] }).content[0]?.text).toBe('Echo: new');
+  });
+
   it('`switchboard agent stdio` on a 6 s SVID renews by itself: the MCP client above it sees nothing', async () => {
     const { relay, audit, agentIds } = await setup(3600, false, 6);
     const c = new Client({ name: 'stdio-client', version: '1.0.0' });
@@ -172,6 +202,37 @@ describe('a new connector host from a token', () => {
     await second.ready();
     expect((await loadIdentityFiles(join(dir, 'ids/connector'))).svid.leaf.serialNumber).toBe(enrolled.svid.leaf.serialNumber);
     expect(relay.metrics().enrollments).toEqual({ issued: 1 });
+
+    // The agent bridges start from a token too: `agent stdio --enroll-token …` (a real process) and
+    // the HTTP bridge, each into an empty identity directory of its own.
+    await writeFile(join(dir, 'stdio.token'), `${await issueEnrollmentToken(ca.ca, AGENT)}\n`);
+    const stdio = new Client({ name: 'desktop', version: '1.0.0' });
+    const stdioIds = join(dir, 'ids/stdio');
+    await stdio.connect(new StdioClientTransport({
+      command: process.execPath,
+      args: [CLI, 'agent', 'stdio', '--relay', relay.url, '--server', 'everything', '--identity', stdioIds, '--enroll-token', join(dir, 'stdio.token'), '--enroll-url', relay.enrollUrl as string, '--enroll-bundle', join(dir, 'bundle.pem')],
+      stderr: 'pipe',
+    }));
+    cleanups.push(() => stdio.close());
+    expect(((await stdio.callTool({ name: 'echo', arguments: { message: 'stdio' } })) as { content: { text: string }[] }).content[0]?.text).toBe('Echo: stdio');
+    expect((await loadIdentityFiles(stdioIds)).svid.id.toString()).toBe(AGENT);
+    await writeFile(join(dir, 'http.token'), `${await issueEnrollmentToken(ca.ca, AGENT)}\n`);
+    const httpIds = join(dir, 'ids/http');
+    const bridge = await startHttpBridge({ listen: '127.0.0.1:0', relay: relay.url, server: 'everything', identity: httpIds, enroll: { url: relay.enrollUrl as string, token: join(dir, 'http.token'), bundle: join(dir, 'bundle.pem') } });
+    cleanups.push(() => bridge.close());
+    const http = new Client({ name: 'cursor', version: '1.0.0' });
+    await http.connect(new StreamableHTTPClientTransport(new URL(bridge.url)));
+    cleanups.push(() => http.close());
+    expect(((await http.callTool({ name: 'echo', arguments: { message: 'http' } })) as { content: { text: string }[] }).content[0]?.text).toBe('Echo: http');
+    expect((await loadIdentityFiles(httpIds)).svid.id.toString()).toBe(AGENT);
+    expect(relay.metrics().enrollments).toEqual({ issued: 3 });
+    // A spent token cannot enroll a second empty directory: refused, and nothing is written.
+    const again = await startHttpBridge({ listen: '127.0.0.1:0', relay: relay.url, server: 'everything', identity: join(dir, 'ids/again'), enroll: { url: relay.enrollUrl as string, token: join(dir, 'http.token'), bundle: join(dir, 'bundle.pem') } }).then(
+      () => 'started',
+      (err: Error & { code?: string }) => `${err.code}: ${err.message}`,
+    );
+    expect(again).toMatch(/^AGENT_ERR_IDENTITY_INVALID: agent: enroll: the relay refused \(HTTP 409 ENROLL_ERR_TOKEN_USED\)/);
+    expect(await readdir(join(dir, 'ids/again')).catch(() => [])).toEqual([]);
   });
 });
 

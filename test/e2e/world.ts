@@ -1,6 +1,9 @@
 // A test world: a throwaway CA, identities on disk, a real relay and a real connector in-process,
 // real MCP servers from npm behind the connector. Everything binds 127.0.0.1, port 0.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createInterface } from 'node:readline';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -79,3 +82,38 @@ export async function createWorld(policyYaml: string, worldOptions: WorldOptions
   if (worldOptions.startRelay !== false) await w.startRelay();
   return w;
 }
+
+export interface RelayProcess {
+  child: ChildProcess;
+  url: string;
+  exited: Promise<number | null>;
+}
+
+/** startRelayProcess runs `switchboard relay --config …` and resolves once it logs its URL. */
+export async function startRelayProcess(config: string): Promise<RelayProcess> {
+  const child = spawn(process.execPath, [CLI, 'relay', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LOG_LEVEL: 'info' } });
+  const exited = once(child, 'exit').then(([code]) => code as number | null);
+  let stderr = '';
+  child.stderr?.on('data', (c: Buffer) => (stderr += c.toString()));
+  const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`relay did not start in 20 s: ${stderr}`)), 20_000);
+    lines.on('line', (line) => {
+      try {
+        const l = JSON.parse(line) as { msg?: string; url?: string };
+        if (l.msg === 'relay listening' && l.url) {
+          clearTimeout(timer);
+          resolve(l.url);
+        }
+      } catch {
+        // not a log line
+      }
+    });
+    void exited.then((code) => {
+      clearTimeout(timer);
+      reject(new Error(`relay exited with ${code} before listening: ${stderr}`));
+    });
+  });
+  return { child, url, exited };
+}
+

@@ -1,6 +1,22 @@
-import { loadIdentityFiles, writeIdentityFiles, SpiffeId, TrustBundle, X509Svid, type IdMatcher, type Identity } from '@switchboard/pki';
+import { loadIdentityFiles, writeIdentityFiles, PkiError, SpiffeId, TrustBundle, WorkloadApiSource, X509Svid, type IdMatcher, type Identity, type WorkloadApiOptions } from '@switchboard/pki';
 import { CertificateRejectedError, IdentityError } from './errors.js';
-import { IdentityRenewer, RelayTls, parseRelayId, renewOverRelays } from '@switchboard/protocol';
+import { EnrollFileError, IdentityRenewer, RelayTls, enrollIfEmpty, parseRelayId, renewOverRelays, type EnrollSetting } from '@switchboard/protocol';
+
+/**
+ * AgentIdentitySpec is where an agent's identity comes from: an identity directory, the SPIFFE
+ * Workload API (`{ workloadApi: { endpoint?, id?, hint? } }`), or an identity in memory.
+ */
+export type AgentIdentitySpec = string | Identity | AgentIdentity | { workloadApi: Omit<WorkloadApiOptions, 'logger' | 'firstTimeoutMs'> };
+
+/** OpenIdentityOptions tune {@link AgentIdentity.open}. */
+export interface OpenIdentityOptions {
+  tlsResumption?: boolean;
+  /** enroll gets the first identity into an empty identity directory with a single-use token (docs/identity.md). */
+  enroll?: EnrollSetting;
+  /** relayId is the relay rule enrollment checks the enrollment listener against. */
+  relayId?: string | SpiffeId;
+  logger?: RenewerLogger;
+}
 
 /** RenewerLogger is the part of a logger renewal reports to. */
 interface RenewerLogger {
@@ -26,11 +42,75 @@ export class AgentIdentity {
   private readonly dir: string | undefined;
   private readonly listeners = new Set<(next: AgentIdentity) => void>();
   private renewer: IdentityRenewer | undefined;
+  private workloadApi: WorkloadApiSource | undefined;
 
   private constructor(identity: Identity, options: { tlsResumption?: boolean; dir?: string }) {
     this.current = identity;
     this.resumption = options.tlsResumption ?? true;
     this.dir = options.dir;
+  }
+
+  /**
+   * AgentIdentity.open takes an identity from wherever `spec` says: a directory (enrolling first
+   * with `options.enroll` when it holds no SVID yet), the SPIFFE Workload API (rotated as the
+   * stream delivers it, each rotation {@link replace}d in), or memory. Throws {@link IdentityError}.
+   */
+  static async open(spec: AgentIdentitySpec, options: OpenIdentityOptions = {}): Promise<AgentIdentity> {
+    const resumption = options.tlsResumption === undefined ? {} : { tlsResumption: options.tlsResumption };
+    if (typeof spec === 'string') {
+      if (options.enroll !== undefined) {
+        try {
+          const enrolled = await enrollIfEmpty(spec, options.enroll, options.relayId === undefined ? {} : { relayId: options.relayId });
+          if (enrolled !== undefined) options.logger?.info({ id: enrolled.svid.id.toString(), dir: spec, expiresAt: enrolled.svid.expiresAt.toISOString() }, 'enrolled: first identity written');
+        } catch (err) {
+          throw new IdentityError(err instanceof EnrollFileError ? err.message : `enroll: ${(err as Error).message}`, { cause: err });
+        }
+      }
+      return AgentIdentity.fromDirectory(spec, resumption);
+    }
+    if (options.enroll !== undefined) throw new TypeError('agent: enrollment needs the identity to be a directory (the enrolled identity is written there)');
+    if (spec instanceof AgentIdentity) return spec;
+    if (typeof spec === 'object' && spec !== null && 'workloadApi' in spec) return AgentIdentity.fromWorkloadApi(spec.workloadApi, { ...resumption, ...(options.logger ? { logger: options.logger } : {}) });
+    return AgentIdentity.from(spec, resumption);
+  }
+
+  /**
+   * AgentIdentity.fromWorkloadApi takes the identity from the SPIFFE Workload API
+   * (`SPIFFE_ENDPOINT_SOCKET` unless `endpoint` is given) and follows its rotations: each new SVID
+   * is {@link replace}d in, so live sessions move to it in place. {@link close} ends the stream.
+   * Renewal over the relay does not apply (the SPIFFE agent rotates the SVID).
+   */
+  static async fromWorkloadApi(options: WorkloadApiOptions = {}, more: { tlsResumption?: boolean; logger?: RenewerLogger } = {}): Promise<AgentIdentity> {
+    let source: WorkloadApiSource;
+    try {
+      source = await WorkloadApiSource.connect({ ...options, ...(more.logger && !options.logger ? { logger: more.logger } : {}) });
+    } catch (err) {
+      const detail = err instanceof PkiError ? `${err.code}: ${err.message}` : String(err);
+      throw new IdentityError(`cannot get an identity from the workload api: ${detail}`, { cause: err });
+    }
+    const identity = new AgentIdentity(source.identity, more.tlsResumption === undefined ? {} : { tlsResumption: more.tlsResumption });
+    identity.workloadApi = source;
+    source.onUpdate((next) => {
+      identity.replace(next).catch((err: Error) => more.logger?.warn({ err: err.message }, 'cannot use the rotated identity'));
+    });
+    return identity;
+  }
+
+  /** fromWorkloadApiSource is true when the SPIFFE Workload API delivers (and rotates) this identity. */
+  get fromWorkloadApiSource(): boolean {
+    return this.workloadApi !== undefined;
+  }
+
+  /** renewable is true when {@link startRenewal} applies: the identity was read from a directory. */
+  get renewable(): boolean {
+    return this.dir !== undefined;
+  }
+
+  /** close stops renewal and the Workload API stream, if any; the identity stays usable as it is. */
+  async close(): Promise<void> {
+    await this.stopRenewal();
+    this.workloadApi?.close();
+    this.workloadApi = undefined;
   }
 
   /** identity is the SVID and bundle in use now (a renewal replaces it). */
@@ -64,6 +144,7 @@ export class AgentIdentity {
    */
   startRenewal(relay: string | readonly string[], options: { relayId?: string | SpiffeId; logger?: RenewerLogger } = {}): IdentityRenewer {
     if (this.renewer) return this.renewer;
+    if (this.workloadApi !== undefined) throw new TypeError('agent: the SPIFFE Workload API rotates this identity; renewal over the relay is for identities read from a directory');
     const relays = typeof relay === 'string' ? [relay] : [...relay];
     const rule = resolveRelayId(options.relayId);
     this.renewer = new IdentityRenewer({

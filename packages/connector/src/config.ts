@@ -7,6 +7,7 @@ import {
   YamlSyntaxError,
   boolean,
   formatPath,
+  identitySetting,
   isPlainObject,
   object,
   parseYaml,
@@ -16,6 +17,7 @@ import {
   validate,
   z,
   type PathSegment,
+  type WorkloadApiSetting,
   type YamlSource,
 } from '@switchboard/common/config';
 import { SERVER_NAME_RULE, isServerName, parseRelayId } from '@switchboard/protocol';
@@ -55,8 +57,12 @@ export interface AdminConfig {
 export interface ConnectorConfig {
   /** relays are the relay base URLs (`wss://host:port[/prefix]`), one link each. */
   readonly relays: readonly string[];
-  /** identity is an identity directory (`svid.pem`, `svid_key.pem`, `bundle.pem`) or an identity in memory. */
-  readonly identity: string | Identity;
+  /**
+   * identity is an identity directory (`svid.pem`, `svid_key.pem`, `bundle.pem`), the SPIFFE
+   * Workload API (`{ workloadApi: { endpoint?, id?, hint? } }`: SPIRE rotates the SVID, the
+   * connector does not renew it), or an identity in memory.
+   */
+  readonly identity: string | Identity | { readonly workloadApi: WorkloadApiSetting };
   /**
    * relayId is the rule every relay's SPIFFE ID must match: an exact ID or a pattern such as
    * `spiffe://example.org/relay/*`. Unset, it is that default pattern for our trust domain (never
@@ -177,9 +183,7 @@ function parseConfig(input: unknown, baseDir: string): ConnectorConfig {
     relays.push(url);
   });
 
-  let identity: string | Identity;
-  if (isIdentity(top.identity)) identity = top.identity;
-  else identity = resolve(baseDir, validate(string({ what: 'an identity directory (svid.pem, svid_key.pem, bundle.pem)' }), top.identity, ['identity']));
+  const identity: ConnectorConfig['identity'] = isIdentity(top.identity) ? top.identity : identitySetting(top.identity, ['identity'], baseDir);
 
   let relayId: IdMatcher | undefined;
   if (top.relayId !== undefined) {

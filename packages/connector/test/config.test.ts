@@ -105,6 +105,9 @@ describe('parseConnectorConfig', () => {
     ['document not a mapping', ['x'], '', /mapping/],
     ['enroll url not https', { ...base, enroll: { url: 'http://relay:8444', token: 't', bundle: 'b' } }, 'enroll.url', /must be https:\/\/, not http:/],
     ['enroll without a token', { ...base, enroll: { url: 'https://relay:8444', bundle: 'b' } }, 'enroll.token', /is required: a file holding the enrollment token/],
+    ['identity.workloadApi with a misspelt key', { ...base, identity: { workloadApi: { endpont: 'unix:///run/a.sock' } } }, 'identity.workloadApi.endpont', /unknown key \(allowed here: endpoint, id, hint; did you mean "endpoint"\?\)/],
+    ['identity a mapping without workloadApi', { ...base, identity: { spire: true } }, 'identity.spire', /unknown key \(allowed here: workloadApi\)/],
+    ['enroll with identity from the workload api', { ...base, identity: { workloadApi: {} }, enroll: { url: 'https://relay:8444', token: 't', bundle: 'b' } }, 'enroll', /needs identity to be a directory/],
     ['enroll with a misspelt key', { ...base, enroll: { url: 'https://relay:8444', token: 't', bundel: 'b' } }, 'enroll.bundel', /did you mean "bundle"/],
   ])('%s', (_name, input, path, message) => {
     const err = fails(input);
@@ -119,6 +122,13 @@ describe('parseConnectorConfig', () => {
 });
 
 describe('loadConnectorConfig', () => {
+  it('reads identity: { workloadApi } (the SPIFFE Workload API)', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'sb-conf-'));
+    const path = join(dir, 'connector.yaml');
+    await writeFile(path, 'relays: [wss://relay.example.org:8443]\nidentity:\n  workloadApi: { endpoint: "unix:///run/spire/sockets/agent.sock", hint: crm }\nservers:\n  crm: { command: node }\n');
+    expect((await loadConnectorConfig(path)).identity).toEqual({ workloadApi: { endpoint: 'unix:///run/spire/sockets/agent.sock', hint: 'crm' } });
+  });
+
   it('reads YAML and resolves paths against the file', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'sb-conf-'));
     const path = join(dir, 'connector.yaml');

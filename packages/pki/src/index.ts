@@ -50,3 +50,14 @@ export {
 export type { UsedTokenStore, EnrollmentTokenOptions, EnrollmentTokenVerifierOptions } from './enrollment-token.js';
 export { exportPkcs12 } from './pkcs12.js';
 export type { Pkcs12Options } from './pkcs12.js';
+export {
+  WorkloadApiSource,
+  parseWorkloadEndpoint,
+  identityFromWorkloadApi,
+  encodeForWorkloadApi,
+  workloadApiDefinition,
+  WORKLOAD_API_SOCKET_ENV,
+  WORKLOAD_API_HEADER,
+  WORKLOAD_API_PROTO,
+} from './workload-api.js';
+export type { WorkloadApiOptions, WorkloadApiStatus, WireX509Svid, WireX509SvidResponse } from './workload-api.js';

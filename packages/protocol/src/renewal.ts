@@ -2,7 +2,9 @@ import { request, type RequestOptions } from 'node:https';
 import { isIP } from 'node:net';
 import type { KeyObject } from 'node:crypto';
 import type { PeerCertificate } from 'node:tls';
-import { BundleSet, SpiffeId, TrustBundle, X509Svid, createCsr, newP256Key, parseCertificatesPem, validateX509Svid, type IdMatcher, type Identity } from '@switchboard/pki';
+import { access, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { BundleSet, IDENTITY_FILES, SpiffeId, TrustBundle, X509Svid, createCsr, enrollmentTokenSubject, newP256Key, parseCertificatesPem, validateX509Svid, writeIdentityFiles, type IdMatcher, type Identity } from '@switchboard/pki';
 import { relayIdFor } from './relay-id.js';
 import { checkRelayCertificate } from './relay-tls.js';
 import type { RelayTls } from './relay-tls.js';
@@ -114,6 +116,62 @@ export async function enrollWithRelay(enrollUrl: string, token: string, id: Spif
     options.timeoutMs ?? 15_000,
   );
   return identityFromAnswer(status, text, sid, key, bundle);
+}
+
+/** EnrollSetting is where a first identity comes from: connector.yaml `enroll`, the bridges' `--enroll-*` flags. Paths of files. */
+export interface EnrollSetting {
+  /** url is the relay's enrollment listener, `https://host:port`. */
+  readonly url: string;
+  /** token is the file holding the single-use enrollment token. */
+  readonly token: string;
+  /** bundle is the trust domain's bundle.pem, to authenticate the relay. */
+  readonly bundle: string;
+}
+
+/**
+ * EnrollFileError is an enrollment that could not start: the token or bundle file is unreadable,
+ * or the token names no SPIFFE ID. `path` is the file.
+ */
+export class EnrollFileError extends Error {
+  readonly path: string;
+  constructor(path: string, message: string, options: { cause?: unknown } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'EnrollFileError';
+    this.path = path;
+  }
+}
+
+/**
+ * enrollIfEmpty gets the first identity into the identity directory `dir` with the enrollment
+ * token when `dir` holds no SVID yet ({@link enrollWithRelay}, then the spiffe-helper layout
+ * written atomically) and returns it; an identity already there (enrolled before, renewed since)
+ * is kept and `undefined` returned. Throws {@link EnrollFileError} or {@link RenewalError}.
+ */
+export async function enrollIfEmpty(dir: string, enroll: EnrollSetting, options: EnrollOptions = {}): Promise<Identity | undefined> {
+  try {
+    await access(join(dir, IDENTITY_FILES.certificates));
+    return undefined;
+  } catch {
+    // No SVID yet: enroll.
+  }
+  const read = async (path: string): Promise<string> => {
+    try {
+      return await readFile(path, 'utf8');
+    } catch (err) {
+      throw new EnrollFileError(path, `enroll: cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, { cause: err });
+    }
+  };
+  const token = (await read(enroll.token)).trim();
+  const bundlePem = await read(enroll.bundle);
+  let id: SpiffeId;
+  try {
+    id = enrollmentTokenSubject(token);
+  } catch (err) {
+    throw new EnrollFileError(enroll.token, `enroll: ${enroll.token}: ${(err as Error).message}`, { cause: err });
+  }
+  const identity = await enrollWithRelay(enroll.url, token, id, TrustBundle.fromPem(id.trustDomain, bundlePem), options);
+  await writeIdentityFiles(dir, identity, { force: true });
+  return identity;
 }
 
 function identityFromAnswer(status: number, text: string, id: SpiffeId, key: KeyObject, currentBundle: TrustBundle): Identity {

@@ -3,7 +3,8 @@ import type { Server as HttpsServer } from 'node:https';
 import type { Socket } from 'node:net';
 import { silentLogger, type Logger } from '@switchboard/common';
 import type { AuditFs } from '@switchboard/audit';
-import type { Identity, JwtSvidSigner, SpiffeId } from '@switchboard/pki';
+import { PkiError, WorkloadApiSource, type Identity, type JwtSvidSigner, type SpiffeId } from '@switchboard/pki';
+import { isWorkloadApiSetting, type WorkloadApiSetting } from '@switchboard/common/config';
 import { policyReloadRecord, type RelayAuditOptions } from './audit/open.js';
 import type { AuditSink } from './audit/sink.js';
 import { CurrentBundle, type IdentityReloader } from './auth/identity-reload.js';
@@ -12,7 +13,7 @@ import type { JwtSignerOptions, PinsOptions } from './config/enforcement-config.
 import { DEFAULT_TIMING, resolveEnforcement, resolveLimits, type EnforcementOptions, type RelayLimits, type RelayTiming } from './config/limits.js';
 import { checkAdminListen, parseListenAddress } from './config/listen.js';
 import type { Enforcement } from './enforce/enforcement.js';
-import { PolicyError } from './errors.js';
+import { PolicyError, RelayError } from './errors.js';
 import { ConnectorLink, type LinkContext } from './link/connector-link.js';
 import { Registry } from './link/registry.js';
 import { CATALOG_PATH, handleCatalog, type CatalogContext } from './listener/catalog.js';
@@ -27,8 +28,8 @@ import type { PolicyDocument } from './policy/document.js';
 import type { PolicyStore } from './policy/store.js';
 import { AgentSession, type SessionContext } from './session/agent-session.js';
 import { Cleanup } from './wiring/cleanup.js';
-import { closeServer, createMainServer, hostForUrl, listenOn, renewOwnIdentity, startAdmin, startEnrollment, watchIdentity } from './wiring/listeners.js';
-import { loadRelayIdentity, openAudit, openEnforcement, openEnrollment, openPolicy, openRenewal, readKeyFile } from './wiring/open-parts.js';
+import { closeServer, createMainServer, hostForUrl, identityApplier, listenOn, renewOwnIdentity, startAdmin, startEnrollment, watchIdentity } from './wiring/listeners.js';
+import { loadRelayIdentity, openAudit, validityProblem, openEnforcement, openEnrollment, openPolicy, openRenewal, readKeyFile } from './wiring/open-parts.js';
 import type { PolicyFile, PolicyReloadResult } from './wiring/policy-file.js';
 
 /**
@@ -38,8 +39,11 @@ import type { PolicyFile, PolicyReloadResult } from './wiring/policy-file.js';
 export interface RelayOptions {
   /** listen is `host:port` of the main mTLS listener (`127.0.0.1:0` picks a free port). */
   listen: string;
-  /** identity is a directory with svid.pem, svid_key.pem and bundle.pem, or the loaded identity. */
-  identity: string | Identity;
+  /**
+   * identity is a directory with svid.pem, svid_key.pem and bundle.pem, the SPIFFE Workload API
+   * (`{ workloadApi: { endpoint?, id?, hint? } }`), or the loaded identity.
+   */
+  identity: string | Identity | { workloadApi: WorkloadApiSetting };
   /** policy is a policy.yaml path, a policy document, a compiled snapshot, or a store to share. */
   policy: string | PolicyDocument | PolicySnapshot | PolicyStore;
   /** audit configures the tamper-evident trail (docs/audit.md), or passes any {@link AuditSink} (tests, embedders). */
@@ -275,14 +279,16 @@ export async function startRelay(options: RelayOptions, deps: StartRelayDeps = {
   const { unknownToolReply } = resolveEnforcement(options.enforcement);
   const timing: RelayTiming = { ...DEFAULT_TIMING, ...deps.timing };
   const logger = (deps.logger ?? silentLogger).child({ component: 'relay' });
-  const identity = await loadRelayIdentity(options.identity);
-  const { store: policy, file: policyFile } = await openPolicy(options.policy, identity, logger);
-  const renewal = await openRenewal(options.renewal, identity);
-  const enrollAddr = options.enrollment ? parseListenAddress(options.enrollment.listen, 'enrollment.listen') : undefined;
-  const enrollKeyPem = typeof options.enrollment?.publicKey === 'string' ? await readKeyFile(options.enrollment.publicKey, 'enrollment.publicKey') : undefined;
-
   const cleanup = new Cleanup();
   try {
+    // From the SPIFFE Workload API, the first identity now and each rotation as the stream delivers it.
+    const workloadApi = isWorkloadApiSetting(options.identity) ? await openRelayWorkloadApi(options.identity.workloadApi, logger) : undefined;
+    if (workloadApi !== undefined) cleanup.add('workload api', () => workloadApi.close());
+    const identity = await loadRelayIdentity(workloadApi?.identity ?? (options.identity as string | Identity));
+    const { store: policy, file: policyFile } = await openPolicy(options.policy, identity, logger);
+    const renewal = await openRenewal(options.renewal, identity);
+    const enrollAddr = options.enrollment ? parseListenAddress(options.enrollment.listen, 'enrollment.listen') : undefined;
+    const enrollKeyPem = typeof options.enrollment?.publicKey === 'string' ? await readKeyFile(options.enrollment.publicKey, 'enrollment.publicKey') : undefined;
     const metrics = new RelayMetrics();
     const audit = await openAudit(options.audit, policyFile, metrics, logger, deps.auditFs, cleanup);
     const enforcement = await openEnforcement(options, policy, identity.svid.id.trustDomain.name, { audit, metrics, logger });
@@ -338,19 +344,26 @@ export async function startRelay(options: RelayOptions, deps: StartRelayDeps = {
     const port = await listenOn(server, listen, 'listen');
     cleanup.add('main listener', () => closeServer(server));
     let enrollUrl: string | undefined;
+    let enrollServer: HttpsServer | undefined;
     if (options.enrollment !== undefined && enrollAddr !== undefined) {
       const { verifier, store } = openEnrollment(options.enrollment, renewal, identity, enrollKeyPem);
       if (store instanceof FileUsedTokenStore) cleanup.add('used-token store', () => store.close());
-      enrollUrl = await startEnrollment(enrollAddr, identity, (req, res) => handleEnroll({ ...shared, renewal, verifier }, req, res), cleanup);
+      ({ url: enrollUrl, server: enrollServer } = await startEnrollment(enrollAddr, identity, (req, res) => handleEnroll({ ...shared, renewal, verifier }, req, res), cleanup));
     }
+    const applyIdentity = identityApplier(() => (enrollServer === undefined ? [server] : [server, enrollServer]), bundle);
     const adminUrl = adminAddr === undefined ? undefined : await startAdmin(adminAddr, { ready: () => server.listening && !state.closing && audit.available, metrics }, cleanup);
 
     const url = `wss://${hostForUrl(listen.host)}:${port}`;
     logger.info({ url, adminUrl, enrollUrl, relay: identity.svid.id.toString() }, 'relay listening');
     const relay = new Relay({ url, port, adminUrl, enrollUrl, relayId: identity.svid.id, policy, policyFile, server, links, registry, sockets, state, metrics, audit, enforcement, limits, timing, logger, cleanup });
     if (options.watchPolicy !== false) policyFile?.watch(() => void relay.reloadPolicy());
+    workloadApi?.onUpdate((next) => {
+      const invalid = validityProblem(next, Date.now());
+      if (invalid !== undefined) logger.warn({ problem: invalid }, 'the workload api rotated to an unusable certificate; keeping the current one');
+      else applyIdentity(next);
+    });
     if (typeof options.identity === 'string') {
-      const reloader = watchIdentity(options.identity, identity, server, bundle, logger);
+      const reloader = watchIdentity(options.identity, identity, applyIdentity, logger);
       relay.identityReloader = reloader;
       // With an issuer, the relay renews its own SVID too: signed here, written to its directory.
       // A read-only directory (a mounted Secret) is renewed from outside: say so once, do not retry forever.
@@ -365,6 +378,16 @@ export async function startRelay(options: RelayOptions, deps: StartRelayDeps = {
   } catch (err) {
     await cleanup.run();
     throw err;
+  }
+}
+
+/** openRelayWorkloadApi takes the relay's first identity from the SPIFFE Workload API; a failure is `RELAY_ERR_IDENTITY`. */
+async function openRelayWorkloadApi(setting: WorkloadApiSetting, logger: Logger): Promise<WorkloadApiSource> {
+  try {
+    return await WorkloadApiSource.connect({ ...setting, logger: logger.child({ component: 'workload-api' }) });
+  } catch (err) {
+    const detail = err instanceof PkiError ? `${err.code}: ${err.message}` : String(err);
+    throw new RelayError('RELAY_ERR_IDENTITY', `identity: ${detail}`, { cause: err });
   }
 }
 

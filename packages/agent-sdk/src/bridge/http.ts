@@ -3,9 +3,11 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { isIP, type AddressInfo } from 'node:net';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { isInitializeRequest, type JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
-import type { Identity, SpiffeId } from '@switchboard/pki';
+import type { SpiffeId } from '@switchboard/pki';
+import type { EnrollSetting } from '@switchboard/protocol';
 import { AgentError } from '../errors.js';
-import { AgentIdentity } from '../identity.js';
+import { AgentIdentity, type AgentIdentitySpec } from '../identity.js';
+import { openIdentity } from './stdio.js';
 import { silentLogger, type Logger } from '@switchboard/common';
 import { RelayClientTransport } from '../relay-client-transport.js';
 
@@ -17,8 +19,11 @@ export interface HttpBridgeOptions {
   listen: string;
   relay: string | URL;
   server: string;
-  identity: string | Identity | AgentIdentity;
+  /** identity is an identity directory, `{ workloadApi: { endpoint? } }` (the SPIFFE Workload API), or an identity in memory. */
+  identity: AgentIdentitySpec;
   relayId?: string | SpiffeId;
+  /** enroll gets the first identity into an empty identity directory with a single-use token. */
+  enroll?: EnrollSetting;
   /** path is the MCP endpoint path (default `/mcp`). */
   path?: string;
   logger?: Logger;
@@ -57,12 +62,18 @@ interface Pair {
  */
 export async function startHttpBridge(options: HttpBridgeOptions): Promise<HttpBridge> {
   const { host, port } = parseLoopbackListen(options.listen);
-  const identity = typeof options.identity === 'string' ? await AgentIdentity.fromDirectory(options.identity) : AgentIdentity.from(options.identity);
-  // Validate relay URL and server name now (TypeError), not on the first request.
-  new RelayClientTransport({ relay: options.relay, server: options.server, identity, ...(options.relayId !== undefined ? { relayId: options.relayId } : {}) });
   const logger = (options.logger ?? silentLogger).child({ component: 'agent-http', server: options.server });
-  const bridge = new HttpBridgeImpl(options, identity, logger);
-  await bridge.listen(host, port);
+  const identity = await openIdentity(options, logger);
+  const owned = !(options.identity instanceof AgentIdentity);
+  const bridge = new HttpBridgeImpl(options, identity, logger, owned);
+  try {
+    // Validate relay URL and server name now (TypeError), not on the first request.
+    new RelayClientTransport({ relay: options.relay, server: options.server, identity, ...(options.relayId !== undefined ? { relayId: options.relayId } : {}) });
+    await bridge.listen(host, port);
+  } catch (err) {
+    if (owned) await identity.close();
+    throw err;
+  }
   if (typeof options.identity === 'string' && options.renew !== false) {
     identity.startRenewal(options.relay.toString(), { ...(options.relayId !== undefined ? { relayId: options.relayId } : {}), logger });
     bridge.renewing = true;
@@ -85,6 +96,8 @@ class HttpBridgeImpl implements HttpBridge {
     private readonly options: HttpBridgeOptions,
     private readonly identity: AgentIdentity,
     private readonly logger: Logger,
+    /** owned is true when the bridge opened the identity (and so closes it: renewal, Workload API stream). */
+    private readonly owned: boolean,
   ) {
     this.path = options.path ?? '/mcp';
     this.server = createServer((req, res) => {
@@ -120,6 +133,7 @@ class HttpBridgeImpl implements HttpBridge {
 
   async close(): Promise<void> {
     if (this.renewing) await this.identity.stopRenewal();
+    if (this.owned) await this.identity.close();
     const all = [...this.pairs.values(), ...this.pending];
     this.pairs.clear();
     await Promise.all(all.map((p) => Promise.all([p.relay.close(), p.http.close()])));

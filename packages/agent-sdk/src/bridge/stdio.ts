@@ -1,9 +1,10 @@
 import type { Readable, Writable } from 'node:stream';
 import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
-import type { Identity, SpiffeId } from '@switchboard/pki';
+import type { SpiffeId } from '@switchboard/pki';
+import type { EnrollSetting } from '@switchboard/protocol';
 import { AgentError } from '../errors.js';
-import { AgentIdentity } from '../identity.js';
+import { AgentIdentity, type AgentIdentitySpec } from '../identity.js';
 import { silentLogger, type Logger } from '@switchboard/common';
 import { RelayClientTransport } from '../relay-client-transport.js';
 
@@ -15,8 +16,11 @@ const STDIN_END_GRACE_MS = 5000;
 export interface StdioBridgeOptions {
   relay: string | URL;
   server: string;
-  identity: string | Identity | AgentIdentity;
+  /** identity is an identity directory, `{ workloadApi: { endpoint? } }` (the SPIFFE Workload API), or an identity in memory. */
+  identity: AgentIdentitySpec;
   relayId?: string | SpiffeId;
+  /** enroll gets the first identity into an empty identity directory with a single-use token. */
+  enroll?: EnrollSetting;
   /** stdin carries newline-delimited JSON-RPC from the MCP client. */
   stdin: Readable;
   /** stdout receives the replies; nothing else is ever written to it. */
@@ -52,7 +56,7 @@ export async function runStdioBridge(options: StdioBridgeOptions): Promise<Stdio
   let relay: RelayClientTransport;
   let identity: AgentIdentity;
   try {
-    identity = typeof options.identity === 'string' ? await AgentIdentity.fromDirectory(options.identity) : AgentIdentity.from(options.identity);
+    identity = await openIdentity(options, logger);
     relay = new RelayClientTransport({
       relay: options.relay,
       server: options.server,
@@ -71,8 +75,18 @@ export async function runStdioBridge(options: StdioBridgeOptions): Promise<Stdio
   try {
     return await new StdioBridge(relay, options, logger).run();
   } finally {
-    if (renewing) await identity.stopRenewal();
+    // An identity the bridge opened (a directory, the Workload API) is the bridge's to stop.
+    if (!(options.identity instanceof AgentIdentity)) await identity.close();
   }
+}
+
+/** openIdentity opens a bridge's identity: enrolling first when asked, following the Workload API when named. */
+export function openIdentity(options: { identity: AgentIdentitySpec; enroll?: EnrollSetting; relayId?: string | SpiffeId }, logger: Logger): Promise<AgentIdentity> {
+  return AgentIdentity.open(options.identity, {
+    ...(options.enroll !== undefined ? { enroll: options.enroll } : {}),
+    ...(options.relayId !== undefined ? { relayId: options.relayId } : {}),
+    logger,
+  });
 }
 
 class StdioBridge {

@@ -1,7 +1,7 @@
 import type { Readable, Writable } from 'node:stream';
 import { Command, Option } from 'commander';
 import { pino } from 'pino';
-import { runStdioBridge } from '../bridge/stdio.js';
+import { runStdioBridge, type StdioBridgeOptions } from '../bridge/stdio.js';
 import { startHttpBridge, type HttpBridge } from '../bridge/http.js';
 import type { Logger } from '@switchboard/common';
 import { reportError, UsageError } from '@switchboard/common/cli';
@@ -11,7 +11,13 @@ export interface AgentStdioOptions {
   relay: string;
   server: string;
   /** identity is the identity directory (`svid.pem`, `svid_key.pem`, `bundle.pem`). */
-  identity: string;
+  identity?: string;
+  /** workloadApi takes the identity from the SPIFFE Workload API: `true` (SPIFFE_ENDPOINT_SOCKET) or the endpoint. */
+  workloadApi?: string | boolean;
+  /** enrollToken, enrollUrl and enrollBundle get the first identity into an empty `identity` directory. */
+  enrollToken?: string;
+  enrollUrl?: string;
+  enrollBundle?: string;
   relayId?: string;
   logLevel?: 'debug' | 'info' | 'warn' | 'error' | 'silent';
   /** renew is false with `--no-renew`: the identity is not renewed over the relay. */
@@ -41,6 +47,25 @@ function makeLogger(level: AgentStdioOptions['logLevel']): Logger {
   return pino({ level: level ?? 'warn', base: undefined }, pino.destination(2)) as unknown as Logger;
 }
 
+/**
+ * identityOptions turns the identity flags into the bridges' options: `--identity <dir>` (with the
+ * `--enroll-*` trio to enroll it first) or `--workload-api [endpoint]`, exactly one of them.
+ * Throws TypeError (exit 2) naming the rule.
+ */
+export function identityOptions(opts: AgentStdioOptions): Pick<StdioBridgeOptions, 'identity' | 'enroll'> {
+  const enroll = [opts.enrollToken, opts.enrollUrl, opts.enrollBundle];
+  const some = enroll.some((v) => v !== undefined);
+  if (opts.identity !== undefined && opts.workloadApi !== undefined) throw new TypeError('agent: give either --identity <dir> or --workload-api [endpoint], not both');
+  if (opts.workloadApi !== undefined) {
+    if (some) throw new TypeError('agent: --enroll-token needs --identity <dir> (the enrolled identity is written there), not --workload-api');
+    return { identity: { workloadApi: typeof opts.workloadApi === 'string' ? { endpoint: opts.workloadApi } : {} } };
+  }
+  if (opts.identity === undefined) throw new TypeError('agent: give --identity <dir> (svid.pem, svid_key.pem, bundle.pem) or --workload-api [endpoint] (the SPIFFE Workload API)');
+  if (!some) return { identity: opts.identity };
+  if (enroll.some((v) => v === undefined)) throw new TypeError('agent: enrollment needs all three of --enroll-token <file>, --enroll-url <https://host:port> and --enroll-bundle <bundle.pem>');
+  return { identity: opts.identity, enroll: { token: opts.enrollToken as string, url: opts.enrollUrl as string, bundle: opts.enrollBundle as string } };
+}
+
 /** report prints `code: message` and returns the exit code: a caller mistake (TypeError: bad flags) exits 2. */
 function report(stderr: AgentCliDeps['stderr'], err: unknown): number {
   const e = err instanceof TypeError ? new UsageError('AGENT_ERR_INVALID_ARGUMENT', err.message) : err;
@@ -58,7 +83,7 @@ export async function runAgentStdio(opts: AgentStdioOptions, deps: AgentCliDeps)
     const { exitCode, error } = await runStdioBridge({
       relay: opts.relay,
       server: opts.server,
-      identity: opts.identity,
+      ...identityOptions(opts),
       ...(opts.relayId !== undefined ? { relayId: opts.relayId } : {}),
       ...(opts.renew === false ? { renew: false } : {}),
       stdin: deps.stdin,
@@ -85,7 +110,7 @@ export async function runAgentHttp(opts: AgentHttpOptions, deps: AgentCliDeps): 
       listen: opts.listen,
       relay: opts.relay,
       server: opts.server,
-      identity: opts.identity,
+      ...identityOptions(opts),
       ...(opts.relayId !== undefined ? { relayId: opts.relayId } : {}),
       ...(opts.renew === false ? { renew: false } : {}),
       logger,
@@ -115,7 +140,11 @@ function common(cmd: Command): Command {
   return cmd
     .requiredOption('--relay <url>', 'relay URL, wss://host:port')
     .requiredOption('--server <name>', 'MCP server name in the relay policy')
-    .requiredOption('--identity <dir>', 'identity directory (svid.pem, svid_key.pem, bundle.pem)')
+    .option('--identity <dir>', 'identity directory (svid.pem, svid_key.pem, bundle.pem)')
+    .option('--workload-api [endpoint]', 'take the identity from the SPIFFE Workload API instead (default endpoint: $SPIFFE_ENDPOINT_SOCKET)')
+    .option('--enroll-token <file>', 'enroll an empty --identity directory first with this single-use token (switchboard identity token)')
+    .option('--enroll-url <url>', "with --enroll-token: the relay's enrollment listener, https://host:port")
+    .option('--enroll-bundle <file>', "with --enroll-token: the trust domain's bundle.pem, to authenticate the relay")
     .option('--relay-id <spiffe-id>', 'SPIFFE ID (or pattern) the relay must present (default: spiffe://<our trust domain>/relay/*)')
     .option('--no-renew', 'do not renew the identity over the relay (POST /v1/renew at half its lifetime)')
     .addOption(new Option('--log-level <level>', 'log level (logs go to stderr)').choices(levels));

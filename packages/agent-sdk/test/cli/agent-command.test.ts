@@ -42,6 +42,18 @@ describe('runAgentStdio', () => {
     expect(err.text()).toBe('AGENT_ERR_INVALID_ARGUMENT: agent: relay must be a wss:// URL, not http:\n');
   });
 
+  it.each([
+    ['neither --identity nor --workload-api', {}, 'agent: give --identity <dir> (svid.pem, svid_key.pem, bundle.pem) or --workload-api [endpoint] (the SPIFFE Workload API)'],
+    ['both --identity and --workload-api', { identity: '/ids', workloadApi: true }, 'agent: give either --identity <dir> or --workload-api [endpoint], not both'],
+    ['--enroll-token with --workload-api', { workloadApi: 'unix:///run/a.sock', enrollToken: 't' }, 'agent: --enroll-token needs --identity <dir> (the enrolled identity is written there), not --workload-api'],
+    ['--enroll-token without --enroll-url and --enroll-bundle', { identity: '/ids', enrollToken: 't' }, 'agent: enrollment needs all three of --enroll-token <file>, --enroll-url <https://host:port> and --enroll-bundle <bundle.pem>'],
+  ])('exits 2 for %s, naming the rule', async (_what, flags, rule) => {
+    const err = stderr();
+    const code = await runAgentStdio({ relay: 'wss://127.0.0.1:1', server: 'crm', ...flags }, { stdin: new PassThrough(), stdout: new PassThrough(), stderr: err, logger: silentLogger });
+    expect(code).toBe(2);
+    expect(err.text()).toBe(`AGENT_ERR_INVALID_ARGUMENT: ${rule}\n`);
+  });
+
   it('exits 1 when the identity directory cannot be read', async () => {
     const err = stderr();
     const code = await runAgentStdio({ relay: 'wss://127.0.0.1:1', server: 'crm', identity: '/nonexistent' }, { stdin: new PassThrough(), stdout: new PassThrough(), stderr: err, logger: silentLogger });
@@ -66,7 +78,7 @@ describe('agentCommand', () => {
     expect(cmd.name()).toBe('agent');
     const [stdio, http] = cmd.commands;
     expect(stdio?.name()).toBe('stdio');
-    expect(stdio?.options.map((o) => o.long)).toEqual(['--relay', '--server', '--identity', '--relay-id', '--no-renew', '--log-level']);
+    expect(stdio?.options.map((o) => o.long)).toEqual(['--relay', '--server', '--identity', '--workload-api', '--enroll-token', '--enroll-url', '--enroll-bundle', '--relay-id', '--no-renew', '--log-level']);
     expect(http?.name()).toBe('http');
     expect(http?.options.map((o) => o.long)).toContain('--listen');
   });

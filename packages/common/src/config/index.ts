@@ -11,3 +11,5 @@ export type { YamlSource } from './yaml.js';
 export { object, string, stringList, boolean, integer, oneOf, record, validate, violationOf, check, unknownKeyRule } from './schema.js';
 export type { ObjectOptions, StringOptions } from './schema.js';
 export { z } from 'zod';
+export { identitySetting, isWorkloadApiSetting } from './identity-setting.js';
+export type { IdentitySetting, WorkloadApiSetting } from './identity-setting.js';

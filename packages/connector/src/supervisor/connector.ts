@@ -1,17 +1,15 @@
 import { AdminServer } from '../admin/admin-server.js';
 import type { BackendFactory } from '../backend/backend.js';
 import { createBackend } from '../backend/create-backend.js';
-import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
-import { existingFiles } from '@switchboard/common';
-import { IDENTITY_FILES, TrustBundle, enrollmentTokenSubject, writeIdentityFiles, type SpiffeId } from '@switchboard/pki';
+import { PkiError, WorkloadApiSource, type Identity } from '@switchboard/pki';
+import { isWorkloadApiSetting, type WorkloadApiSetting } from '@switchboard/common/config';
 import type { ConnectorConfig, EnrollConfig } from '../config.js';
 import { ConfigUnreadableError, IdentityError, type ConnectorError } from '../errors.js';
 import { IdentitySource } from '../internal/identity-source.js';
 import { DEFAULT_LINK_TIMING, type LinkCounters, type LinkTiming } from '../link/link.js';
 import { DEFAULT_OUTPUT_BUFFER_BYTES } from '../link/session.js';
 import { silentLogger, type Logger } from '@switchboard/common';
-import { IdentityRenewer, enrollWithRelay, renewOverRelays, type RenewerStatus } from '@switchboard/protocol';
+import { EnrollFileError, IdentityRenewer, enrollIfEmpty, renewOverRelays, type RenewerStatus } from '@switchboard/protocol';
 import { realSleep, type BackoffOptions, type Sleep } from './backoff.js';
 import type { LinkStatus } from '../link/link-status.js';
 import { RelaySupervisor } from './relay-supervisor.js';
@@ -88,44 +86,44 @@ export interface Connector {
  */
 export async function startConnector(config: ConnectorConfig, options: StartConnectorOptions = {}): Promise<Connector> {
   const now = options.now ?? Date.now;
-  if (config.enroll !== undefined && typeof config.identity === 'string') await enrollIfNeeded(config.identity, config.enroll, config.relayId, options.logger ?? silentLogger);
-  const identity = new IdentitySource(config.identity, { relayId: config.relayId, resumption: options.tlsResumption ?? true, now });
-  // Fail fast on identity problems: they are the operator's to fix, before anything is dialed.
-  await identity.current();
-  const impl = new ConnectorImpl(config, options, identity, now);
+  const logger = options.logger ?? silentLogger;
+  if (config.enroll !== undefined && typeof config.identity === 'string') await enrollIfNeeded(config.identity, config.enroll, config.relayId, logger);
+  const workloadApi = isWorkloadApiSetting(config.identity) ? await openWorkloadApi(config.identity.workloadApi, logger) : undefined;
+  let identity: IdentitySource;
+  try {
+    identity = new IdentitySource(workloadApi?.identity ?? (config.identity as string | Identity), { relayId: config.relayId, resumption: options.tlsResumption ?? true, now });
+    // Fail fast on identity problems: they are the operator's to fix, before anything is dialed.
+    await identity.current();
+  } catch (err) {
+    workloadApi?.close();
+    throw err;
+  }
+  const impl = new ConnectorImpl(config, options, identity, now, workloadApi);
   if (config.admin) impl.admin = await AdminServer.listen(config.admin, impl);
   impl.start();
   return impl;
 }
 
-/**
- * enrollIfNeeded gets the first identity into `dir` with the enrollment token when the directory
- * holds no SVID yet; an identity already there (enrolled before, renewed since) is kept.
- */
+/** enrollIfNeeded gets the first identity into `dir` with the enrollment token when the directory holds no SVID yet. */
 async function enrollIfNeeded(dir: string, enroll: EnrollConfig, relayId: ConnectorConfig['relayId'], logger: Logger): Promise<void> {
-  if ((await existingFiles([join(dir, IDENTITY_FILES.certificates)])).length > 0) return;
-  let token: string;
-  let bundlePem: string;
+  let identity: Identity | undefined;
   try {
-    token = (await readFile(enroll.token, 'utf8')).trim();
-    bundlePem = await readFile(enroll.bundle, 'utf8');
+    identity = await enrollIfEmpty(dir, enroll, relayId === undefined ? {} : { relayId });
   } catch (err) {
-    throw new ConfigUnreadableError(`enroll: cannot read ${(err as { path?: string }).path ?? enroll.token}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, { cause: err });
+    if (err instanceof EnrollFileError && (err.cause as NodeJS.ErrnoException | undefined)?.code !== undefined) throw new ConfigUnreadableError(err.message, { cause: err });
+    throw new IdentityError(err instanceof EnrollFileError ? err.message : `enroll: ${(err as Error).message}`, { cause: err });
   }
-  let id: SpiffeId;
+  if (identity !== undefined) logger.info({ id: identity.svid.id.toString(), dir, expiresAt: identity.svid.expiresAt.toISOString() }, 'enrolled: first identity written');
+}
+
+/** openWorkloadApi takes the first identity from the SPIFFE Workload API; a failure is an {@link IdentityError} naming the endpoint. */
+async function openWorkloadApi(setting: WorkloadApiSetting, logger: Logger): Promise<WorkloadApiSource> {
   try {
-    id = enrollmentTokenSubject(token);
+    return await WorkloadApiSource.connect({ ...setting, logger: logger.child({ component: 'workload-api' }) });
   } catch (err) {
-    throw new IdentityError(`enroll: ${enroll.token}: ${(err as Error).message}`, { cause: err });
+    const detail = err instanceof PkiError ? `${err.code}: ${err.message}` : String(err);
+    throw new IdentityError(detail, { cause: err });
   }
-  let identity;
-  try {
-    identity = await enrollWithRelay(enroll.url, token, id, TrustBundle.fromPem(id.trustDomain, bundlePem), relayId === undefined ? {} : { relayId });
-  } catch (err) {
-    throw new IdentityError(`enroll: ${(err as Error).message}`, { cause: err });
-  }
-  await writeIdentityFiles(dir, identity, { force: true });
-  logger.info({ id: id.toString(), dir, expiresAt: identity.svid.expiresAt.toISOString() }, 'enrolled: first identity written');
 }
 
 class ConnectorImpl implements Connector {
@@ -157,6 +155,7 @@ class ConnectorImpl implements Connector {
     private readonly options: StartConnectorOptions,
     private readonly identity: IdentitySource,
     private readonly now: () => number,
+    private readonly workloadApi: WorkloadApiSource | undefined = undefined,
   ) {
     this.logger = (options.logger ?? silentLogger).child({ component: 'connector' });
     this.readyPromise = new Promise((resolve, reject) => {
@@ -197,7 +196,16 @@ class ConnectorImpl implements Connector {
       );
     }
     this.logger.info({ relays: this.config.relays, servers: Object.keys(this.config.servers) }, 'connector started');
-    if (this.options.renew !== false) this.startRenewal();
+    // SPIRE rotates a Workload API identity by itself; renewal over the relay is for file identities.
+    if (this.workloadApi !== undefined) this.workloadApi.onUpdate((next) => void this.applyIdentity(next).catch((err: Error) => this.logger.warn({ err: err.message }, 'cannot use the rotated identity')));
+    else if (this.options.renew !== false) this.startRenewal();
+  }
+
+  // A new identity (renewed, or rotated by the Workload API) for every later dial, and on every live link in place.
+  private async applyIdentity(next: Identity): Promise<void> {
+    const tls = await this.identity.install(next);
+    this.stats.renewals++;
+    await Promise.all(this.supervisors.flatMap((s) => s.links()).map((l) => l.reauthenticate(tls)));
   }
 
   renewal(): RenewerStatus | undefined {
@@ -205,6 +213,7 @@ class ConnectorImpl implements Connector {
   }
 
   identityHealthy(): boolean {
+    if (this.workloadApi !== undefined) return this.workloadApi.healthy(this.now());
     return this.renewer?.healthy() ?? true;
   }
 
@@ -215,11 +224,7 @@ class ConnectorImpl implements Connector {
     this.renewer = new IdentityRenewer({
       current: () => this.identity.identity ?? current,
       renew: async () => renewOverRelays(this.config.relays, await this.identity.current(), { onFailure: () => this.stats.renewalFailures++ }),
-      install: async (next) => {
-        const tls = await this.identity.install(next);
-        this.stats.renewals++;
-        await Promise.all(this.supervisors.flatMap((s) => s.links()).map((l) => l.reauthenticate(tls)));
-      },
+      install: (next) => this.applyIdentity(next),
       logger: this.logger,
       now: this.now,
     }).start();
@@ -261,6 +266,7 @@ class ConnectorImpl implements Connector {
   private async shutdown(drainMs: number, reason: string): Promise<void> {
     for (const s of this.supervisors) s.stop();
     await this.renewer?.stop();
+    this.workloadApi?.close();
     const links = this.supervisors.flatMap((s) => s.links());
     for (const l of links) {
       if (l.state === 'up' || l.state === 'draining') l.goaway(reason);

@@ -107,3 +107,6 @@ export async function createTestCA(options: { trustDomain?: string; now?: Date }
     writeIdentity: (dir, svid) => writeIdentityFiles(dir, { svid, bundle }, { force: true }),
   };
 }
+
+export { startWorkloadApiServer } from './workload-api-server.js';
+export type { TestWorkloadApiServer } from './workload-api-server.js';

@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { RelayConfigError } from '../errors.js';
-import { SchemaViolation, YamlSyntaxError, isPlainObject, object, parseYaml, string, validate } from '@switchboard/common/config';
+import { SchemaViolation, YamlSyntaxError, identitySetting, isPlainObject, object, parseYaml, string, validate, z, type IdentitySetting } from '@switchboard/common/config';
 import { auditConfig, auditSchema, type RelayAuditConfig } from './audit-config.js';
 import { withConfigErrors, type Locate } from './config-errors.js';
 import { enforcementConfig, enforcementConfigShape, type JwtSignerOptions, type PinsOptions } from './enforcement-config.js';
@@ -13,8 +13,8 @@ import { enrollmentConfig, enrollmentSchema, renewalConfig, renewalSchema, type 
 export interface RelayConfig {
   /** listen is `host:port` (`[::]:8443` for IPv6) of the main mTLS listener. */
   listen: string;
-  /** identity is the directory holding svid.pem, svid_key.pem and bundle.pem. */
-  identity: string;
+  /** identity is the directory holding svid.pem, svid_key.pem and bundle.pem, or `{ workloadApi: { endpoint?, id?, hint? } }`. */
+  identity: IdentitySetting;
   /** policy is the path of policy.yaml. */
   policy: string;
   /** audit configures the tamper-evident trail (docs/audit.md). */
@@ -38,7 +38,8 @@ export interface RelayConfig {
 /** relayConfigSchema is relay.yaml: every key, its type and range (docs/operations.md). */
 export const relayConfigSchema = object({
   listen: string(),
-  identity: string(),
+  // A directory or { workloadApi }: read by identitySetting.
+  identity: z.unknown().refine((v) => v !== undefined, 'is required: an identity directory, or { workloadApi: { endpoint } }'),
   policy: string(),
   audit: auditSchema,
   admin: object({ listen: string() }).optional(),
@@ -69,7 +70,7 @@ export function parseRelayConfig(
       if (root.admin !== undefined) checkAdminListen(root.admin.listen);
       return {
         listen: root.listen,
-        identity: resolve(baseDir, root.identity),
+        identity: identitySetting(root.identity, ['identity'], baseDir),
         policy: resolve(baseDir, root.policy),
         audit: auditConfig(root.audit, baseDir),
         ...(root.admin ? { admin: { listen: root.admin.listen } } : {}),

@@ -92,7 +92,7 @@ export function createMainServer(
  * certificate (the caller has no SVID yet; the enrollment token is its credential), one route.
  * Returns its URL.
  */
-export async function startEnrollment(addr: ListenAddress, identity: Identity, handler: (req: IncomingMessage, res: ServerResponse) => void, cleanup: Cleanup): Promise<string> {
+export async function startEnrollment(addr: ListenAddress, identity: Identity, handler: (req: IncomingMessage, res: ServerResponse) => void, cleanup: Cleanup): Promise<{ url: string; server: HttpsServer }> {
   const server = createHttpsServer({ ...tlsOptionsOf(identity), requestCert: false, handshakeTimeout: 10_000 });
   server.headersTimeout = 10_000;
   server.requestTimeout = 15_000;
@@ -103,7 +103,7 @@ export async function startEnrollment(addr: ListenAddress, identity: Identity, h
     server.closeAllConnections();
     await closeServer(server);
   });
-  return `https://${hostForUrl(addr.host)}:${port}`;
+  return { url: `https://${hostForUrl(addr.host)}:${port}`, server };
 }
 
 /** startAdmin starts the loopback admin listener and returns its URL. */
@@ -137,16 +137,20 @@ export function renewOwnIdentity(dir: string, issuer: SvidIssuer, ttlSeconds: nu
 }
 
 /** watchIdentity rotates the relay's SVID (and bundle) for new connections when its files change, without a restart. */
-export function watchIdentity(dir: string, identity: Identity, server: HttpsServer, bundle: CurrentBundle, logger: Logger): IdentityReloader {
-  const reloader = new IdentityReloader(
-    dir,
-    identity,
-    (next) => {
-      server.setSecureContext(tlsOptionsOf(next));
-      bundle.set(next.bundle);
-    },
-    logger,
-  );
+export function watchIdentity(dir: string, identity: Identity, apply: (next: Identity) => void, logger: Logger): IdentityReloader {
+  const reloader = new IdentityReloader(dir, identity, apply, logger);
   reloader.start();
   return reloader;
+}
+
+/**
+ * identityApplier is the one place a new relay identity goes into use: the main listener's and
+ * the enrollment listener's TLS context (for new connections) and the bundle peers are checked
+ * against. Open connections keep the context they were accepted with.
+ */
+export function identityApplier(servers: () => readonly HttpsServer[], bundle: CurrentBundle): (next: Identity) => void {
+  return (next) => {
+    for (const server of servers()) server.setSecureContext(tlsOptionsOf(next));
+    bundle.set(next.bundle);
+  };
 }

@@ -40,6 +40,13 @@ async function configError(text: string): Promise<RelayConfigError> {
 }
 
 describe('loadRelayConfig', () => {
+  it('reads identity: { workloadApi } (the SPIFFE Workload API) with its optional fields', async () => {
+    const c1 = await loadRelayConfig(await write('relay.yaml', GOOD.replace('./ids/relay', '{ workloadApi: { endpoint: "unix:///run/spire/sockets/agent.sock", id: "spiffe://example.org/relay/a" } }')));
+    expect(c1.identity).toEqual({ workloadApi: { endpoint: 'unix:///run/spire/sockets/agent.sock', id: 'spiffe://example.org/relay/a' } });
+    const c2 = await loadRelayConfig(await write('relay.yaml', GOOD.replace('./ids/relay', '{ workloadApi: {} }')));
+    expect(c2.identity).toEqual({ workloadApi: {} });
+  });
+
   it('reads the DESIGN.md example, resolving paths against the file and filling defaults', async () => {
     const path = await write('relay.yaml', GOOD);
     const c = await loadRelayConfig(path);
@@ -83,7 +90,10 @@ describe('loadRelayConfig', () => {
     ['limit not an integer', `${GOOD}limits: { openTimeoutMs: 1.5 }\n`, 'limits.openTimeoutMs', /integer/],
     ['missing policy', GOOD.replace('policy: ./policy.yaml\n', ''), 'policy', /policy: is required/],
     ['missing audit path', GOOD.replace('{ path: ./audit.log }', '{}'), 'audit.path', /required/],
-    ['identity not a string', GOOD.replace('./ids/relay', '[a, b]'), 'identity', /must be a string/],
+    ['identity not a string', GOOD.replace('./ids/relay', '[a, b]'), 'identity', /identity: must be an identity directory \(svid.pem, svid_key.pem, bundle.pem\), or \{ workloadApi: \{ endpoint \} \}$/],
+    ['unknown key in identity.workloadApi', GOOD.replace('./ids/relay', '{ workloadApi: { endpont: unix:///run/a.sock } }'), 'identity.workloadApi.endpont', /identity\.workloadApi\.endpont: unknown key \(allowed here: endpoint, id, hint; did you mean "endpoint"\?\)/],
+    ['identity mapping without workloadApi', GOOD.replace('./ids/relay', '{ spire: {} }'), 'identity.spire', /identity\.spire: unknown key \(allowed here: workloadApi\)/],
+    ['missing identity', GOOD.replace(/identity: .*\n/, ''), 'identity', /identity: is required: an identity directory, or \{ workloadApi: \{ endpoint \} \}/],
     ['listen without a port', GOOD.replace('0.0.0.0:8443', '0.0.0.0'), 'listen', /host:port/],
     ['listen port too large', GOOD.replace('0.0.0.0:8443', '0.0.0.0:70000'), 'listen', /host:port/],
     ['admin not on loopback', GOOD.replace('127.0.0.1:9464', '0.0.0.0:9464'), 'admin.listen', /loopback/],
