@@ -171,6 +171,40 @@ describe('identity renewal over the relay, end to end', () => {
   });
 });
 
+describe("the relay's own certificate on a live link", () => {
+  it('expires: the connector dials a new link (the relay renewed itself), the old one drains, and no session is dropped', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'sb-relay-expiry-'));
+    cleanups.push(() => rm(dir, { recursive: true, force: true }));
+    const ca = await createTestCA({ trustDomain: TD });
+    const relayIds = join(dir, 'relay');
+    const first = await ca.issue(`spiffe://${TD}/relay/main`, { ttlSeconds: 4 });
+    await ca.writeIdentity(relayIds, first);
+    const audit = new MemoryAuditSink();
+    const relay = await startRelay({ listen: '127.0.0.1:0', identity: relayIds, policy: POLICY, audit: { sink: audit }, renewal: { issuer: ca.ca.issuer(), ttlSeconds: 4 } });
+    cleanups.push(() => relay.close({ drainTimeoutMs: 0 }));
+    const config = parseConnectorConfig({ relays: [relay.url], identity: { svid: await ca.issue(CONNECTOR), bundle: ca.bundle }, servers: { everything: { command: process.execPath, args: [EVERYTHING, 'stdio'] } } });
+    const connector = await startConnector(config, { drainTimeoutMs: 0, renew: false });
+    cleanups.push(() => connector.close());
+    await connector.ready();
+    const firstLink = connector.links()[0]?.linkId;
+    const agent = await connect({ relay: relay.url, server: 'everything', identity: { svid: await ca.issue(AGENT), bundle: ca.bundle } });
+    cleanups.push(() => agent.close());
+    expect(((await agent.callTool({ name: 'echo', arguments: { message: 'before' } })) as { content: { text: string }[] }).content[0]?.text).toBe('Echo: before');
+    await until(() => (connector.counters().relayCertExpiries ?? 0) >= 1, 10_000);
+    await until(() => connector.links()[0]?.state === 'up' && connector.links()[0]?.linkId !== firstLink, 5000);
+    // The session of the start lives on, on the draining link; a new one goes to the new link.
+    expect(((await agent.callTool({ name: 'echo', arguments: { message: 'after' } })) as { content: { text: string }[] }).content[0]?.text).toBe('Echo: after');
+    const fresh = await connect({ relay: relay.url, server: 'everything', identity: { svid: await ca.issue(AGENT), bundle: ca.bundle } });
+    cleanups.push(() => fresh.close());
+    expect(((await fresh.callTool({ name: 'echo', arguments: { message: 'new' } })) as { content: { text: string }[] }).content[0]?.text).toBe('Echo: new');
+    expect(audit.records.filter((r) => r.type === 'session.close')).toEqual([]);
+    // The old link closes once its last session ends.
+    await agent.close();
+    await until(() => audit.records.some((r) => r.type === 'link.down' && r.linkId === firstLink), 5000);
+    expect(audit.records.filter((r) => r.type === 'session.close')).toEqual([expect.objectContaining({ agent: AGENT, code: 1000 })]);
+  });
+});
+
 describe('a new connector host from a token', () => {
   it('enrolls at its first start (no identity files, no CA key) and serves; a restart keeps its identity', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'sb-enroll-e2e-'));

@@ -17,7 +17,7 @@ export { CloseCode, RpcErrorCode, MAX_CLOSE_REASON_BYTES, sendableCloseCode, clo
 export { isJsonRpcMessage } from './json-rpc.js';
 export { refusalBody, readRefusalReason, MAX_REFUSAL_READ_BYTES, MAX_REFUSAL_REASON_CHARS } from './refusal.js';
 export { SERVER_NAME_PATTERN, SERVER_NAME_RULE, isServerName } from './server-name.js';
-export { RelayTls, checkRelayCertificate } from './relay-tls.js';
+export { RelayTls, checkRelayCertificate, relayCertificateExpiry } from './relay-tls.js';
 export { renewOverRelay, renewOverRelays, enrollWithRelay, enrollIfEmpty, EnrollFileError, RenewalError, RENEW_PATH, ENROLL_PATH } from './renewal.js';
 export type { RenewOptions, EnrollOptions, EnrollSetting } from './renewal.js';
 export { IdentityRenewer } from './renewer.js';

@@ -27,7 +27,7 @@ export class RelayTls {
   private readonly configured: boolean;
   private readonly resumption: boolean;
   private readonly untrusted: UntrustedRelay;
-  private readonly sessions = new Map<string, { session: Buffer; until: number }>();
+  private readonly sessions = new Map<string, { session: Buffer; until: number; relayNotAfter: number }>();
   // Relays (host|port) that accepted this certificate once: later connections skip the verdict wait.
   private readonly accepted = new Set<string>();
 
@@ -68,7 +68,15 @@ export class RelayTls {
       if (cached && cached.until > Date.now()) options.session = cached.session;
       else this.sessions.delete(key);
     }
+    const resumedFrom = options.session === undefined ? undefined : this.sessions.get(key);
     const socket = connect(options);
+    // The peer's certificate is readable at the handshake only (OpenSSL lets go of it afterwards);
+    // a resumed session has none of its own: its expiry is the one verified when it was cached.
+    socket.once('secureConnect', () => {
+      const peer = socket.getPeerX509Certificate();
+      const notAfter = peer !== undefined ? Date.parse(peer.validTo) : socket.isSessionReused() ? resumedFrom?.relayNotAfter : undefined;
+      if (notAfter !== undefined && Number.isFinite(notAfter)) relayExpiries.set(socket, notAfter);
+    });
     const relay = `${options.host}|${options.port}`;
     if (!this.accepted.has(relay)) {
       holdUntilVerdict(socket);
@@ -84,11 +92,21 @@ export class RelayTls {
         const peer = socket.getPeerX509Certificate();
         if (!socket.authorized || !peer) return;
         if (this.sessions.size >= 64) this.sessions.clear();
-        this.sessions.set(key, { session, until: Math.min(Date.parse(peer.validTo), Date.now() + 3_600_000) });
+        this.sessions.set(key, { session, until: Math.min(Date.parse(peer.validTo), Date.now() + 3_600_000), relayNotAfter: Date.parse(peer.validTo) });
       });
     }
     return socket;
   };
+}
+
+const relayExpiries = new WeakMap<TLSSocket, number>();
+
+/**
+ * relayCertificateExpiry is when the relay certificate a connection made by {@link RelayTls}
+ * authenticated expires (ms since the epoch), or undefined before the handshake.
+ */
+export function relayCertificateExpiry(socket: TLSSocket): number | undefined {
+  return relayExpiries.get(socket);
 }
 
 /**

@@ -78,7 +78,8 @@ const COUNTER_HELP: Record<string, string> = {
   backendFailures: 'Backend sessions that failed to start.',
   overflows: 'Sessions closed because their output buffer overflowed.',
   reconnects: 'Links that ended and were redialed.',
-  renewals: 'Identity renewals installed (POST /v1/renew answered with a new SVID).',
+  renewals: 'New identities installed: renewals over the relay (POST /v1/renew) and Workload API rotations.',
+  relayCertExpiries: "Links replaced because the relay's certificate on them expired (sessions drained, not dropped).",
   renewalFailures: 'Identity renewal attempts a relay did not answer with a new SVID.',
 };
 

@@ -18,6 +18,7 @@ import {
   type WelcomePayload,
   type ReauthResultPayload,
   reauthProof,
+  relayCertificateExpiry,
 } from '@switchboard/protocol';
 import WebSocket from 'ws';
 import type { BackendFactory, BackendSession } from '../backend/backend.js';
@@ -67,6 +68,8 @@ export interface LinkCounters {
   sessionsClosed: number;
   backendFailures: number;
   overflows: number;
+  /** relayCertExpiries counts links replaced because the relay's certificate on them expired. */
+  relayCertExpiries: number;
 }
 
 /** LinkState is where a link is in its life cycle. */
@@ -126,6 +129,7 @@ export class Link implements SessionHost {
   private lastSessionId = 0;
   private heartbeat: NodeJS.Timeout | undefined;
   private welcomeTimer: NodeJS.Timeout | undefined;
+  private relayExpiryTimer: NodeJS.Timeout | undefined;
   private closingByUs = false;
   private goawaySent = false;
   private drainWaiters: (() => void)[] = [];
@@ -356,7 +360,31 @@ export class Link implements SessionHost {
     this.state = 'up';
     this.welcomedAt = this.opts.now();
     this.logger.info({ linkId: w.linkId, relayId: w.relay, accepted: [...this.accepted], window: w.window }, 'link up');
+    this.watchRelayExpiry();
     this.opts.onWelcome?.(this, w);
+  }
+
+  // The relay's certificate was checked at the handshake; when it expires, this link stops taking
+  // sessions (GOAWAY from us), the supervisor dials a new link (which checks the relay's current
+  // certificate), and this one closes once its sessions have ended: no new session ever goes
+  // through a relay certificate that has expired, and none of the open ones is dropped.
+  private watchRelayExpiry(): void {
+    const socket = this.socket as TLSSocket | undefined;
+    const at = socket === undefined ? undefined : relayCertificateExpiry(socket);
+    if (at === undefined) return;
+    this.relayExpiryTimer = setTimeout(() => this.onRelayCertificateExpired(at), Math.min(Math.max(0, at - Date.now()), 2 ** 31 - 1));
+    this.relayExpiryTimer.unref();
+  }
+
+  private onRelayCertificateExpired(at: number): void {
+    if (this.state !== 'up' || this.goawaySent || this.goawayReceived) return;
+    this.logger.info({ expiredAt: new Date(at).toISOString(), sessions: this.sessions.size }, "the relay's certificate on this link expired; dialing a new link, this one drains");
+    this.opts.counters.relayCertExpiries++;
+    this.goaway('relay certificate expired');
+    this.opts.onGoaway?.(this);
+    void this.whenDrained().then(() => {
+      if (this.state !== 'closed') void this.shutdown('relay certificate expired; link replaced');
+    });
   }
 
   /**
@@ -466,6 +494,7 @@ export class Link implements SessionHost {
   private readonly onClose = (code: number, reasonBuf: Buffer): void => {
     clearInterval(this.heartbeat);
     clearTimeout(this.welcomeTimer);
+    clearTimeout(this.relayExpiryTimer);
     const wasUp = this.state;
     this.state = 'closed';
     const reason = reasonBuf.toString('utf8');

@@ -136,6 +136,7 @@ class ConnectorImpl implements Connector {
     sessionsClosed: 0,
     backendFailures: 0,
     overflows: 0,
+    relayCertExpiries: 0,
     reconnects: 0,
     renewals: 0,
     renewalFailures: 0,
