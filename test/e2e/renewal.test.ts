@@ -9,8 +9,9 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { AgentIdentity, connect, startHttpBridge } from '@switchboard/agent-sdk';
-import { readdir, writeFile } from 'node:fs/promises';
-import { SvidIssuer, TrustBundle, issueEnrollmentToken, loadIdentityFiles } from '@switchboard/pki';
+import { mkdir, readFile, readdir, rename, writeFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
+import { ISSUER_FILES, TrustBundle, issueEnrollmentToken, loadIdentityFiles, writeIdentityFiles } from '@switchboard/pki';
 import { createTestCA, type TestCA } from '@switchboard/pki/testing';
 import { MemoryAuditSink, startRelay } from '@switchboard/relay';
 import { parseConnectorConfig, startConnector } from '@switchboard/connector';
@@ -271,48 +272,61 @@ describe('a new connector host from a token', () => {
 });
 
 describe('root rotation through renewal', () => {
-  it('a new root added to the issuer bundle reaches the connector by renewal; the relay then moves to the new root and the connector follows', async () => {
+  it('a new root reaches the connector by renewal, then the relay swaps its issuer in place (no restart) and moves to the new root; no session drops', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'sb-rotate-'));
     cleanups.push(() => rm(dir, { recursive: true, force: true }));
     const oldCa = await createTestCA({ trustDomain: TD });
     const newCa = await createTestCA({ trustDomain: TD });
     const both = TrustBundle.fromPem(TD, oldCa.bundlePem + newCa.bundlePem);
-    // The issuer directories: each CA's intermediate, and the overlap bundle (old and new roots).
-    const issuerOf = async (ca: TestCA, name: string): Promise<SvidIssuer> => {
-      const d = join(dir, name);
-      await ca.ca.save(d);
-      await writeFile(join(d, 'bundle.pem'), both.toPem());
-      return SvidIssuer.load(d);
+    // The issuer directory holds the old intermediate and the overlap bundle (old and new roots).
+    const issuerFiles = async (ca: TestCA, into: string): Promise<void> => {
+      const full = await mkdtemp(join(dir, 'ca-'));
+      await ca.ca.save(full);
+      await writeFile(join(full, ISSUER_FILES.bundle), both.toPem());
+      for (const name of Object.values(ISSUER_FILES)) await writeFile(join(into, `.${name}.tmp`), await readFile(join(full, name)));
+      for (const name of Object.values(ISSUER_FILES)) await rename(join(into, `.${name}.tmp`), join(into, name));
     };
-    const oldIssuer = await issuerOf(oldCa, 'old');
-    const newIssuer = await issuerOf(newCa, 'new');
-    const relayOn = async (ca: TestCA, issuer: SvidIssuer, port: number) =>
-      startRelay({ listen: `127.0.0.1:${port}`, identity: { svid: await ca.issue(`spiffe://${TD}/relay/main`), bundle: both }, policy: POLICY, audit: { sink: new MemoryAuditSink() }, renewal: { issuer, ttlSeconds: 6 } });
-    let relay = await relayOn(oldCa, oldIssuer, 0);
-    const port = Number(new URL(relay.url).port);
+    const issuerDir = join(dir, 'issuer');
+    await mkdir(issuerDir);
+    await issuerFiles(oldCa, issuerDir);
+    const relayIds = join(dir, 'relay');
+    await writeIdentityFiles(relayIds, { svid: await oldCa.issue(`spiffe://${TD}/relay/main`, { ttlSeconds: 3600 }), bundle: both });
+    const audit = new MemoryAuditSink();
+    const relay = await startRelay({ listen: '127.0.0.1:0', identity: relayIds, policy: POLICY, audit: { sink: audit }, renewal: { issuer: issuerDir, ttlSeconds: 6 } });
+    cleanups.push(() => relay.close({ drainTimeoutMs: 0 }));
     const ids = join(dir, 'connector');
     // The connector starts knowing only the old root.
     await oldCa.writeIdentity(ids, await oldCa.issue(CONNECTOR, { ttlSeconds: 6 }));
     const connector = await startConnector(parseConnectorConfig({ relays: [relay.url], identity: ids, servers: { everything: { command: process.execPath, args: [EVERYTHING, 'stdio'] } } }), { drainTimeoutMs: 0 });
     cleanups.push(() => connector.close());
     await connector.ready();
+    const agent = await connect({ relay: relay.url, server: 'everything', identity: { svid: await oldCa.issue(AGENT), bundle: both } });
+    cleanups.push(() => agent.close());
     await until(() => (connector.renewal()?.renewals ?? 0) >= 1, 8000);
     expect((await loadIdentityFiles(ids)).bundle.x509Authorities.map((c) => c.fingerprint256).sort()).toEqual(both.x509Authorities.map((c) => c.fingerprint256).sort());
-    // The relay moves to the new root (new certificate, new issuer); the connector redials and trusts it.
-    await relay.close({ drainTimeoutMs: 0 });
-    relay = await relayOn(newCa, newIssuer, port);
-    cleanups.push(() => relay.close({ drainTimeoutMs: 0 }));
-    await until(() => connector.links()[0]?.state === 'up' && relay.servers().includes('everything'), 15_000);
-    // Its next renewal comes from the new intermediate.
+    // The operator puts the new intermediate into the issuer directory; the relay picks it up by itself.
+    await issuerFiles(newCa, issuerDir);
+    await until(() => {
+      try {
+        return readFileSync(join(relayIds, 'svid.pem'), 'utf8').includes(newCa.ca.intermediateCertificate.toString().trim());
+      } catch {
+        return false;
+      }
+    }, 8000);
+    // The connector's next renewal comes from the new intermediate.
     const before = connector.renewal()?.renewals ?? 0;
     await until(() => (connector.renewal()?.renewals ?? 0) > before, 8000);
-    const renewed = await loadIdentityFiles(ids);
-    expect(renewed.svid.certificates[1]?.fingerprint256).toBe(newCa.ca.intermediateCertificate.fingerprint256);
-    const agent = await connect({ relay: relay.url, server: 'everything', identity: { svid: await newCa.issue(AGENT), bundle: both } });
-    cleanups.push(() => agent.close());
-    expect(((await agent.callTool({ name: 'echo', arguments: { message: 'rotated' } })) as { content: { text: string }[] }).content[0]?.text).toBe('Echo: rotated');
+    expect((await loadIdentityFiles(ids)).svid.certificates[1]?.fingerprint256).toBe(newCa.ca.intermediateCertificate.fingerprint256);
+    // An agent of the new root reaches the server; the session of the start still answers.
+    const fresh = await connect({ relay: relay.url, server: 'everything', identity: { svid: await newCa.issue(AGENT), bundle: both } });
+    cleanups.push(() => fresh.close());
+    expect(((await fresh.callTool({ name: 'echo', arguments: { message: 'rotated' } })) as { content: { text: string }[] }).content[0]?.text).toBe('Echo: rotated');
+    expect(((await agent.callTool({ name: 'echo', arguments: { message: 'still' } })) as { content: { text: string }[] }).content[0]?.text).toBe('Echo: still');
+    expect(audit.records.filter((r) => r.type === 'session.close')).toEqual([]);
+    expect(relay.metrics().expiryCloses).toBe(0);
   });
 });
+
 
 async function until(ok: () => boolean, ms = 5000): Promise<void> {
   const end = Date.now() + ms;

@@ -3,11 +3,12 @@ import type { Server as HttpsServer } from 'node:https';
 import type { Socket } from 'node:net';
 import { silentLogger, type Logger } from '@switchboard/common';
 import type { AuditFs } from '@switchboard/audit';
-import { PkiError, WorkloadApiSource, type Identity, type JwtSvidSigner, type SpiffeId } from '@switchboard/pki';
+import { PkiError, SvidIssuer, WorkloadApiSource, type Identity, type JwtSvidSigner, type SpiffeId } from '@switchboard/pki';
+import type { IdentityRenewer } from '@switchboard/protocol';
 import { isWorkloadApiSetting, type WorkloadApiSetting } from '@switchboard/common/config';
 import { policyReloadRecord, type RelayAuditOptions } from './audit/open.js';
 import type { AuditSink } from './audit/sink.js';
-import { CurrentBundle, type IdentityReloader } from './auth/identity-reload.js';
+import { CurrentBundle, DirectoryWatch, type IdentityReloader } from './auth/identity-reload.js';
 import { PeerAuthenticator } from './auth/peer-auth.js';
 import type { JwtSignerOptions, PinsOptions } from './config/enforcement-config.js';
 import { DEFAULT_TIMING, resolveEnforcement, resolveLimits, type EnforcementOptions, type RelayLimits, type RelayTiming } from './config/limits.js';
@@ -17,7 +18,7 @@ import { PolicyError, RelayError } from './errors.js';
 import { ConnectorLink, type LinkContext } from './link/connector-link.js';
 import { Registry } from './link/registry.js';
 import { CATALOG_PATH, handleCatalog, type CatalogContext } from './listener/catalog.js';
-import { RENEW_PATH, RenewalCounter, handleRenew } from './listener/renew.js';
+import { RENEW_PATH, RenewalCounter, handleRenew, type RenewalOptions } from './listener/renew.js';
 import type { EnrollmentSetting, RenewalSetting } from './config/renewal-config.js';
 import { handleEnroll } from './listener/enroll.js';
 import { FileUsedTokenStore } from '@switchboard/pki';
@@ -84,6 +85,10 @@ export interface RelayCloseOptions {
 
 /** RelayParts is what {@link startRelay} opened, handed to the {@link Relay} that runs it. */
 interface RelayParts {
+  /** renewal is the issuer in use (swapped in place by reloadIssuer) and the TTL. */
+  renewal: RenewalOptions;
+  /** issuerDir is renewal.issuer's directory, when it was given as one. */
+  issuerDir: string | undefined;
   url: string;
   port: number;
   adminUrl: string | undefined;
@@ -134,6 +139,8 @@ export class Relay {
   private readonly unsubscribe: () => void;
   /** @internal identityReloader swaps the TLS context when the identity files rotate. */
   identityReloader: IdentityReloader | undefined;
+  /** @internal ownRenewer renews the relay's own SVID with its issuer, when it does. */
+  ownRenewer: IdentityRenewer | undefined;
   private closed: Promise<void> | undefined;
 
   /** @internal use {@link startRelay}. */
@@ -186,6 +193,50 @@ export class Relay {
     }
     audit.write(await policyReloadRecord(policyFile?.path, result.ok ? null : result.error.message));
     return result;
+  }
+
+  /**
+   * reloadIssuer re-reads the issuer directory (relay.yaml `renewal.issuer`) and, when it holds
+   * another intermediate or bundle, signs every later renewal and enrollment with it: a CA
+   * rotation without a restart. The relay then renews its own SVID at once (when it renews
+   * itself), so new connections get a certificate of the new issuer; open ones are not touched.
+   * An unreadable directory or one for another trust domain is refused, logged, and the current
+   * issuer stays. Called when the directory changes and on SIGHUP. Resolves true when it swapped.
+   */
+  reloadIssuer(): Promise<boolean> {
+    // One at a time: the directory watch and SIGHUP may ask together.
+    const run = this.issuerReload.then(() => this.swapIssuer());
+    this.issuerReload = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    return run;
+  }
+
+  private issuerReload: Promise<void> = Promise.resolve();
+
+  private async swapIssuer(): Promise<boolean> {
+    const { renewal, issuerDir, logger } = this.parts;
+    if (issuerDir === undefined || renewal.issuer === undefined) return false;
+    let next: SvidIssuer;
+    try {
+      next = await SvidIssuer.load(issuerDir);
+    } catch (err) {
+      logger.warn({ dir: issuerDir, err: err instanceof PkiError ? `${err.code}: ${err.message}` : String(err) }, 'issuer directory does not load; the current issuer stays');
+      return false;
+    }
+    if (next.trustDomain.name !== this.id.trustDomain.name) {
+      logger.error({ dir: issuerDir, issuer: next.trustDomain.name }, `the issuer directory serves another trust domain than ${this.id.trustDomain.name}; the current issuer stays`);
+      return false;
+    }
+    const current = renewal.issuer;
+    if (current.certificate.fingerprint256 === next.certificate.fingerprint256 && current.bundle.toPem() === next.bundle.toPem()) return false;
+    renewal.issuer = next;
+    logger.info({ intermediate: next.certificate.serialNumber, expires: new Date(next.certificate.validTo).toISOString(), roots: next.bundle.x509Authorities.length }, 'issuer rotated: renewals and enrollments are signed by the new intermediate');
+    if (this.ownRenewer !== undefined) {
+      await this.ownRenewer.renewNow().catch((err: Error) => logger.warn({ err: err.message }, 'could not renew the relay SVID with the new issuer; the schedule retries'));
+    }
+    return true;
   }
 
   /**
@@ -355,7 +406,8 @@ export async function startRelay(options: RelayOptions, deps: StartRelayDeps = {
 
     const url = `wss://${hostForUrl(listen.host)}:${port}`;
     logger.info({ url, adminUrl, enrollUrl, relay: identity.svid.id.toString() }, 'relay listening');
-    const relay = new Relay({ url, port, adminUrl, enrollUrl, relayId: identity.svid.id, policy, policyFile, server, links, registry, sockets, state, metrics, audit, enforcement, limits, timing, logger, cleanup });
+    const issuerDir = typeof options.renewal?.issuer === 'string' ? options.renewal.issuer : undefined;
+    const relay = new Relay({ renewal, issuerDir, url, port, adminUrl, enrollUrl, relayId: identity.svid.id, policy, policyFile, server, links, registry, sockets, state, metrics, audit, enforcement, limits, timing, logger, cleanup });
     if (options.watchPolicy !== false) policyFile?.watch(() => void relay.reloadPolicy());
     workloadApi?.onUpdate((next) => {
       const invalid = validityProblem(next, Date.now());
@@ -368,11 +420,17 @@ export async function startRelay(options: RelayOptions, deps: StartRelayDeps = {
       // With an issuer, the relay renews its own SVID too: signed here, written to its directory.
       // A read-only directory (a mounted Secret) is renewed from outside: say so once, do not retry forever.
       if (renewal.issuer !== undefined && (await writable(options.identity))) {
-        const renewer = renewOwnIdentity(options.identity, renewal.issuer, renewal.ttlSeconds, reloader, logger);
+        const renewer = renewOwnIdentity(options.identity, renewal, reloader, logger);
+        relay.ownRenewer = renewer;
         cleanup.add('identity renewal', () => renewer.stop());
       } else if (renewal.issuer !== undefined) {
         logger.info({ dir: options.identity }, 'the identity directory is read-only: the relay does not renew its own SVID (renew the files from outside)');
       }
+    }
+    if (issuerDir !== undefined) {
+      const watch = new DirectoryWatch(issuerDir, () => void relay.reloadIssuer(), (err) => logger.warn({ err: err.message, dir: issuerDir }, 'cannot watch the issuer directory; reload it with SIGHUP'));
+      watch.start();
+      cleanup.add('issuer watch', () => watch.close());
     }
     return relay;
   } catch (err) {

@@ -201,6 +201,21 @@ describe('switchboard relay (runRelay)', () => {
     expect(await readFile(join(dir, 'cli-audit.log'), 'utf8')).toContain('"type":"policy.reload"');
   });
 
+  it('a second SIGTERM during the drain is still the drain: the handler stays installed until it is over, then exit 0', async () => {
+    let emitter: EventEmitter | undefined;
+    const counts: number[] = [];
+    const { code, stderr } = await run(config(), async (_relay, signals) => {
+      emitter = signals;
+      signals.emit('SIGTERM');
+      counts.push(signals.listenerCount('SIGTERM'));
+      // Without a listener, a real process would take the signal's default action: killed mid-drain.
+      signals.emit('SIGTERM');
+      counts.push(signals.listenerCount('SIGTERM'));
+    });
+    expect({ code, stderr, counts }).toEqual({ code: 0, stderr: '', counts: [1, 1] });
+    expect((emitter as EventEmitter).listenerCount('SIGTERM') + (emitter as EventEmitter).listenerCount('SIGHUP')).toBe(0);
+  });
+
   it('a SIGTERM while the relay is starting stops it cleanly once it is up (exit 0, audit closed)', async () => {
     const path = join(dir, 'relay.yaml');
     await writeFile(path, config());

@@ -33,14 +33,50 @@ export function tlsOptionsOf(identity: Identity) {
 }
 
 /**
+ * DirectoryWatch calls `onChange` (debounced) when anything in `dir` changes: files rotated in
+ * place, written and renamed over, or a mounted Secret's symlink swap. A directory that cannot be
+ * watched is reported through `onError`; the caller still has its manual reload (SIGHUP).
+ */
+export class DirectoryWatch {
+  private watcher: FSWatcher | undefined;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly dir: string,
+    private readonly onChange: () => void,
+    private readonly onError: (err: Error) => void,
+    private readonly debounceMs = 200,
+  ) {}
+
+  start(): void {
+    try {
+      this.watcher = watch(this.dir, { persistent: false }, () => this.poke());
+      this.watcher.on('error', (err) => this.onError(err));
+    } catch (err) {
+      this.onError(err as Error);
+    }
+  }
+
+  private poke(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = setTimeout(this.onChange, this.debounceMs);
+    this.timer.unref();
+  }
+
+  close(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.watcher?.close();
+  }
+}
+
+/**
  * IdentityReloader re-reads the relay's identity directory when its files change (an SVID renewed
  * by `switchboard identity issue --force`, spiffe-helper, or a mounted Secret) and swaps the TLS
  * context and trust bundle for new connections; open connections keep theirs. A rotation to
  * another SPIFFE ID, or files that do not load, are refused and the current identity stays.
  */
 export class IdentityReloader {
-  private watcher: FSWatcher | undefined;
-  private timer: NodeJS.Timeout | undefined;
+  private readonly watch: DirectoryWatch;
   private current: Identity;
 
   constructor(
@@ -48,9 +84,10 @@ export class IdentityReloader {
     initial: Identity,
     private readonly apply: (identity: Identity) => void,
     private readonly log: { info(o: object, m: string): void; warn(o: object, m: string): void },
-    private readonly debounceMs = 200,
+    debounceMs = 200,
   ) {
     this.current = initial;
+    this.watch = new DirectoryWatch(dir, () => void this.reload(), (err) => this.log.warn({ err: err.message, dir }, 'cannot watch the identity directory; restart the relay to rotate its SVID'), debounceMs);
   }
 
   /** identity is the identity in use now. */
@@ -60,18 +97,7 @@ export class IdentityReloader {
 
   /** start watches the directory; failures are logged (the relay keeps its identity). */
   start(): void {
-    try {
-      this.watcher = watch(this.dir, { persistent: false }, () => this.poke());
-      this.watcher.on('error', (err) => this.log.warn({ err: err.message }, 'identity directory watch failed'));
-    } catch (err) {
-      this.log.warn({ err: (err as Error).message, dir: this.dir }, 'cannot watch the identity directory; restart the relay to rotate its SVID');
-    }
-  }
-
-  private poke(): void {
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = setTimeout(() => void this.reload(), this.debounceMs);
-    this.timer.unref();
+    this.watch.start();
   }
 
   /** reload loads the directory now and applies it when it is a valid rotation. */
@@ -101,7 +127,6 @@ export class IdentityReloader {
   }
 
   close(): void {
-    if (this.timer) clearTimeout(this.timer);
-    this.watcher?.close();
+    this.watch.close();
   }
 }

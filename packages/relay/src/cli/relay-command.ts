@@ -28,7 +28,8 @@ export interface RunRelayDeps {
 
 /**
  * runRelay runs `switchboard relay --config relay.yaml` until SIGTERM or SIGINT, then drains and
- * stops. SIGHUP reloads the policy (an invalid file is logged and the old policy stays). Resolves
+ * stops (a second SIGTERM during the drain changes nothing). SIGHUP reloads the policy (an invalid
+ * file is logged and the old policy stays) and the issuer directory. Resolves
  * to the exit code: 0 after a clean stop, 2 for invalid input (config, policy, identity) with
  * `code: message` on stderr, 1 for a runtime failure.
  */
@@ -40,22 +41,39 @@ export async function runRelay(opts: RunRelayOptions, deps: RunRelayDeps): Promi
   let stopRequested = false;
   let finish: (code: number) => void = () => undefined;
   const done = new Promise<number>((resolve) => (finish = resolve));
-  const stop = (): void => {
+  const release = (): void => {
     signals.off('SIGTERM', stop);
     signals.off('SIGINT', stop);
     signals.off('SIGHUP', reload);
+  };
+  let stopping = false;
+  const stop = (): void => {
     stopRequested = true;
     if (relay === undefined) return; // still starting: stopped right after it is up
+    // A second SIGTERM (GNU timeout, supervisors) is still a drain: the handler stays installed
+    // until the drain is over, so the signal's default action never cuts the final checkpoint.
+    if (stopping) {
+      deps.logger?.info({}, 'already draining; the relay stops when the drain is over');
+      return;
+    }
+    stopping = true;
     relay.close().then(
-      () => finish(0),
+      () => {
+        release();
+        finish(0);
+      },
       (err: unknown) => {
+        release();
         deps.stderr.write(`RELAY_ERR_RUNTIME: shutdown failed: ${(err as Error).message ?? String(err)}\n`);
         finish(1);
       },
     );
   };
+  // SIGHUP reloads the policy and the issuer directory (a CA rotation without a restart).
   const reload = (): void => {
-    if (relay !== undefined) void relay.reloadPolicy();
+    if (relay === undefined || stopping) return;
+    void relay.reloadPolicy();
+    void relay.reloadIssuer();
   };
   signals.on('SIGTERM', stop);
   signals.on('SIGINT', stop);
@@ -64,9 +82,7 @@ export async function runRelay(opts: RunRelayOptions, deps: RunRelayDeps): Promi
     const config = await loadRelayConfig(opts.config);
     relay = await startRelay(config, deps.logger ? { logger: deps.logger } : {});
   } catch (err) {
-    signals.off('SIGTERM', stop);
-    signals.off('SIGINT', stop);
-    signals.off('SIGHUP', reload);
+    release();
     return reportError(err, deps, RELAY_REPORT);
   }
   if (stopRequested) stop();

@@ -119,12 +119,15 @@ export async function startAdmin(addr: ListenAddress, deps: { ready: () => boole
  * backoff: {@link IdentityRenewer}): a fresh key, signed here, written to the identity directory,
  * and applied through the reloader like any rotation of the files.
  */
-export function renewOwnIdentity(dir: string, issuer: SvidIssuer, ttlSeconds: number, reloader: IdentityReloader, logger: Logger): IdentityRenewer {
+export function renewOwnIdentity(dir: string, renewal: { readonly issuer: SvidIssuer | undefined; readonly ttlSeconds: number }, reloader: IdentityReloader, logger: Logger): IdentityRenewer {
   return new IdentityRenewer({
     current: () => reloader.identity,
     renew: async (current) => {
+      // The issuer in use now: a reloaded issuer (a CA rotation) signs the next renewal.
+      const issuer = renewal.issuer;
+      if (issuer === undefined) throw new Error('the relay holds no issuer');
       const key = newP256Key();
-      const chain = await issuer.sign(current.svid.id, createPublicKey(key), { ttlSeconds });
+      const chain = await issuer.sign(current.svid.id, createPublicKey(key), { ttlSeconds: renewal.ttlSeconds });
       const bundle = new TrustBundle({ trustDomain: issuer.trustDomain, x509Authorities: issuer.bundle.x509Authorities, jwtAuthorities: current.bundle.jwtAuthorities.values() });
       return { svid: new X509Svid(current.svid.id, chain, key), bundle };
     },
