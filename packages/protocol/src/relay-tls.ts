@@ -73,7 +73,7 @@ export class RelayTls {
     // The peer's certificate is readable at the handshake only (OpenSSL lets go of it afterwards);
     // a resumed session has none of its own: its expiry is the one verified when it was cached.
     socket.once('secureConnect', () => {
-      const peer = socket.getPeerX509Certificate();
+      const peer = peerCertificateOf(socket);
       const notAfter = peer !== undefined ? Date.parse(peer.validTo) : socket.isSessionReused() ? resumedFrom?.relayNotAfter : undefined;
       if (notAfter !== undefined && Number.isFinite(notAfter)) relayExpiries.set(socket, notAfter);
     });
@@ -89,7 +89,7 @@ export class RelayTls {
       // Node skips checkServerIdentity on a resumed session, so only sessions whose peer we verified
       // are cached, and never past the relay leaf's expiry.
       socket.on('session', (session: Buffer) => {
-        const peer = socket.getPeerX509Certificate();
+        const peer = peerCertificateOf(socket);
         if (!socket.authorized || !peer) return;
         if (this.sessions.size >= 64) this.sessions.clear();
         this.sessions.set(key, { session, until: Math.min(Date.parse(peer.validTo), Date.now() + 3_600_000), relayNotAfter: Date.parse(peer.validTo) });
@@ -100,6 +100,18 @@ export class RelayTls {
 }
 
 const relayExpiries = new WeakMap<TLSSocket, number>();
+const peerCertificates = new WeakMap<TLSSocket, X509Certificate>();
+
+// Node hands out the peer's certificate once: a second getPeerX509Certificate() on the same
+// socket returns undefined. Every reader here goes through this cache.
+function peerCertificateOf(socket: TLSSocket): X509Certificate | undefined {
+  let peer = peerCertificates.get(socket);
+  if (peer === undefined) {
+    peer = socket.getPeerX509Certificate();
+    if (peer !== undefined) peerCertificates.set(socket, peer);
+  }
+  return peer;
+}
 
 /**
  * relayCertificateExpiry is when the relay certificate a connection made by {@link RelayTls}

@@ -1,3 +1,4 @@
+import { closeAsSent, protocolCloseOf, type ProtocolClose } from '../internal/ws-close.js';
 import { randomBytes } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
@@ -347,12 +348,16 @@ export class ConnectorLink implements RoutableLink, SessionHost {
     this.finish(code, reason);
   }
 
+  /** @internal protocolClose is the close `ws` sent for a protocol error it found (1009 frame too big, bad framing). */
+  protocolClose: ProtocolClose | undefined;
+
   /** @internal the WebSocket closed. */
   handleClose(code: number, reason: Buffer): void {
     if (this.state === CLOSED) return;
     this.state = CLOSED;
     this.release();
-    this.finish(code, reason.toString('utf8'));
+    const sent = closeAsSent(code, reason.toString('utf8'), this.protocolClose);
+    this.finish(sent.code, sent.reason);
   }
 
   private release(): void {
@@ -403,8 +408,11 @@ function onLinkClose(this: WebSocket, code: number, reason: Buffer): void {
   linkOf(this).handleClose(code, reason);
 }
 
-function onLinkError(this: WebSocket): void {
-  // ws closes the connection itself (1009 frame too big, framing errors); 'close' follows.
+function onLinkError(this: WebSocket, err: Error): void {
+  // ws closes the connection itself (1009 frame too big, framing errors); 'close' follows, and
+  // records the code ws sent.
+  const link = linkOf(this);
+  link.protocolClose ??= protocolCloseOf(err);
 }
 
 function onLinkPong(this: WebSocket): void {

@@ -1,3 +1,4 @@
+import { closeAsSent, protocolCloseOf, type ProtocolClose } from '../internal/ws-close.js';
 import { isUtf8 } from 'node:buffer';
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
@@ -553,13 +554,17 @@ export class AgentSession implements LinkSession {
     this.finish(code, reason);
   }
 
-  /** @internal the agent closed (or the socket died). */
+  /** @internal protocolClose is the close `ws` sent for a protocol error it found (1009, 1007, 1002). */
+  protocolClose: ProtocolClose | undefined;
+
+  /** @internal the agent closed (or the socket died, or ws closed it for a protocol error). */
   handleAgentClose(code: number, reason: Buffer): void {
     if (this.state === CLOSED) return;
     this.state = CLOSED;
+    const sent = closeAsSent(code, reason.toString('utf8'), this.protocolClose);
     this.link.sendClose(this.sessionId, CloseCode.NORMAL, 'agent closed');
     this.link.detach(this);
-    this.finish(code, reason.toString('utf8'));
+    this.finish(sent.code, sent.reason);
   }
 
   private finish(code: number, reason: string): void {
@@ -609,9 +614,11 @@ function onAgentClose(this: WebSocket, code: number, reason: Buffer): void {
   sessionOf(this).handleAgentClose(code, reason);
 }
 
-function onAgentError(this: WebSocket): void {
+function onAgentError(this: WebSocket, err: Error): void {
   // ws closes the connection itself (1009 too big, 1007 invalid UTF-8, 1002 bad framing); the
-  // 'close' event that follows ends the session. The listener only keeps the error from throwing.
+  // 'close' event that follows ends the session, with the code ws sent kept for the record.
+  const session = sessionOf(this);
+  session.protocolClose ??= protocolCloseOf(err);
 }
 
 function onAgentPong(this: WebSocket): void {

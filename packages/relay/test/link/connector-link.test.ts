@@ -142,6 +142,7 @@ describe('link protocol errors close the link with 1002', () => {
     h.sendData(s.id, `{"jsonrpc":"2.0","method":"n","params":{"x":"${'a'.repeat(5000)}"}}`);
     expect((await within(h.closed, 3000, 'close')).code).toBe(1009);
     expect((await agent.closedWithin()).code).toBe(4509);
+    await expect.poll(() => t?.audit.records.filter((r) => r.type === 'link.down')).toEqual([expect.objectContaining({ code: 1009, reason: 'Max payload size exceeded' })]);
   });
 });
 

@@ -407,6 +407,9 @@ describe('backend and link failures', () => {
     agent.ws.send(Buffer.from([0x7b, 0x22, 0xc3, 0x28, 0x22, 0x7d]), { binary: false });
     expect((await agent.closedWithin()).code).toBe(1007);
     expect(h.messages(sid)).toEqual([]);
+    // Recorded as it was sent to the agent, not as the 1006 ws reports after closing it itself.
+    await expect.poll(() => t.audit.records.filter((r) => r.type === 'session.close')).toEqual([expect.objectContaining({ code: 1007, reason: 'Invalid WebSocket frame: invalid UTF-8 sequence' })]);
+    expect(t.relay.metrics().sessionsClosed).toEqual({ 1007: 1 });
   });
 
   it('messages sent before OPEN_OK are queued and delivered in order', async () => {

@@ -64,6 +64,9 @@ describe('limits', () => {
     expect(h.messages(sa.id)).toEqual([]);
     expect((await b.call('tools/call', { name: 'echo' })).result.content[0].text).toBe('echo on session 2');
     expect(t.relay.metrics().linksUp).toBe(1);
+    // Recorded as it was sent to the agent, not as the 1006 ws reports after closing it itself.
+    expect(t.audit.records.filter((r) => r.type === 'session.close')).toEqual([expect.objectContaining({ code: 1009, reason: 'Max payload size exceeded' })]);
+    expect(t.relay.metrics().sessionsClosed).toEqual({ 1009: 1 });
   });
 
   it('a message just under the limit passes', async () => {
