@@ -2,13 +2,15 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import type { ClientCapabilities, Implementation } from '@modelcontextprotocol/sdk/types.js';
 import type { Identity, SpiffeId } from '@switchboard/pki';
 import { AgentIdentity } from './identity.js';
-import { RelayClientTransport } from './relay-client-transport.js';
+import { RelayClientTransport, type FailoverOptions } from './relay-client-transport.js';
 import { AGENT_SDK_VERSION } from './version.js';
 
 /** ConnectOptions configure {@link connect}. */
 export interface ConnectOptions {
-  /** relay is the relay's base URL, `wss://host:port`. */
-  relay: string | URL;
+  /** relay is the relay's base URL, `wss://host:port`, or several: the first that accepts the session is used. */
+  relay: string | URL | readonly (string | URL)[];
+  /** failover tunes how several relays are tried ({@link FailoverOptions}). */
+  failover?: FailoverOptions;
   /** server is the MCP server's name in the relay policy. */
   server: string;
   /** identity is an identity directory (`svid.pem`, `svid_key.pem`, `bundle.pem`), an {@link Identity} or an {@link AgentIdentity}. */
@@ -41,6 +43,7 @@ export async function connect(options: ConnectOptions): Promise<Client> {
     identity,
     ...(options.relayId !== undefined ? { relayId: options.relayId } : {}),
     ...(options.handshakeTimeoutMs !== undefined ? { handshakeTimeoutMs: options.handshakeTimeoutMs } : {}),
+    ...(options.failover !== undefined ? { failover: options.failover } : {}),
   });
   const client = new Client(options.clientInfo ?? { name: 'switchboard-agent-sdk', version: AGENT_SDK_VERSION }, { capabilities: options.capabilities ?? {} });
   try {

@@ -1,6 +1,6 @@
 export { RelayClientTransport, MAX_INBOUND_MESSAGE_BYTES } from './relay-client-transport.js';
 export { SERVER_NAME_PATTERN } from '@switchboard/protocol';
-export type { RelayClientTransportOptions } from './relay-client-transport.js';
+export type { RelayClientTransportOptions, FailoverOptions } from './relay-client-transport.js';
 export { connect } from './connect.js';
 export type { ConnectOptions } from './connect.js';
 export { AgentIdentity, loadIdentity } from './identity.js';

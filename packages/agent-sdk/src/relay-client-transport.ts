@@ -21,12 +21,32 @@ const TEXT_FRAME = Object.freeze({ binary: false });
 // send() resolves at once unless the socket is backed up: one settled promise serves every call.
 const SENT: Promise<void> = Promise.resolve();
 
+/** sessionUrl is the agent session URL of a relay base URL; a caller mistake is a TypeError. */
+function sessionUrl(relay: string | URL, server: string): string {
+  let base: URL;
+  try {
+    base = new URL(relay.toString());
+  } catch {
+    throw new TypeError(`agent: relay ${JSON.stringify(relay.toString())} is not a URL`);
+  }
+  if (base.protocol !== 'wss:') throw new TypeError(`agent: relay must be a wss:// URL, not ${base.protocol}`);
+  if (base.search !== '' || base.hash !== '' || base.username !== '' || base.password !== '') {
+    throw new TypeError('agent: relay URL must not carry credentials, a query or a fragment');
+  }
+  return `${base.href.replace(/\/+$/, '')}/v1/agent/${server}`;
+}
+
 /** RelayClientTransportOptions configure a {@link RelayClientTransport}. */
 export interface RelayClientTransportOptions {
-  /** relay is the relay's base URL, `wss://host:port` (a path prefix is kept). */
-  relay: string | URL;
+  /**
+   * relay is the relay's base URL, `wss://host:port` (a path prefix is kept), or several relays:
+   * the session is opened on the first that accepts it ({@link FailoverOptions}).
+   */
+  relay: string | URL | readonly (string | URL)[];
   /** server is the MCP server's name in the relay policy. */
   server: string;
+  /** failover tunes how several relays are tried (rounds, full-jitter backoff between rounds). */
+  failover?: FailoverOptions;
   /** identity is our X509-SVID with its bundle; an {@link AgentIdentity} shares its TLS context across transports. */
   identity: Identity | AgentIdentity;
   /** relayId is the rule the relay's SPIFFE ID must match: an exact ID or a pattern (default `spiffe://<our trust domain>/relay/*`). */
@@ -35,6 +55,23 @@ export interface RelayClientTransportOptions {
   handshakeTimeoutMs?: number;
   /** now is the clock used for the local certificate check (tests). */
   now?: () => number;
+}
+
+/**
+ * FailoverOptions tune how a session start tries its relays: each round tries every relay in the
+ * given order (the first is the preferred one); an error that another relay cannot cure (access
+ * denied, our certificate refused) ends it at once; between rounds it waits a full-jitter backoff
+ * (a random time up to `baseDelayMs` × 2^round, at most `maxDelayMs`).
+ */
+export interface FailoverOptions {
+  /** rounds over the relay list (default 3 with several relays, 1 with one). */
+  rounds?: number;
+  /** baseDelayMs is the backoff before the second round's cap (default 250 ms). */
+  baseDelayMs?: number;
+  /** maxDelayMs caps one backoff (default 5 s). */
+  maxDelayMs?: number;
+  /** random returns [0, 1) (tests). */
+  random?: () => number;
 }
 
 type State = 'new' | 'connecting' | 'open' | 'closing' | 'closed';
@@ -60,9 +97,13 @@ export class RelayClientTransport implements Transport {
   /** sessionId is not used: the relay keeps one MCP session per WebSocket. */
   sessionId?: string | undefined;
 
-  /** url is the WebSocket URL this transport dials. */
-  readonly url: string;
+  /** urls are the session URLs of the relays, in the order they are tried. */
+  readonly urls: readonly string[];
   readonly server: string;
+  private current: string;
+  private readonly failover: Required<Omit<FailoverOptions, 'random'>> & { random: () => number };
+  /** attempts lists, for the last start, each relay tried and why it did not take the session. */
+  readonly attempts: { url: string; error: AgentError }[] = [];
   private readonly identity: AgentIdentity;
   private readonly tls: RelayTls;
   private readonly handshakeTimeoutMs: number;
@@ -82,21 +123,30 @@ export class RelayClientTransport implements Transport {
   private readonly relayRule: ReturnType<typeof resolveRelayId>;
 
   constructor(options: RelayClientTransportOptions) {
-    const base = new URL(options.relay.toString());
-    if (base.protocol !== 'wss:') throw new TypeError(`agent: relay must be a wss:// URL, not ${base.protocol}`);
-    if (base.search !== '' || base.hash !== '' || base.username !== '' || base.password !== '') {
-      throw new TypeError('agent: relay URL must not carry credentials, a query or a fragment');
-    }
     if (!isServerName(options.server)) {
       throw new TypeError(`agent: server name ${JSON.stringify(options.server)}: ${SERVER_NAME_RULE}`);
     }
     this.server = options.server;
-    this.url = `${base.href.replace(/\/+$/, '')}/v1/agent/${options.server}`;
+    const relays = typeof options.relay === 'string' || options.relay instanceof URL ? [options.relay] : [...options.relay];
+    if (relays.length === 0) throw new TypeError('agent: relay: give at least one relay URL');
+    const urls = relays.map((r) => sessionUrl(r, options.server));
+    for (const [i, u] of urls.entries()) if (urls.indexOf(u) !== i) throw new TypeError(`agent: relay ${relays[i]?.toString()} is listed twice`);
+    this.urls = Object.freeze(urls);
+    this.current = urls[0] as string;
+    const f = options.failover ?? {};
+    const rounds = f.rounds ?? (urls.length > 1 ? 3 : 1);
+    if (!Number.isInteger(rounds) || rounds < 1 || rounds > 100) throw new TypeError('agent: failover.rounds must be an integer from 1 to 100');
+    this.failover = { rounds, baseDelayMs: f.baseDelayMs ?? 250, maxDelayMs: f.maxDelayMs ?? 5000, random: f.random ?? Math.random };
     this.identity = AgentIdentity.from(options.identity);
     this.relayRule = resolveRelayId(options.relayId);
     this.tls = this.identity.tlsFor(this.relayRule);
     this.handshakeTimeoutMs = options.handshakeTimeoutMs ?? 10_000;
     this.now = options.now ?? Date.now;
+  }
+
+  /** url is the session URL of the relay in use (after start), or of the first to try. */
+  get url(): string {
+    return this.current;
   }
 
   /** closeError is why the relay ended the session (close code or lost connection), once it has. */
@@ -110,8 +160,11 @@ export class RelayClientTransport implements Transport {
   }
 
   /**
-   * start opens the session. Rejects with a typed {@link AgentError} when our certificate is expired
-   * (before dialing) or the relay refuses; throws when called twice.
+   * start opens the session, on the first relay that accepts it (several relays: tried in order,
+   * round after round with backoff, {@link FailoverOptions}). Rejects with a typed
+   * {@link AgentError} when our certificate is expired (before dialing), when a relay refuses in a
+   * way no other relay would cure (access denied, our certificate), or with the last relay's error
+   * once every round failed; {@link attempts} lists them all. Throws when called twice.
    */
   start(): Promise<void> {
     if (this.state === 'closed' && this.ws === undefined && !this.started) return Promise.reject(new NotConnectedError('transport was closed before it started'));
@@ -126,8 +179,46 @@ export class RelayClientTransport implements Transport {
       this.state = 'closed';
       return Promise.reject(err);
     }
+    return this.failOver();
+  }
+
+  private async failOver(): Promise<void> {
+    const { rounds, baseDelayMs, maxDelayMs, random } = this.failover;
+    let last: AgentError | undefined;
+    for (let round = 0; round < rounds; round++) {
+      if (round > 0) {
+        await new Promise((r) => setTimeout(r, random() * Math.min(maxDelayMs, baseDelayMs * 2 ** (round - 1))));
+      }
+      for (const url of this.urls) {
+        if (this.closedByUs) {
+          this.state = 'closed';
+          this.fireClose();
+          throw new NotConnectedError('transport was closed while connecting');
+        }
+        this.current = url;
+        try {
+          await this.dial(url);
+          return;
+        } catch (err) {
+          const e = err instanceof AgentError ? err : dialError(err, url);
+          this.attempts.push({ url, error: e });
+          last = e;
+          // Policy and our own certificate are the same on every relay; closing stops trying.
+          if (!e.retryable || e instanceof NotConnectedError || this.closedByUs) {
+            this.state = 'closed';
+            if (this.closedByUs) this.fireClose();
+            throw e;
+          }
+        }
+      }
+    }
+    this.state = 'closed';
+    throw last as AgentError;
+  }
+
+  private dial(url: string): Promise<void> {
     return new Promise<void>((resolve, reject) => {
-      const ws = new WebSocket(this.url, AGENT_SUBPROTOCOL, {
+      const ws = new WebSocket(url, AGENT_SUBPROTOCOL, {
         createConnection: this.tls.createConnection as never,
         perMessageDeflate: false,
         handshakeTimeout: this.handshakeTimeoutMs,
@@ -139,7 +230,9 @@ export class RelayClientTransport implements Transport {
       const fail = (err: AgentError): void => {
         if (settled) return;
         settled = true;
-        this.state = 'closed';
+        ws.removeAllListeners('close');
+        ws.on('error', () => undefined);
+        ws.terminate();
         reject(err);
       };
       ws.on('upgrade', (res: IncomingMessage) => {
@@ -167,7 +260,7 @@ export class RelayClientTransport implements Transport {
         resolve();
       });
       ws.on('error', (err: Error) => {
-        if (!settled) fail(this.closedByUs ? new NotConnectedError('transport was closed while connecting') : dialError(err, this.url));
+        if (!settled) fail(this.closedByUs ? new NotConnectedError('transport was closed while connecting') : dialError(err, url));
         else if (this.state === 'open') this.closeErr ??= new SessionClosedError(1006, err.message);
       });
       ws.on('message', this.onMessage);
@@ -238,7 +331,7 @@ export class RelayClientTransport implements Transport {
   private refusal(status: number, reason: string): AgentError {
     if (status === 403) return new AccessDeniedError(this.server, this.identity.id.toString(), reason);
     if (status === 503) return new NoConnectorError(this.server, reason);
-    return new HandshakeError(`${this.url} refused the session (HTTP ${status}${reason ? `: ${reason}` : ''})`, { status });
+    return new HandshakeError(`${this.current} refused the session (HTTP ${status}${reason ? `: ${reason}` : ''})`, { status });
   }
 
   /**

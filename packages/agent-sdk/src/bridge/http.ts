@@ -7,7 +7,7 @@ import type { SpiffeId } from '@switchboard/pki';
 import type { EnrollSetting } from '@switchboard/protocol';
 import { AgentError } from '../errors.js';
 import { AgentIdentity, type AgentIdentitySpec } from '../identity.js';
-import { openIdentity } from './stdio.js';
+import { openIdentity, relayList } from './stdio.js';
 import { silentLogger, type Logger } from '@switchboard/common';
 import { RelayClientTransport } from '../relay-client-transport.js';
 
@@ -17,7 +17,8 @@ const MAX_BODY_BYTES = 1024 * 1024;
 export interface HttpBridgeOptions {
   /** listen is a loopback `host:port` (`127.0.0.1:7000`, `[::1]:7000`, `localhost:7000`); port 0 picks one. */
   listen: string;
-  relay: string | URL;
+  /** relay is the relay's base URL, or several: each session opens on the first that accepts it. */
+  relay: string | URL | readonly (string | URL)[];
   server: string;
   /** identity is an identity directory, `{ workloadApi: { endpoint? } }` (the SPIFFE Workload API), or an identity in memory. */
   identity: AgentIdentitySpec;
@@ -75,7 +76,7 @@ export async function startHttpBridge(options: HttpBridgeOptions): Promise<HttpB
     throw err;
   }
   if (typeof options.identity === 'string' && options.renew !== false) {
-    identity.startRenewal(options.relay.toString(), { ...(options.relayId !== undefined ? { relayId: options.relayId } : {}), logger });
+    identity.startRenewal(relayList(options.relay), { ...(options.relayId !== undefined ? { relayId: options.relayId } : {}), logger });
     bridge.renewing = true;
   }
   return bridge;

@@ -3,7 +3,7 @@ import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js'
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import type { SpiffeId } from '@switchboard/pki';
 import type { EnrollSetting } from '@switchboard/protocol';
-import { AgentError } from '../errors.js';
+import { AgentError, SessionClosedError } from '../errors.js';
 import { AgentIdentity, type AgentIdentitySpec } from '../identity.js';
 import { silentLogger, type Logger } from '@switchboard/common';
 import { RelayClientTransport } from '../relay-client-transport.js';
@@ -14,7 +14,8 @@ const STDIN_END_GRACE_MS = 5000;
 
 /** StdioBridgeOptions configure {@link runStdioBridge}. */
 export interface StdioBridgeOptions {
-  relay: string | URL;
+  /** relay is the relay's base URL, or several: each session opens on the first that accepts it. */
+  relay: string | URL | readonly (string | URL)[];
   server: string;
   /** identity is an identity directory, `{ workloadApi: { endpoint? } }` (the SPIFFE Workload API), or an identity in memory. */
   identity: AgentIdentitySpec;
@@ -33,7 +34,21 @@ export interface StdioBridgeOptions {
    * issuer; without one the session ends at the certificate's expiry (4402).
    */
   renew?: boolean;
+  /**
+   * reopen opens a new relay session when the one in use is lost for a reason a new session can
+   * cure (relay restart or crash 1001/1006/1011, connector link lost 4509, no connector 4503, backend
+   * failure 4502): through the next relay that accepts it, replaying the client's `initialize`.
+   * Each call unanswered at the loss gets `-32052`. Default on; `false` ends the bridge instead
+   * (exit 1). At most 5 reopens a minute.
+   */
+  reopen?: boolean;
 }
+
+/** LOST_CALL_ERROR is the JSON-RPC error each call unanswered when a relay session is lost gets (it may or may not have run). */
+export const LOST_CALL_ERROR = Object.freeze({ code: -32052, message: 'The relay session was lost before this call was answered; it may or may not have run' });
+const MAX_REOPENS_PER_MINUTE = 5;
+const REOPEN_INIT_TIMEOUT_MS = 15_000;
+const MAX_QUEUED_WHILE_REOPENING = 1000;
 
 /** StdioBridgeResult is how the bridge ended: exit code 0 when stdin closed or the session ended normally, 1 with the error otherwise. */
 export interface StdioBridgeResult {
@@ -55,15 +70,19 @@ export async function runStdioBridge(options: StdioBridgeOptions): Promise<Stdio
   const logger = (options.logger ?? silentLogger).child({ component: 'agent-stdio', server: options.server });
   let relay: RelayClientTransport;
   let identity: AgentIdentity;
+  let transport: () => RelayClientTransport;
   try {
     identity = await openIdentity(options, logger);
-    relay = new RelayClientTransport({
-      relay: options.relay,
-      server: options.server,
-      identity,
-      ...(options.relayId !== undefined ? { relayId: options.relayId } : {}),
-      ...(options.handshakeTimeoutMs !== undefined ? { handshakeTimeoutMs: options.handshakeTimeoutMs } : {}),
-    });
+    const opened = identity;
+    transport = () =>
+      new RelayClientTransport({
+        relay: options.relay,
+        server: options.server,
+        identity: opened,
+        ...(options.relayId !== undefined ? { relayId: options.relayId } : {}),
+        ...(options.handshakeTimeoutMs !== undefined ? { handshakeTimeoutMs: options.handshakeTimeoutMs } : {}),
+      });
+    relay = transport();
     await relay.start();
   } catch (err) {
     if (err instanceof AgentError) return { exitCode: 1, error: err };
@@ -71,13 +90,18 @@ export async function runStdioBridge(options: StdioBridgeOptions): Promise<Stdio
   }
   logger.info({ relay: relay.url }, 'session open');
   const renewing = typeof options.identity === 'string' && options.renew !== false;
-  if (renewing) identity.startRenewal(options.relay.toString(), { ...(options.relayId !== undefined ? { relayId: options.relayId } : {}), logger });
+  if (renewing) identity.startRenewal(relayList(options.relay), { ...(options.relayId !== undefined ? { relayId: options.relayId } : {}), logger });
   try {
-    return await new StdioBridge(relay, options, logger).run();
+    return await new StdioBridge(relay, transport, options, logger).run();
   } finally {
     // An identity the bridge opened (a directory, the Workload API) is the bridge's to stop.
     if (!(options.identity instanceof AgentIdentity)) await identity.close();
   }
+}
+
+/** relayList is the relay option as a list of URL strings (renewal tries each in turn). */
+export function relayList(relay: string | URL | readonly (string | URL)[]): string[] {
+  return typeof relay === 'string' || relay instanceof URL ? [relay.toString()] : relay.map((r) => r.toString());
 }
 
 /** openIdentity opens a bridge's identity: enrolling first when asked, following the Workload API when named. */
@@ -100,24 +124,36 @@ class StdioBridge {
   private outPaused = false;
   private done = false;
   private resolve!: (r: StdioBridgeResult) => void;
+  private readonly reopenAllowed: boolean;
+  // The client's initialize request, replayed on each new session (and its initialized notification).
+  private initialize: JSONRPCMessage | undefined;
+  private initialized: JSONRPCMessage | undefined;
+  private reopening: JSONRPCMessage[] | undefined;
+  private readonly reopens: number[] = [];
 
   constructor(
-    private readonly relay: RelayClientTransport,
+    private relay: RelayClientTransport,
+    private readonly transport: () => RelayClientTransport,
     options: StdioBridgeOptions,
     private readonly logger: Logger,
   ) {
     this.stdin = options.stdin;
     this.stdout = options.stdout;
     this.stdio = new StdioServerTransport(options.stdin, options.stdout);
+    this.reopenAllowed = options.reopen !== false;
+  }
+
+  private wire(relay: RelayClientTransport): void {
+    relay.onmessage = this.fromRelay;
+    relay.onerror = this.onRelayError;
+    relay.onclose = this.onRelayClose;
   }
 
   run(): Promise<StdioBridgeResult> {
     const result = new Promise<StdioBridgeResult>((resolve) => {
       this.resolve = resolve;
     });
-    this.relay.onmessage = this.fromRelay;
-    this.relay.onerror = this.onRelayError;
-    this.relay.onclose = this.onRelayClose;
+    this.wire(this.relay);
     this.stdio.onmessage = this.fromClient;
     this.stdio.onerror = this.onClientError;
     this.stdin.on('end', this.onStdinEnd);
@@ -128,6 +164,14 @@ class StdioBridge {
   }
 
   private readonly fromClient = (message: JSONRPCMessage): void => {
+    if ('method' in message && message.method === 'initialize' && 'id' in message) this.initialize ??= message;
+    if ('method' in message && message.method === 'notifications/initialized' && !('id' in message)) this.initialized ??= message;
+    if (this.reopening !== undefined) {
+      // A new session is being opened: hold the client's messages (bounded) until it is ready.
+      if (this.reopening.length < MAX_QUEUED_WHILE_REOPENING) this.reopening.push(message);
+      else if ('method' in message && 'id' in message) void this.stdio.send(lostReply(message.id));
+      return;
+    }
     if ('method' in message && 'id' in message) this.pending.add(message.id);
     const sent = this.relay.send(message);
     sent.catch(this.onSendFailed);
@@ -177,9 +221,59 @@ class StdioBridge {
 
   private readonly onRelayClose = (): void => {
     const err = this.relay.closeError;
+    if (err && this.mayReopen(err)) {
+      void this.reopen(err);
+      return;
+    }
     if (err) this.logger.error({ code: err.code, err: err.message }, 'the relay ended the session');
     this.finish(err ? 1 : 0, err);
   };
+
+  private mayReopen(err: AgentError): boolean {
+    if (!this.reopenAllowed || this.done || this.stdinEnded || this.initialize === undefined) return false;
+    if (!(err instanceof SessionClosedError) || !err.retryable) return false;
+    const now = Date.now();
+    while (this.reopens.length > 0 && (this.reopens[0] as number) < now - 60_000) this.reopens.shift();
+    return this.reopens.length < MAX_REOPENS_PER_MINUTE;
+  }
+
+  // The session is gone: answer what it left unanswered, open a new one (failover across the
+  // relays), replay initialize, then carry on with what the client sent meanwhile.
+  private async reopen(lost: AgentError): Promise<void> {
+    this.reopens.push(Date.now());
+    this.reopening = [];
+    this.logger.warn({ code: lost.code, err: lost.message, unanswered: this.pending.size }, 'relay session lost; opening a new one');
+    for (const id of this.pending) void this.stdio.send(lostReply(id));
+    this.pending.clear();
+    if (this.outPaused) {
+      this.outPaused = false;
+      this.stdout.off('drain', this.resumeRelay);
+    }
+    const next = this.transport();
+    try {
+      await next.start();
+      await replayInitialize(next, this.initialize as JSONRPCMessage & { id: string | number }, this.initialized);
+    } catch (err) {
+      await next.close().catch(() => undefined);
+      const e = err instanceof AgentError ? err : lost;
+      this.logger.error({ code: e.code, err: (err as Error).message }, 'could not open a new relay session');
+      const queued = this.reopening;
+      this.reopening = undefined;
+      for (const m of queued) if ('method' in m && 'id' in m) void this.stdio.send(lostReply(m.id));
+      this.finish(1, e);
+      return;
+    }
+    if (this.done) {
+      await next.close();
+      return;
+    }
+    this.relay = next;
+    this.wire(next);
+    this.logger.info({ relay: next.url }, 'new relay session open; the MCP client carries on');
+    const queued = this.reopening;
+    this.reopening = undefined;
+    for (const m of queued) this.fromClient(m);
+  }
 
   private readonly onStdinEnd = (): void => {
     if (this.stdinEnded) return;
@@ -210,4 +304,34 @@ class StdioBridge {
     void this.stdio.close();
     void this.relay.close().finally(() => this.resolve({ exitCode, error }));
   }
+}
+
+function lostReply(id: string | number): JSONRPCMessage {
+  return { jsonrpc: '2.0', id, error: { ...LOST_CALL_ERROR, data: { retryable: true } } } as JSONRPCMessage;
+}
+
+/**
+ * replayInitialize sends the client's `initialize` on a new session (under an id of the bridge's
+ * own, so its answer never reaches the client, which had its answer), waits for the answer, then
+ * sends `notifications/initialized` as the client did.
+ */
+async function replayInitialize(relay: RelayClientTransport, initialize: JSONRPCMessage & { id: string | number }, initialized: JSONRPCMessage | undefined): Promise<void> {
+  const id = `switchboard-reopen-${Date.now()}`;
+  const answered = new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`the new session did not answer initialize in ${REOPEN_INIT_TIMEOUT_MS} ms`)), REOPEN_INIT_TIMEOUT_MS);
+    relay.onmessage = (m) => {
+      if ('id' in m && m.id === id && !('method' in m)) {
+        clearTimeout(timer);
+        if ('error' in m) reject(new Error(`the new session refused initialize: ${JSON.stringify(m.error).slice(0, 200)}`));
+        else resolve();
+      }
+    };
+    relay.onclose = () => {
+      clearTimeout(timer);
+      reject(relay.closeError ?? new Error('the new session closed during initialize'));
+    };
+  });
+  await relay.send({ ...initialize, id } as JSONRPCMessage);
+  await answered;
+  if (initialized !== undefined) await relay.send(initialized);
 }

@@ -8,7 +8,8 @@ import { reportError, UsageError } from '@switchboard/common/cli';
 
 /** AgentStdioOptions are the flags of `switchboard agent stdio`. */
 export interface AgentStdioOptions {
-  relay: string;
+  /** relay is one relay URL or several (`--relay` repeated): each session opens on the first that accepts it. */
+  relay: string | string[];
   server: string;
   /** identity is the identity directory (`svid.pem`, `svid_key.pem`, `bundle.pem`). */
   identity?: string;
@@ -22,6 +23,8 @@ export interface AgentStdioOptions {
   logLevel?: 'debug' | 'info' | 'warn' | 'error' | 'silent';
   /** renew is false with `--no-renew`: the identity is not renewed over the relay. */
   renew?: boolean;
+  /** reopen is false with `--no-reopen` (`agent stdio`): a lost relay session ends the bridge. */
+  reopen?: boolean;
 }
 
 /** AgentHttpOptions are the flags of `switchboard agent http`. */
@@ -86,6 +89,7 @@ export async function runAgentStdio(opts: AgentStdioOptions, deps: AgentCliDeps)
       ...identityOptions(opts),
       ...(opts.relayId !== undefined ? { relayId: opts.relayId } : {}),
       ...(opts.renew === false ? { renew: false } : {}),
+      ...(opts.reopen === false ? { reopen: false } : {}),
       stdin: deps.stdin,
       stdout: deps.stdout,
       logger,
@@ -136,9 +140,13 @@ export async function runAgentHttp(opts: AgentHttpOptions, deps: AgentCliDeps): 
 
 const levels = ['debug', 'info', 'warn', 'error', 'silent'];
 
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
 function common(cmd: Command): Command {
   return cmd
-    .requiredOption('--relay <url>', 'relay URL, wss://host:port')
+    .requiredOption('--relay <url>', 'relay URL, wss://host:port; repeat for failover (tried in order, with backoff)', collect, [] as string[])
     .requiredOption('--server <name>', 'MCP server name in the relay policy')
     .option('--identity <dir>', 'identity directory (svid.pem, svid_key.pem, bundle.pem)')
     .option('--workload-api [endpoint]', 'take the identity from the SPIFFE Workload API instead (default endpoint: $SPIFFE_ENDPOINT_SOCKET)')
@@ -166,7 +174,9 @@ export function agentCommand(io: { stderr: { write(chunk: string): unknown } } =
   const agent = new Command('agent').description('reach an MCP server through a Switchboard relay');
   // The MCP stream is the process's own stdin/stdout whatever `io` is: clients spawn us and pipe them.
   agent.addCommand(
-    common(new Command('stdio').description('bridge a stdio MCP client (Claude Desktop, Cursor, VS Code, MCP Inspector) to the relay')).action(
+    common(new Command('stdio').description('bridge a stdio MCP client (Claude Desktop, Cursor, VS Code, MCP Inspector) to the relay'))
+      .option('--no-reopen', 'end the bridge when the relay session is lost, instead of opening a new one through the next relay')
+      .action(
       async (opts: AgentStdioOptions) => exit(await runAgentStdio(opts, { stdin: process.stdin, stdout: process.stdout, stderr: io.stderr })),
     ),
   );

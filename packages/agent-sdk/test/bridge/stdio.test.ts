@@ -77,7 +77,22 @@ describe('stdio bridge', () => {
     expect(out.all).toEqual([]);
   });
 
-  it('exits 1 when the relay ends the session (backend died: 4502)', async () => {
+  it('with --no-reopen, exits 1 when the relay ends the session (backend died: 4502)', async () => {
+    const { relay, identity } = await harness({ mode: 'mcp' });
+    cleanup.push(() => relay.close());
+    const stdin = new PassThrough();
+    const stdout = new PassThrough();
+    const out = lines(stdout);
+    const done = runStdioBridge({ relay: relay.url, server: 'crm', identity, stdin, stdout, reopen: false });
+    stdin.write(`${JSON.stringify(INIT)}\n`);
+    await out.next((m) => m.id === 1);
+    stdin.write(`${JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'crash', arguments: {} } })}\n`);
+    const r = await done;
+    expect(r.exitCode).toBe(1);
+    expect(r.error).toMatchObject({ code: 'AGENT_ERR_SESSION_CLOSED', closeCode: 4502 });
+  });
+
+  it('by default opens a new session when the backend dies (4502), replaying initialize: the client carries on', async () => {
     const { relay, identity } = await harness({ mode: 'mcp' });
     cleanup.push(() => relay.close());
     const stdin = new PassThrough();
@@ -86,9 +101,19 @@ describe('stdio bridge', () => {
     const done = runStdioBridge({ relay: relay.url, server: 'crm', identity, stdin, stdout });
     stdin.write(`${JSON.stringify(INIT)}\n`);
     await out.next((m) => m.id === 1);
+    stdin.write(`${JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' })}\n`);
     stdin.write(`${JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'crash', arguments: {} } })}\n`);
-    const r = await done;
-    expect(r.exitCode).toBe(1);
-    expect(r.error).toMatchObject({ code: 'AGENT_ERR_SESSION_CLOSED', closeCode: 4502 });
+    const lost = await out.next((m) => m.id === 2);
+    expect((lost.error as { code: number }).code).toBeLessThan(0);
+    await new Promise((r) => setTimeout(r, 100));
+    stdin.write(`${JSON.stringify({ jsonrpc: '2.0', id: 3, method: 'tools/call', params: { name: 'echo', arguments: { text: 'again' } } })}\n`);
+    const again = await out.next((m) => m.id === 3);
+    expect(again.result).toEqual({ content: [{ type: 'text', text: 'again' }] });
+    // Two sessions at the relay; the client saw one initialize answer (its own) and no other.
+    expect(relay.upgrades).toHaveLength(2);
+    expect(out.all.filter((m) => m.id === 1)).toHaveLength(1);
+    expect(out.all.filter((m) => typeof m.id === 'string')).toEqual([]);
+    stdin.end();
+    expect((await done).exitCode).toBe(0);
   });
 });
