@@ -8,6 +8,7 @@ import { benchPolicy, printPolicy } from './policy.mjs';
 import { benchAudit, printAudit } from './audit.mjs';
 import { benchRelayAudit, printRelayAudit } from './audit-relay.mjs';
 import { benchRenewal, printRenewal } from './renewal.mjs';
+import { benchResilience, printResilience } from './resilience.mjs';
 
 const quick = process.argv.includes('--quick');
 console.log(`Switchboard benchmark — node ${process.version}, ${new Date().toISOString()}${quick ? ' (quick)' : ''}\n`);
@@ -22,3 +23,4 @@ printAudit(await benchAudit({ quick }));
 console.log('');
 printRelayAudit(await benchRelayAudit({ quick }));
 printRenewal(await benchRenewal({ quick }));
+printResilience(await benchResilience({ quick }));

@@ -368,6 +368,8 @@ identity: ${ids.relay}
 policy: ${join(dir, 'policy.yaml')}
 audit: { path: ${join(dir, 'audit.log')}, durability: ${auditDurability} }
 admin: { listen: 127.0.0.1:${adminPort} }
+# Every bench client comes from 127.0.0.1, thousands of sessions at once: lift the per-source caps.
+limits: { maxConnectionsPerSource: 0, maxHandshakesPerSource: 0 }
 `,
   );
   await writeFile(

@@ -20,11 +20,11 @@ describe('pnpm bench --quick', () => {
   beforeAll(async () => {
     const r = await promisify(execFile)(process.execPath, ['bench/run.mjs', '--quick'], {
       cwd: ROOT,
-      timeout: 420_000,
+      timeout: 540_000,
       maxBuffer: 16 * 1024 * 1024,
     });
     out = r.stdout;
-  }, 450_000);
+  }, 570_000);
 
   it('prints each section heading', () => {
     expect(out).toContain('## Identity (pki)');
@@ -39,6 +39,16 @@ describe('pnpm bench --quick', () => {
     expect(out).toMatch(/^renewals\/s the relay signed: \d+ \(\d+ in the burst slices\)$/m);
     expect(out).toMatch(/^\| steady \| \d+ \| \d+\.\d\d \| \d+\.\d\d \|$/m);
     expect(out).toMatch(/^\| during the renewal burst \| \d+ \| \d+\.\d\d \| \d+\.\d\d \|$/m);
+  });
+
+  it('prints the failover time, the session setup p99 with and without a handshake flood, and fairness', () => {
+    expect(out).toContain('## Resilience');
+    expect(out).toMatch(/^\| relay kill → first answered call \(reopened session\) \| \d+\.\d\d \| \d+\.\d\d \|$/m);
+    expect(out).toMatch(/^\| fresh session \+ call, no flood \| \d+\.\d\d \| \d+\.\d\d \|$/m);
+    expect(out).toMatch(/^\| fresh session \+ call, 500-connection handshake flood \| \d+\.\d\d \| \d+\.\d\d \|$/m);
+    expect(out).toMatch(/^\| agent B call, agent A with \d+ in flight \| \d+\.\d\d \| \d+\.\d\d \|$/m);
+    expect(out).toMatch(/^- relay kill → first answered call p50 ≤ 1000 ms: \d+ ms → (met|NOT met)$/m);
+    expect(out).toMatch(/^- legitimate agent served within 1 s under the flood \(p99\): \d+ ms → (met|NOT met)$/m);
   });
 
   it('prints the identity figures as numbers', () => {

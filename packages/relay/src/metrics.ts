@@ -17,6 +17,16 @@ export type UpgradeRefusal =
   | 'shutting_down'
   | 'revoked';
 
+/** GuardDrop names why the listener limits closed a connection (the `reason` label). */
+export type GuardDrop = 'max_connections' | 'source_connections' | 'source_handshakes' | 'handshake_evicted' | 'upgrade_timeout';
+export const GUARD_DROPS: readonly GuardDrop[] = ['max_connections', 'source_connections', 'source_handshakes', 'handshake_evicted', 'upgrade_timeout'];
+
+/** ConnectionGauges is what a listener's connection guard reports for the gauges. */
+export interface ConnectionGauges {
+  readonly open: number;
+  readonly inHandshake: number;
+}
+
 /** DenyReason names why a message was refused or dropped (the `reason` label). */
 export type DenyReason =
   | 'parse_error'
@@ -51,6 +61,10 @@ export interface RelayMetricsSnapshot {
   /** upgradesRefused counts refused HTTP upgrades by reason. */
   upgradesRefused: Record<UpgradeRefusal, number>;
   tlsHandshakeFailures: number;
+  /** connections is the main listener's open connections and those still in the TLS handshake. */
+  connections: { open: number; inHandshake: number };
+  /** connectionsDropped counts connections the listener limits closed, by reason (every listener). */
+  connectionsDropped: Record<GuardDrop, number>;
   /** sessionsClosed counts closed sessions by WebSocket close code. */
   sessionsClosed: Record<string, number>;
   policyReloads: { ok: number; failed: number };
@@ -104,6 +118,9 @@ export class RelayMetrics {
   reloadsOk = 0;
   reloadsFailed = 0;
   readonly denied: Record<DenyReason, number> = zeros(DENY_REASONS);
+  readonly connectionsDropped: Record<GuardDrop, number> = zeros(GUARD_DROPS);
+  /** guards are the listeners' connection guards, read for the connection gauges. */
+  readonly guards: { main?: ConnectionGauges; enrollment?: ConnectionGauges } = {};
   readonly refused: Record<UpgradeRefusal, number> = zeros(REFUSALS);
   readonly closed = new Map<number, number>();
   /** audit reads the audit trail's state; set by startRelay. */
@@ -139,6 +156,8 @@ export class RelayMetrics {
       messagesDenied: { ...this.denied },
       upgradesRefused: { ...this.refused },
       tlsHandshakeFailures: this.tlsHandshakeFailures,
+      connections: { open: this.guards.main?.open ?? 0, inHandshake: this.guards.main?.inHandshake ?? 0 },
+      connectionsDropped: { ...this.connectionsDropped },
       sessionsClosed: Object.fromEntries([...this.closed].map(([k, v]) => [String(k), v])),
       policyReloads: { ok: this.reloadsOk, failed: this.reloadsFailed },
       linkProtocolErrors: this.linkProtocolErrors,
@@ -175,6 +194,13 @@ export class RelayMetrics {
       REFUSALS.map((r) => [`{reason="${r}"}`, this.refused[r]]));
     metric('switchboard_relay_tls_handshake_failures_total', 'counter', 'TLS handshakes that failed (no, expired or untrusted client certificate, …).',
       [['', this.tlsHandshakeFailures]]);
+    const listeners = (['main', 'enrollment'] as const).filter((l) => this.guards[l] !== undefined);
+    metric('switchboard_relay_connections_open', 'gauge', 'TCP connections open on a public listener.',
+      listeners.map((l) => [`{listener="${l}"}`, this.guards[l]?.open ?? 0]));
+    metric('switchboard_relay_handshakes_in_progress', 'gauge', 'Connections still in the TLS handshake on a public listener.',
+      listeners.map((l) => [`{listener="${l}"}`, this.guards[l]?.inHandshake ?? 0]));
+    metric('switchboard_relay_connections_dropped_total', 'counter', 'Connections closed by the listener limits (limits.max*, upgradeTimeoutMs), by reason.',
+      GUARD_DROPS.map((r) => [`{reason="${r}"}`, this.connectionsDropped[r]]));
     metric('switchboard_relay_link_protocol_errors_total', 'counter', 'Connector links closed for breaking the link protocol.',
       [['', this.linkProtocolErrors]]);
     metric('switchboard_relay_policy_reloads_total', 'counter', 'Policy reloads, by result.', [

@@ -385,6 +385,7 @@ export async function startRelay(options: RelayOptions, deps: StartRelayDeps = {
     const server = createMainServer(identity, {
       metrics,
       logger,
+      limits,
       sockets,
       routes: {
         [CATALOG_PATH]: (req, res) => handleCatalog(shared, auth, req, res),
@@ -399,7 +400,7 @@ export async function startRelay(options: RelayOptions, deps: StartRelayDeps = {
     if (options.enrollment !== undefined && enrollAddr !== undefined) {
       const { verifier, store } = openEnrollment(options.enrollment, renewal, identity, enrollKeyPem);
       if (store instanceof FileUsedTokenStore) cleanup.add('used-token store', () => store.close());
-      ({ url: enrollUrl, server: enrollServer } = await startEnrollment(enrollAddr, identity, (req, res) => handleEnroll({ ...shared, renewal, verifier }, req, res), cleanup));
+      ({ url: enrollUrl, server: enrollServer } = await startEnrollment(enrollAddr, identity, (req, res) => handleEnroll({ ...shared, renewal, verifier }, req, res), { metrics, logger, limits }, cleanup));
     }
     const applyIdentity = identityApplier(() => (enrollServer === undefined ? [server] : [server, enrollServer]), bundle);
     const adminUrl = adminAddr === undefined ? undefined : await startAdmin(adminAddr, { ready: () => server.listening && !state.closing && audit.available, metrics }, cleanup);

@@ -35,6 +35,8 @@ export class StdioBackend implements BackendSession {
   // Sizes of messages written to stdin, in order: the SDK resolves sends in write order.
   private sizes: number[] = [];
   private sizesHead = 0;
+  /** awaitingDrain counts raw writes made while stdin was backed up: one 'drain' listener credits them all. */
+  private awaitingDrain = 0;
   private stderrPartial = '';
   private readonly stderrTail: string[] = [];
 
@@ -103,7 +105,7 @@ export class StdioBackend implements BackendSession {
     const flowing = stdin.write(NEWLINE);
     stdin.uncork();
     if (flowing) queueMicrotask(this.onSent);
-    else stdin.once('drain', this.onSent);
+    else if (this.awaitingDrain++ === 0) stdin.once('drain', this.onDrain);
     return true;
   }
 
@@ -123,6 +125,12 @@ export class StdioBackend implements BackendSession {
 
   private readonly onMessage = (message: JSONRPCMessage): void => {
     if (!this.closing) this.sink.message(message, this.lines?.lineOf(message));
+  };
+
+  private readonly onDrain = (): void => {
+    const n = this.awaitingDrain;
+    this.awaitingDrain = 0;
+    for (let i = 0; i < n; i++) this.onSent();
   };
 
   private readonly onSent = (): void => {

@@ -17,6 +17,18 @@ export interface RelayLimits {
   maxSessionsPerLink: number;
   /** sessionWindowBytes is the per-session flow-control window announced in WELCOME. */
   sessionWindowBytes: number;
+  /** handshakeTimeoutMs bounds a TLS handshake on the public listeners. */
+  handshakeTimeoutMs: number;
+  /** upgradeTimeoutMs bounds the time from a finished handshake to the first HTTP request. */
+  upgradeTimeoutMs: number;
+  /** maxConnections bounds the main listener's open connections in total. */
+  maxConnections: number;
+  /** maxConnectionsPerSource bounds one source address's (IPv6: /64) open connections; 0 lifts it. */
+  maxConnectionsPerSource: number;
+  /** maxHandshakes bounds connections in the TLS handshake; the oldest is dropped for a new one. */
+  maxHandshakes: number;
+  /** maxHandshakesPerSource bounds one source's connections in the TLS handshake; 0 lifts it. */
+  maxHandshakesPerSource: number;
 }
 
 /** DEFAULT_LIMITS are the limits used for every key relay.yaml leaves out. */
@@ -28,6 +40,12 @@ export const DEFAULT_LIMITS: Readonly<RelayLimits> = Object.freeze({
   drainTimeoutMs: 30_000,
   maxSessionsPerLink: 1024,
   sessionWindowBytes: 256 * 1024,
+  handshakeTimeoutMs: 5_000,
+  upgradeTimeoutMs: 5_000,
+  maxConnections: 20_000,
+  maxConnectionsPerSource: 2_048,
+  maxHandshakes: 256,
+  maxHandshakesPerSource: 64,
 });
 
 /** limitsSchema is relay.yaml's `limits` section: each key optional, each value in its range. */
@@ -39,6 +57,12 @@ export const limitsSchema = object({
   drainTimeoutMs: integer(0, 3_600_000).optional(),
   maxSessionsPerLink: integer(1, 65_536).optional(),
   sessionWindowBytes: integer(1024, 64 * 1024 * 1024).optional(),
+  handshakeTimeoutMs: integer(100, 120_000).optional(),
+  upgradeTimeoutMs: integer(100, 120_000).optional(),
+  maxConnections: integer(1, 1_000_000).optional(),
+  maxConnectionsPerSource: integer(0, 1_000_000).optional(),
+  maxHandshakes: integer(1, 100_000).optional(),
+  maxHandshakesPerSource: integer(0, 100_000).optional(),
 });
 
 /**

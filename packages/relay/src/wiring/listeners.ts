@@ -8,7 +8,9 @@ import { createPublicKey } from 'node:crypto';
 import { TrustBundle, X509Svid, newP256Key, writeIdentityFiles, type Identity, type SvidIssuer } from '@switchboard/pki';
 import { IdentityRenewer } from '@switchboard/protocol';
 import { CurrentBundle, IdentityReloader, tlsOptionsOf } from '../auth/identity-reload.js';
+import type { RelayLimits } from '../config/limits.js';
 import type { ListenAddress } from '../config/listen.js';
+import { ConnectionGuard } from '../listener/connection-guard.js';
 import { RelayError } from '../errors.js';
 import { createAdminServer } from '../listener/admin.js';
 import type { RelayMetrics } from '../metrics.js';
@@ -46,21 +48,31 @@ export function closeServer(server: HttpServer | HttpsServer): Promise<void> {
   return new Promise((resolve) => server.close(() => resolve()));
 }
 
+/** guardListener puts the connection caps of `limits` on a public listener and reports its gauges. */
+function guardListener(server: HttpsServer, limits: RelayLimits, metrics: RelayMetrics, logger: Logger, which: 'main' | 'enrollment'): ConnectionGuard {
+  const guard = new ConnectionGuard(limits, metrics, logger.child({ listener: which }));
+  guard.attach(server);
+  metrics.guards[which] = guard;
+  return guard;
+}
+
 /**
  * createMainServer builds the main listener: one secure context for every connection (built
- * here, once; TLS 1.3 tickets give resumption), client certificates required, the HTTP `routes`
- * (`/v1/servers`, `/v1/renew`) and 426/404 for everything else that is not a WebSocket upgrade.
+ * here, once; TLS 1.3 tickets give resumption), client certificates required, the connection
+ * caps of `limits` ({@link ConnectionGuard}), the HTTP `routes` (`/v1/servers`, `/v1/renew`) and
+ * 426/404 for everything else that is not a WebSocket upgrade.
  */
 export function createMainServer(
   identity: Identity,
-  deps: { metrics: RelayMetrics; logger: Logger; sockets: Set<Socket>; routes: Readonly<Record<string, (req: IncomingMessage, res: ServerResponse) => void>> },
+  deps: { metrics: RelayMetrics; logger: Logger; limits: RelayLimits; sockets: Set<Socket>; routes: Readonly<Record<string, (req: IncomingMessage, res: ServerResponse) => void>> },
 ): HttpsServer {
   const server = createHttpsServer({
     ...tlsOptionsOf(identity),
     requestCert: true,
     rejectUnauthorized: true,
-    handshakeTimeout: 10_000,
+    handshakeTimeout: deps.limits.handshakeTimeoutMs,
   });
+  guardListener(server, deps.limits, deps.metrics, deps.logger, 'main');
   server.headersTimeout = 10_000;
   server.requestTimeout = 15_000;
   server.keepAliveTimeout = 5_000;
@@ -92,8 +104,15 @@ export function createMainServer(
  * certificate (the caller has no SVID yet; the enrollment token is its credential), one route.
  * Returns its URL.
  */
-export async function startEnrollment(addr: ListenAddress, identity: Identity, handler: (req: IncomingMessage, res: ServerResponse) => void, cleanup: Cleanup): Promise<{ url: string; server: HttpsServer }> {
-  const server = createHttpsServer({ ...tlsOptionsOf(identity), requestCert: false, handshakeTimeout: 10_000 });
+export async function startEnrollment(
+  addr: ListenAddress,
+  identity: Identity,
+  handler: (req: IncomingMessage, res: ServerResponse) => void,
+  deps: { metrics: RelayMetrics; logger: Logger; limits: RelayLimits },
+  cleanup: Cleanup,
+): Promise<{ url: string; server: HttpsServer }> {
+  const server = createHttpsServer({ ...tlsOptionsOf(identity), requestCert: false, handshakeTimeout: deps.limits.handshakeTimeoutMs });
+  guardListener(server, deps.limits, deps.metrics, deps.logger, 'enrollment');
   server.headersTimeout = 10_000;
   server.requestTimeout = 15_000;
   server.keepAliveTimeout = 5_000;
