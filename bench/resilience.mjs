@@ -47,7 +47,7 @@ export async function benchResilience({ quick = false } = {}) {
     }
     await writeFile(
       join(dir, 'policy.yaml'),
-      `trustDomain: ${TD}\nservers:\n  echo: { connectors: [${CONNECTOR_ID}] }\nrules:\n  - id: bench-echo\n    agents: [${AGENT_ID}, ${FLOOD_AGENT_ID}]\n    servers: [echo]\n    tools: { allow: [echo] }\n`,
+      `trustDomain: ${TD}\nservers:\n  echo: { connectors: [${CONNECTOR_ID}] }\nrules:\n  - id: bench-echo\n    agents: [${AGENT_ID}, ${FLOOD_AGENT_ID}]\n    servers: [echo]\n    tools: { allow: [echo, whoami] }\n`,
     );
     const urls = {};
     const ports = {};
@@ -211,6 +211,10 @@ export async function benchResilience({ quick = false } = {}) {
         }
       };
       for (let i = 0; i < 50; i++) if ((await attempt()) !== 'ok') throw new Error('the bridge does not answer before the kills');
+      // The backend's pid before the kills and after: the same process means the session was resumed, not reopened.
+      const pidOf = async () => /^pid (\d+)/.exec((await client.callTool({ name: 'whoami', arguments: {} })).content?.[0]?.text ?? '')?.[1];
+      const pidBefore = await pidOf();
+      const samePid = async () => (await pidOf()) === pidBefore;
       const recoveries = [];
       let lost = 0;
       let inUse = 'a';
@@ -234,12 +238,14 @@ export async function benchResilience({ quick = false } = {}) {
         await (await session(inUse)).close();
         inUse = inUse === 'a' ? 'b' : 'a';
       }
+      const same = await samePid();
       await client.close();
       recoveries.sort((x, y) => x - y);
-      out.failover = { kills: recoveries.length, p50: quantile(recoveries, 0.5), max: recoveries.at(-1), lost };
+      out.failover = { kills: recoveries.length, p50: quantile(recoveries, 0.5), max: recoveries.at(-1), lost, samePid: same };
     }
   } catch (err) {
     out.failed = oneLine(err);
+    if (process.env.BENCH_DEBUG) console.error(err);
   } finally {
     for (const c of clients) await c.close().catch(() => undefined);
     if (connector) await stopProcess(connector, 3000);
@@ -278,13 +284,13 @@ export function printResilience(r) {
   console.log('');
   console.log('| figure | p50 ms | p99 / max ms |');
   console.log('|---|---:|---:|');
-  console.log(`| relay kill → first answered call (reopened session) | ${f2(r.failover.p50)} | ${f2(r.failover.max)} |`);
+  console.log(`| relay kill → first answered call (resumed session) | ${f2(r.failover.p50)} | ${f2(r.failover.max)} |`);
   console.log(`| fresh session + call, no flood | ${f2(r.flood.calm.p50)} | ${f2(r.flood.calm.p99)} |`);
   console.log(`| fresh session + call, ${opts.floodConns}-connection handshake flood | ${f2(r.flood.flooded.p50)} | ${f2(r.flood.flooded.p99)} |`);
   console.log(`| agent B call, alone | ${f2(r.fairness.alone.p50)} | ${f2(r.fairness.alone.p99)} |`);
   console.log(`| agent B call, agent A with ${opts.inFlight} in flight | ${f2(r.fairness.contended.p50)} | ${f2(r.fairness.contended.p99)} |`);
   console.log('');
-  console.log(`failover: ${r.failover.kills} kills, ${r.failover.lost} calls in flight at a kill answered -32052`);
+  console.log(`failover: ${r.failover.kills} kills, ${r.failover.lost} calls in flight at a kill answered -32052; the same server process before and after: ${r.failover.samePid ? 'yes' : 'NO'}`);
   console.log(`flood: ${r.flood.held} connections held at once, ${r.flood.reopened} reopened after the relay dropped them; p99 under flood vs without: ${f2(r.flood.flooded.p99 / r.flood.calm.p99)}×`);
   console.log(
     `fairness: agent A got ${Math.round(r.fairness.floodCallsPerSecond)} calls/s meanwhile; B's p99 contended vs alone ${f2(r.fairness.contended.p99 / r.fairness.alone.p99)}×; ` +

@@ -43,7 +43,7 @@ describe('pnpm bench --quick', () => {
 
   it('prints the failover time, the session setup p99 with and without a handshake flood, and fairness', () => {
     expect(out).toContain('## Resilience');
-    expect(out).toMatch(/^\| relay kill → first answered call \(reopened session\) \| \d+\.\d\d \| \d+\.\d\d \|$/m);
+    expect(out).toMatch(/^\| relay kill → first answered call \(resumed session\) \| \d+\.\d\d \| \d+\.\d\d \|$/m);
     expect(out).toMatch(/^\| fresh session \+ call, no flood \| \d+\.\d\d \| \d+\.\d\d \|$/m);
     expect(out).toMatch(/^\| fresh session \+ call, 500-connection handshake flood \| \d+\.\d\d \| \d+\.\d\d \|$/m);
     expect(out).toMatch(/^\| agent B call, agent A with \d+ in flight \| \d+\.\d\d \| \d+\.\d\d \|$/m);

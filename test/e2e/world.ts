@@ -1,8 +1,10 @@
 // A test world: a throwaway CA, identities on disk, a real relay and a real connector in-process,
 // real MCP servers from npm behind the connector. Everything binds 127.0.0.1, port 0.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { promisify } from 'node:util';
 import { createInterface } from 'node:readline';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
@@ -10,8 +12,10 @@ import { join, resolve } from 'node:path';
 import { createTestCA, type TestCA } from '@switchboard/pki/testing';
 import { startRelay } from '@switchboard/relay';
 import { parseConnectorConfig, startConnector } from '@switchboard/connector';
+import { generateAuditKey, writeAuditKeyFiles } from '@switchboard/audit';
 
 const require = createRequire(import.meta.url);
+const run = promisify(execFile);
 export const ROOT = resolve(import.meta.dirname, '../..');
 export const CLI = join(ROOT, 'packages/cli/bin/switchboard.js');
 export const EVERYTHING = require.resolve('@modelcontextprotocol/server-everything/dist/index.js');
@@ -117,3 +121,97 @@ export async function startRelayProcess(config: string): Promise<RelayProcess> {
   return { child, url, exited };
 }
 
+
+/**
+ * RelayPair is two `switchboard relay` processes (`a`, `b`) sharing one policy, each with its own
+ * signed audit trail, on fixed ports so a killed one comes back at the same URL.
+ */
+export interface RelayPair {
+  dir: string;
+  ca: TestCA;
+  urls: { a: string; b: string };
+  /** start (re)starts relay `name`. */
+  start(name: 'a' | 'b'): Promise<RelayProcess>;
+  /** kill sends SIGKILL to relay `name` and waits for it to exit. */
+  kill(name: 'a' | 'b'): Promise<void>;
+  auditPath(name: 'a' | 'b'): string;
+  /** verify runs `switchboard audit verify` on relay `name`'s trail: 0, or the exit code and output. */
+  verify(name: 'a' | 'b'): Promise<0 | string>;
+  /** trail reads relay `name`'s audit records. */
+  trail(name: 'a' | 'b'): Promise<{ type: string; [k: string]: unknown }[]>;
+  close(): Promise<void>;
+}
+
+async function freeLoopbackPort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const port = (s.address() as { port: number }).port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
+
+/** startRelayPair writes both relays' configs (policy `policyYaml`, one audit key) and starts them. */
+export async function startRelayPair(policyYaml: string): Promise<RelayPair> {
+  const dir = await mkdtemp(join(tmpdir(), 'sb-relays-'));
+  const ca = await createTestCA({ trustDomain: TD });
+  await writeFile(join(dir, 'policy.yaml'), policyYaml);
+  await mkdir(join(dir, 'audit-key'));
+  await writeAuditKeyFiles(join(dir, 'audit-key'), generateAuditKey());
+  const running = new Map<string, RelayProcess>();
+  const urls = { a: '', b: '' };
+  for (const name of ['a', 'b'] as const) {
+    await ca.writeIdentity(join(dir, `relay-${name}`), await ca.issue(`spiffe://${TD}/relay/${name}`));
+    const port = await freeLoopbackPort();
+    urls[name] = `wss://127.0.0.1:${port}`;
+    await writeFile(
+      join(dir, `relay-${name}.yaml`),
+      `listen: 127.0.0.1:${port}\nidentity: ./relay-${name}\npolicy: ./policy.yaml\naudit: { path: ./audit-${name}.log, signingKey: ./audit-key/audit_key.pem }\n`,
+    );
+  }
+  const pair: RelayPair = {
+    dir,
+    ca,
+    urls,
+    async start(name) {
+      const relay = await startRelayProcess(join(dir, `relay-${name}.yaml`));
+      running.set(name, relay);
+      return relay;
+    },
+    async kill(name) {
+      const relay = running.get(name);
+      if (relay === undefined) return;
+      relay.child.kill('SIGKILL');
+      await relay.exited;
+      running.delete(name);
+    },
+    auditPath: (name) => join(dir, `audit-${name}.log`),
+    async verify(name) {
+      return run(process.execPath, [CLI, 'audit', 'verify', join(dir, `audit-${name}.log`), '--key', join(dir, 'audit-key', 'audit_pub.pem')]).then(
+        () => 0 as const,
+        (e: { code: number; stdout: string; stderr: string }) => `${e.code}: ${e.stdout}${e.stderr}`,
+      );
+    },
+    async trail(name) {
+      return (await readFile(join(dir, `audit-${name}.log`), 'utf8'))
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as { type: string });
+    },
+    async close() {
+      for (const name of [...running.keys()] as ('a' | 'b')[]) await pair.kill(name);
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+  await pair.start('a');
+  await pair.start('b');
+  return pair;
+}
+
+/** until polls `check` every 25 ms until it holds, for at most `ms`. */
+export async function until(what: string, check: () => boolean, ms: number): Promise<void> {
+  const end = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}

@@ -2,7 +2,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import type { ClientCapabilities, Implementation } from '@modelcontextprotocol/sdk/types.js';
 import type { Identity, SpiffeId } from '@switchboard/pki';
 import { AgentIdentity } from './identity.js';
-import { RelayClientTransport, type FailoverOptions } from './relay-client-transport.js';
+import { RelayClientTransport, type FailoverOptions, type RelayClientTransportOptions } from './relay-client-transport.js';
 import { AGENT_SDK_VERSION } from './version.js';
 
 /** ConnectOptions configure {@link connect}. */
@@ -23,6 +23,8 @@ export interface ConnectOptions {
   capabilities?: ClientCapabilities;
   /** handshakeTimeoutMs bounds TCP + TLS + upgrade (default 10 s). */
   handshakeTimeoutMs?: number;
+  /** resumption resumes the session when its relay is lost (default on; {@link RelayClientTransportOptions.resumption}). */
+  resumption?: boolean;
 }
 
 /**
@@ -44,6 +46,7 @@ export async function connect(options: ConnectOptions): Promise<Client> {
     ...(options.relayId !== undefined ? { relayId: options.relayId } : {}),
     ...(options.handshakeTimeoutMs !== undefined ? { handshakeTimeoutMs: options.handshakeTimeoutMs } : {}),
     ...(options.failover !== undefined ? { failover: options.failover } : {}),
+    ...(options.resumption !== undefined ? { resumption: options.resumption } : {}),
   });
   const client = new Client(options.clientInfo ?? { name: 'switchboard-agent-sdk', version: AGENT_SDK_VERSION }, { capabilities: options.capabilities ?? {} });
   try {

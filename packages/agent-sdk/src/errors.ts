@@ -94,6 +94,8 @@ const CLOSE_MEANING: Record<number, [string, boolean]> = {
   1011: ['internal error at the relay', true],
   4401: ['this identity was revoked or its certificate expired', false],
   4403: ['this identity may no longer use the server', false],
+  4409: ['the session was resumed through another connection', false],
+  4410: ['the session could not be resumed (unknown, expired, or not this identity\'s); open a new one', true],
   4502: ['the MCP server behind the connector failed or exited', true],
   4503: ['no connector serves the server any more', true],
   4504: ['the connector did not open the session in time', true],

@@ -4,7 +4,19 @@ import type { TLSSocket } from 'node:tls';
 import type { Transport, TransportSendOptions } from '@modelcontextprotocol/sdk/shared/transport.js';
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import type { Identity, SpiffeId } from '@switchboard/pki';
-import { AGENT_SUBPROTOCOL, REAUTH_HEADER, SERVER_NAME_RULE, isJsonRpcMessage, isServerName, readRefusalReason, reauthProof, type ReauthResultPayload } from '@switchboard/protocol';
+import {
+  AGENT_SUBPROTOCOL,
+  CloseCode,
+  REAUTH_HEADER,
+  RESUME_HEADER,
+  SERVER_NAME_RULE,
+  isJsonRpcMessage,
+  isServerName,
+  readRefusalReason,
+  readSessionInfo,
+  reauthProof,
+  type ReauthResultPayload,
+} from '@switchboard/protocol';
 import WebSocket from 'ws';
 import { AccessDeniedError, AgentError, HandshakeError, NoConnectorError, NotConnectedError, SessionClosedError } from './errors.js';
 import { AgentIdentity, resolveRelayId } from './identity.js';
@@ -20,6 +32,18 @@ const CLOSE_TIMEOUT_MS = 3000;
 const TEXT_FRAME = Object.freeze({ binary: false });
 // send() resolves at once unless the socket is backed up: one settled promise serves every call.
 const SENT: Promise<void> = Promise.resolve();
+/** RESUMABLE_CLOSES are the closes after which the session is resumed: the relay or its link went away, the backend did not. */
+const RESUMABLE_CLOSES: ReadonlySet<number> = new Set([CloseCode.GOING_AWAY, 1006, CloseCode.INTERNAL_ERROR, CloseCode.LINK_LOST]);
+/** MAX_QUEUED_WHILE_RESUMING bounds the messages held while a session is being resumed. */
+const MAX_QUEUED_WHILE_RESUMING = 1000;
+
+/** LOST_CALL_ERROR is the JSON-RPC error each call unanswered when a relay session is lost gets (it may or may not have run). */
+export const LOST_CALL_ERROR = Object.freeze({ code: -32052, message: 'The relay session was lost before this call was answered; it may or may not have run' });
+
+/** lostReply is the answer to request `id` that its session lost: -32052, retryable. */
+export function lostReply(id: string | number): JSONRPCMessage {
+  return { jsonrpc: '2.0', id, error: { ...LOST_CALL_ERROR, data: { retryable: true } } } as JSONRPCMessage;
+}
 
 /** sessionUrl is the agent session URL of a relay base URL; a caller mistake is a TypeError. */
 function sessionUrl(relay: string | URL, server: string): string {
@@ -53,6 +77,13 @@ export interface RelayClientTransportOptions {
   relayId?: string | SpiffeId;
   /** handshakeTimeoutMs bounds TCP + TLS + upgrade (default 10 s). */
   handshakeTimeoutMs?: number;
+  /**
+   * resumption resumes the session through another relay (or the same one back) when its relay
+   * dies, is shut down, or loses the connector's link: the same backend session, re-attached by
+   * the connector within its grace period; calls in flight get -32052 ({@link LOST_CALL_ERROR}),
+   * messages sent meanwhile wait. Default on; off, such a loss ends the session (docs/protocol.md).
+   */
+  resumption?: boolean;
   /** now is the clock used for the local certificate check (tests). */
   now?: () => number;
 }
@@ -74,7 +105,7 @@ export interface FailoverOptions {
   random?: () => number;
 }
 
-type State = 'new' | 'connecting' | 'open' | 'closing' | 'closed';
+type State = 'new' | 'connecting' | 'open' | 'resuming' | 'closing' | 'closed';
 
 /**
  * RelayClientTransport is an MCP SDK `Transport` over a Switchboard relay: one mutual-TLS
@@ -113,6 +144,8 @@ export class RelayClientTransport implements Transport {
   private ws: WebSocket | undefined;
   private socket: Socket | undefined;
   private closeErr: AgentError | undefined;
+  /** lostBy is the socket error seen just before an abnormal close. */
+  private lostBy: AgentError | undefined;
   private closedByUs = false;
   private oncloseFired = false;
   private drain: Promise<void> | undefined;
@@ -121,6 +154,18 @@ export class RelayClientTransport implements Transport {
   private reauthWaiter: ((result: ReauthResultPayload) => void) | undefined;
   private stopReplaced: (() => void) | undefined;
   private readonly relayRule: ReturnType<typeof resolveRelayId>;
+  private readonly resumption: boolean;
+  /** resumeToken is the relay-given token of this session, once the backend session is open. */
+  private resumeToken: string | undefined;
+  private resumeGraceMs = 0;
+  /** inFlight holds the ids of our requests not answered yet (answered -32052 when a session is lost). */
+  private readonly inFlight = new Set<string | number>();
+  private heldWhileResuming: JSONRPCMessage[] = [];
+  private resumeConfirm: { resolve: () => void; reject: (err: AgentError) => void } | undefined;
+  /** resumes counts the times this session was resumed through a new relay connection. */
+  resumes = 0;
+  /** onresume is called each time the session was resumed through a new relay connection. */
+  onresume?: (() => void) | undefined;
 
   constructor(options: RelayClientTransportOptions) {
     if (!isServerName(options.server)) {
@@ -141,7 +186,13 @@ export class RelayClientTransport implements Transport {
     this.relayRule = resolveRelayId(options.relayId);
     this.tls = this.identity.tlsFor(this.relayRule);
     this.handshakeTimeoutMs = options.handshakeTimeoutMs ?? 10_000;
+    this.resumption = options.resumption !== false;
     this.now = options.now ?? Date.now;
+  }
+
+  /** resumable reports whether the relay gave this session a resume token. */
+  get resumable(): boolean {
+    return this.resumeToken !== undefined;
   }
 
   /** url is the session URL of the relay in use (after start), or of the first to try. */
@@ -216,7 +267,7 @@ export class RelayClientTransport implements Transport {
     throw last as AgentError;
   }
 
-  private dial(url: string): Promise<void> {
+  private dial(url: string, resumeToken?: string): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       const ws = new WebSocket(url, AGENT_SUBPROTOCOL, {
         createConnection: this.tls.createConnection as never,
@@ -224,6 +275,7 @@ export class RelayClientTransport implements Transport {
         handshakeTimeout: this.handshakeTimeoutMs,
         maxPayload: MAX_INBOUND_MESSAGE_BYTES,
         followRedirects: false,
+        ...(this.resumption ? { headers: { [RESUME_HEADER]: resumeToken === undefined ? 'v1' : `v1 ${resumeToken}` } } : {}),
       });
       this.ws = ws;
       let settled = false;
@@ -254,6 +306,11 @@ export class RelayClientTransport implements Transport {
           reject(new NotConnectedError('transport was closed while connecting'));
           return;
         }
+        if (resumeToken !== undefined) {
+          // Resuming: the session is ours again only once the relay says the connector re-attached it.
+          this.resumeConfirm = { resolve, reject };
+          return;
+        }
         this.state = 'open';
         // A renewed identity moves this session to the new certificate in place.
         this.stopReplaced = this.identity.onReplaced(() => void this.reauthenticate());
@@ -261,7 +318,7 @@ export class RelayClientTransport implements Transport {
       });
       ws.on('error', (err: Error) => {
         if (!settled) fail(this.closedByUs ? new NotConnectedError('transport was closed while connecting') : dialError(err, url));
-        else if (this.state === 'open') this.closeErr ??= new SessionClosedError(1006, err.message);
+        else if (this.state === 'open') this.lostBy ??= new SessionClosedError(1006, err.message);
       });
       ws.on('message', this.onMessage);
       ws.on('close', this.onClose);
@@ -271,7 +328,13 @@ export class RelayClientTransport implements Transport {
   /** send writes one JSON-RPC message as one text frame; resolves at once unless the socket is backed up. */
   send(message: JSONRPCMessage, _options?: TransportSendOptions): Promise<void> {
     const ws = this.ws;
+    if (this.state === 'resuming') {
+      if (this.heldWhileResuming.length >= MAX_QUEUED_WHILE_RESUMING) return Promise.reject(new NotConnectedError('the session is being resumed and too many messages wait'));
+      this.heldWhileResuming.push(message);
+      return SENT;
+    }
     if (this.state !== 'open' || !ws) return Promise.reject(this.closeErr ?? new NotConnectedError());
+    if (this.resumption && 'method' in message && 'id' in message) this.inFlight.add(message.id);
     ws.send(Buffer.from(JSON.stringify(message), 'utf8'), TEXT_FRAME);
     if (ws.bufferedAmount <= SEND_HIGH_WATER_BYTES || !this.socket) return SENT;
     // Backpressure: callers that await send() stop producing until the socket drains.
@@ -294,6 +357,63 @@ export class RelayClientTransport implements Transport {
     if (this.state === 'open') this.ws?.pause();
   }
 
+  // ---------------------------------------------------------------- resumption
+
+  /**
+   * reattach resumes the session after `lost`: every relay in turn (the one lost last), round
+   * after round with backoff, for as long as the connector keeps the session (its grace period).
+   * Calls in flight are answered -32052 at once (their replies, if any, are not delivered); what
+   * the client sends meanwhile waits and goes out once the session is back.
+   */
+  private async reattach(lost: AgentError): Promise<void> {
+    const token = this.resumeToken as string;
+    this.state = 'resuming';
+    for (const id of this.inFlight) this.onmessage?.(lostReply(id));
+    this.inFlight.clear();
+    const deadline = this.now() + this.resumeGraceMs;
+    const order = [...this.urls.filter((u) => u !== this.current), this.current];
+    let round = 0;
+    while (this.now() < deadline && !this.closedByUs) {
+      for (const url of order) {
+        if (this.closedByUs || this.now() >= deadline) break;
+        this.current = url;
+        try {
+          await this.dial(url, token);
+          this.resumes++;
+          this.state = 'open';
+          this.stopReplaced = this.identity.onReplaced(() => void this.reauthenticate());
+          const held = this.heldWhileResuming;
+          this.heldWhileResuming = [];
+          for (const m of held) void this.send(m).catch(() => undefined);
+          this.onresume?.();
+          return;
+        } catch (err) {
+          const e = err instanceof AgentError ? err : dialError(err, url);
+          this.attempts.push({ url, error: e });
+          // Refused for good (no such session any more, or not ours): a new session is the way on.
+          // 409: the connector holding the session has no link to that relay (yet): try the others.
+          const elsewhere = e instanceof HandshakeError && e.status === 409;
+          if ((!e.retryable && !elsewhere) || (e instanceof SessionClosedError && e.closeCode === CloseCode.RESUME_REFUSED)) return this.endResume(lost);
+        }
+      }
+      const wait = Math.min(this.failover.maxDelayMs, this.failover.baseDelayMs * 2 ** round++) * this.failover.random();
+      await new Promise((r) => setTimeout(r, Math.max(0, Math.min(wait, deadline - this.now()))));
+    }
+    this.endResume(lost);
+  }
+
+  /** endResume gives up: the session is over with the error that lost it; what waited is answered -32052. */
+  private endResume(lost: AgentError): void {
+    const held = this.heldWhileResuming;
+    this.heldWhileResuming = [];
+    this.resumeToken = undefined;
+    this.state = 'closed';
+    for (const m of held) if ('method' in m && 'id' in m) this.onmessage?.(lostReply(m.id));
+    this.closeErr = lost;
+    if (!this.closedByUs) this.onerror?.(lost);
+    this.fireClose();
+  }
+
   /** resume undoes {@link RelayClientTransport.pause}. */
   resume(): void {
     if (this.state === 'open') this.ws?.resume();
@@ -314,6 +434,9 @@ export class RelayClientTransport implements Transport {
     } else if (this.state === 'open') {
       this.state = 'closing';
       ws.close(1000);
+    } else if (this.state === 'resuming') {
+      // The resume loop sees closedByUs and ends the session (onclose) once this dial is gone.
+      ws.terminate();
     }
     await new Promise<void>((resolve) => {
       if (this.oncloseFired) return resolve();
@@ -371,6 +494,15 @@ export class RelayClientTransport implements Transport {
       } catch {
         answer = undefined;
       }
+      const info = readSessionInfo(answer);
+      if (info !== undefined) {
+        this.resumeToken = info.token;
+        this.resumeGraceMs = info.graceMs;
+        const confirm = this.resumeConfirm;
+        this.resumeConfirm = undefined;
+        if (confirm !== undefined && info.resumed) confirm.resolve();
+        return;
+      }
       if (answer?.type === 'reauth_result' && typeof answer.ok === 'boolean' && this.reauthWaiter) {
         this.reauthWaiter({ ok: answer.ok, ...(typeof answer.notAfter === 'string' ? { notAfter: answer.notAfter } : {}), ...(typeof answer.reason === 'string' ? { reason: answer.reason } : {}) });
         return;
@@ -389,17 +521,30 @@ export class RelayClientTransport implements Transport {
       this.onerror?.(new SyntaxError('agent: ignored a frame that is not one JSON-RPC 2.0 message'));
       return;
     }
+    if (this.inFlight.size > 0 && !('method' in message) && 'id' in message && message.id !== null) this.inFlight.delete(message.id as string | number);
     this.onmessage?.(message);
   };
 
   private readonly onClose = (code: number, reason: Buffer): void => {
     this.stopReplaced?.();
     this.stopReplaced = undefined;
+    if (this.state === 'resuming') {
+      // A connection dialed to resume closed before the relay confirmed it (e.g. 4410: refused).
+      const confirm = this.resumeConfirm;
+      this.resumeConfirm = undefined;
+      confirm?.reject(new SessionClosedError(code, reason.toString('utf8')));
+      return;
+    }
     const wasOpen = this.state === 'open';
+    // An abnormal close (1006) keeps the socket error seen just before it, which says more.
+    const err = code === 1006 && this.lostBy ? this.lostBy : new SessionClosedError(code, reason.toString('utf8'));
+    this.lostBy = undefined;
+    if (wasOpen && !this.closedByUs && this.resumeToken !== undefined && RESUMABLE_CLOSES.has(code)) {
+      void this.reattach(err);
+      return;
+    }
     this.state = 'closed';
     if (wasOpen && !this.closedByUs && code !== 1000) {
-      // An abnormal close (1006) keeps the socket error seen just before it, which says more.
-      const err = code === 1006 && this.closeErr ? this.closeErr : new SessionClosedError(code, reason.toString('utf8'));
       this.closeErr = err;
       this.onerror?.(err);
     }

@@ -7,6 +7,7 @@ export type {
   AuditDecision,
   AuditSessionRef,
   AuditSessionOpen,
+  AuditSessionResume,
   AuditSessionClose,
   AuditRequest,
   AuditResponse,

@@ -27,6 +27,21 @@ export interface AuditSessionOpen extends AuditSessionRef {
   linkId?: string;
 }
 
+/**
+ * AuditSessionResume is written, instead of `session.open`, when an agent resumes a session whose
+ * relay was lost: the same backend session, re-attached by the connector through this relay.
+ * Authorized like a new session (policy, revocation); `resumeId` names the backend session across
+ * relays (never the secret that proves it).
+ */
+export interface AuditSessionResume extends AuditSessionRef {
+  type: 'session.resume';
+  connector: string;
+  agentCertSerial: string;
+  connectorCertSerial: string;
+  linkId?: string;
+  resumeId: string;
+}
+
 /** AuditSessionClose is written when a session ends, for any reason. */
 export interface AuditSessionClose extends AuditSessionRef {
   type: 'session.close';
@@ -212,6 +227,7 @@ export interface AuditCheckpoint {
 /** AuditRecordInput is a record a caller appends; the trail adds the chain fields. */
 export type AuditRecordInput =
   | AuditSessionOpen
+  | AuditSessionResume
   | AuditSessionClose
   | AuditRequest
   | AuditResponse
@@ -250,6 +266,7 @@ export type AuditRecordType = AuditRecordBody['type'];
 /** AUDIT_RECORD_TYPES lists every record type, checkpoints included. */
 export const AUDIT_RECORD_TYPES: readonly AuditRecordType[] = Object.freeze([
   'session.open',
+  'session.resume',
   'session.close',
   'request',
   'response',

@@ -7,6 +7,7 @@ import {
   YamlSyntaxError,
   boolean,
   formatPath,
+  integer,
   identitySetting,
   isPlainObject,
   object,
@@ -77,6 +78,12 @@ export interface ConnectorConfig {
    * connector renews by itself. Paths absolute.
    */
   readonly enroll: EnrollConfig | undefined;
+  /**
+   * resumeGraceMs is how long a backend session outlives the relay link that carried it, waiting
+   * for its agent to resume it through another relay (connector.yaml `resume.graceMs`, default
+   * 30 s; 0 turns resumption off: a lost link ends its sessions). docs/protocol.md.
+   */
+  readonly resumeGraceMs: number;
 }
 
 /** EnrollConfig is connector.yaml's `enroll` section. */
@@ -97,6 +104,7 @@ const topSchema = object({
   servers: record(z.unknown(), 'a map of server name to { command, args } or { url }', 'is required: a map of server name to { command, args } or { url }'),
   admin: object({ listen: string({ what: 'a loopback address such as 127.0.0.1:9465' }) }).optional(),
   enroll: object({ url: string({ what: 'the enrollment listener, https://host:port' }), token: string({ what: 'a file holding the enrollment token' }), bundle: string({ what: "the trust domain's bundle.pem" }) }).optional(),
+  resume: object({ graceMs: integer(0, 600_000) }).optional(),
 }, { expected: 'a mapping' });
 
 const stdioShape = {
@@ -215,8 +223,12 @@ function parseConfig(input: unknown, baseDir: string): ConnectorConfig {
     if (u.protocol !== 'https:') fail(['enroll', 'url'], `must be https://, not ${u.protocol}`);
     enroll = Object.freeze({ url: u.href.replace(/\/+$/, ''), token: resolve(baseDir, top.enroll.token), bundle: resolve(baseDir, top.enroll.bundle) });
   }
-  return Object.freeze({ relays: Object.freeze(relays), identity, relayId, servers: Object.freeze(servers), admin, enroll });
+  const resumeGraceMs = top.resume?.graceMs ?? DEFAULT_RESUME_GRACE_MS;
+  return Object.freeze({ relays: Object.freeze(relays), identity, relayId, servers: Object.freeze(servers), admin, enroll, resumeGraceMs });
 }
+
+/** DEFAULT_RESUME_GRACE_MS is how long a session whose relay was lost waits to be resumed (connector.yaml `resume.graceMs`). */
+export const DEFAULT_RESUME_GRACE_MS = 30_000;
 
 function serverConfig(input: unknown, path: readonly PathSegment[], baseDir: string): ServerConfig {
   if (!isPlainObject(input)) fail(path, 'must be a mapping');

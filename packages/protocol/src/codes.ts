@@ -19,6 +19,10 @@ export const CloseCode = Object.freeze({
   IDENTITY_EXPIRED: 4402,
   /** the agent may no longer use this server (policy changed). */
   FORBIDDEN: 4403,
+  /** the session was resumed through another connection: this one is over (docs/protocol.md). */
+  SESSION_MOVED: 4409,
+  /** resumption was refused: no such session (unknown, expired, another identity's, wrong secret). */
+  RESUME_REFUSED: 4410,
   /** the backend MCP server failed to start or exited. */
   BACKEND_FAILED: 4502,
   /** no connector serves this server (any more). */

@@ -12,7 +12,9 @@ export {
   encodeControl,
   decodeFrame,
 } from './link-frames.js';
-export type { Frame, HelloPayload, WelcomePayload, OpenPayload, ClosePayload } from './link-frames.js';
+export type { Frame, HelloPayload, WelcomePayload, OpenPayload, OpenOkPayload, ClosePayload } from './link-frames.js';
+export { RESUME_HEADER, MAX_RESUME_TOKEN_CHARS, ResumeTokenError, encodeResumeToken, decodeResumeToken, parseResumeHeader, readSessionInfo, isCredentialPart } from './resume.js';
+export type { ResumeCredential, ResumeToken, SessionInfo } from './resume.js';
 export { CloseCode, RpcErrorCode, MAX_CLOSE_REASON_BYTES, sendableCloseCode, closeReason } from './codes.js';
 export { isJsonRpcMessage } from './json-rpc.js';
 export { refusalBody, readRefusalReason, MAX_REFUSAL_READ_BYTES, MAX_REFUSAL_REASON_CHARS } from './refusal.js';

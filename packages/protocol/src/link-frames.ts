@@ -1,4 +1,5 @@
 import { checkReauthPayload, type ReauthPayload, type ReauthResultPayload } from './reauth.js';
+import { isCredentialPart, type ResumeCredential } from './resume.js';
 /**
  * Frames of the connector link (`switchboard.v1`). Every frame is one binary WebSocket message:
  *
@@ -73,6 +74,18 @@ export interface OpenPayload {
   agent: string;
   /** jwtSvid, when the server opted in, is a short-lived token naming the agent, for the backend. */
   jwtSvid?: string;
+  /** resumable asks the connector for a resume credential in OPEN_OK (the agent offered resumption). */
+  resumable?: boolean;
+  /** resume asks the connector to re-attach the backend session this credential names, instead of a new one. */
+  resume?: ResumeCredential;
+}
+
+/** OpenOkPayload answers OPEN: the backend session is ready (a new one, or the resumed one). */
+export interface OpenOkPayload {
+  /** resume is the session's credential and how long the connector keeps it after a loss (when asked). */
+  resume?: ResumeCredential & { graceMs: number };
+  /** resumed is true when OPEN carried `resume` and the same backend session was re-attached. */
+  resumed?: boolean;
 }
 
 /** ClosePayload ends a session (OPEN_FAIL and CLOSE) or a link (GOAWAY). */
@@ -89,7 +102,7 @@ export type Frame =
   | { type: typeof FrameType.REAUTH; sessionId: 0; payload: ReauthPayload }
   | { type: typeof FrameType.REAUTH_RESULT; sessionId: 0; payload: ReauthResultPayload }
   | { type: typeof FrameType.OPEN; sessionId: number; payload: OpenPayload }
-  | { type: typeof FrameType.OPEN_OK; sessionId: number; payload: Record<string, never> }
+  | { type: typeof FrameType.OPEN_OK; sessionId: number; payload: OpenOkPayload }
   | { type: typeof FrameType.OPEN_FAIL; sessionId: number; payload: ClosePayload }
   | { type: typeof FrameType.DATA; sessionId: number; data: Buffer }
   | { type: typeof FrameType.WINDOW; sessionId: number; increment: number }
@@ -223,12 +236,30 @@ function checkPayload(type: number, p: Json): unknown {
       if (typeof p.server !== 'string') bad('server', 'must be a string');
       if (typeof p.agent !== 'string') bad('agent', 'must be a string');
       if (p.jwtSvid !== undefined && typeof p.jwtSvid !== 'string') bad('jwtSvid', 'must be a string');
+      if (p.resumable !== undefined && typeof p.resumable !== 'boolean') bad('resumable', 'must be true or false');
       const open: OpenPayload = { server: p.server as string, agent: p.agent as string };
       if (typeof p.jwtSvid === 'string') open.jwtSvid = p.jwtSvid;
+      if (p.resumable === true) open.resumable = true;
+      if (p.resume !== undefined) {
+        const r = p.resume as Json;
+        if (!isObject(r) || !isCredentialPart(r.id) || !isCredentialPart(r.secret)) bad('resume', 'must be { id, secret } of 16–64 base64url characters each');
+        open.resume = { id: r.id as string, secret: r.secret as string };
+      }
       return open;
     }
-    case FrameType.OPEN_OK:
-      return {};
+    case FrameType.OPEN_OK: {
+      const ok: OpenOkPayload = {};
+      if (p.resume !== undefined) {
+        const r = p.resume as Json;
+        if (!isObject(r) || !isCredentialPart(r.id) || !isCredentialPart(r.secret) || typeof r.graceMs !== 'number' || !Number.isInteger(r.graceMs) || r.graceMs < 0) {
+          bad('resume', 'must be { id, secret, graceMs }');
+        }
+        ok.resume = { id: r.id as string, secret: r.secret as string, graceMs: r.graceMs as number };
+      }
+      if (p.resumed !== undefined && typeof p.resumed !== 'boolean') bad('resumed', 'must be true or false');
+      if (p.resumed === true) ok.resumed = true;
+      return ok;
+    }
     case FrameType.REAUTH:
       try {
         return checkReauthPayload(p);

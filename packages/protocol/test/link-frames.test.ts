@@ -148,6 +148,29 @@ describe('payload checks', () => {
     expect(refused(ctl(FrameType.OPEN, 1, { server: 'crm' }))).toBe('link: OPEN.agent must be a string');
     expect(refused(ctl(FrameType.OPEN, 1, { server: 'crm', agent: 'a', jwtSvid: {} }))).toBe('link: OPEN.jwtSvid must be a string');
     expect(decodeFrame(ctl(FrameType.OPEN, 1, { server: 'crm', agent: 'a' }))).toEqual({ type: FrameType.OPEN, sessionId: 1, payload: { server: 'crm', agent: 'a' } });
+    expect(refused(ctl(FrameType.OPEN, 1, { server: 'crm', agent: 'a', resumable: 'yes' }))).toBe('link: OPEN.resumable must be true or false');
+    const cred = { id: 'A'.repeat(22), secret: 'b'.repeat(43) };
+    for (const resume of [{}, { id: cred.id }, { id: 'short', secret: cred.secret }, { id: cred.id, secret: 'has space and is long enough!!' }, 'x']) {
+      expect(refused(ctl(FrameType.OPEN, 1, { server: 'crm', agent: 'a', resume }))).toBe('link: OPEN.resume must be { id, secret } of 16–64 base64url characters each');
+    }
+    expect(decodeFrame(ctl(FrameType.OPEN, 1, { server: 'crm', agent: 'a', resumable: true, resume: { ...cred, extra: 1 } }))).toEqual({
+      type: FrameType.OPEN,
+      sessionId: 1,
+      payload: { server: 'crm', agent: 'a', resumable: true, resume: cred },
+    });
+  });
+
+  it('OPEN_OK carries an optional resume credential and resumed flag', () => {
+    const cred = { id: 'A'.repeat(22), secret: 'b'.repeat(43) };
+    expect(decodeFrame(ctl(FrameType.OPEN_OK, 1, {}))).toEqual({ type: FrameType.OPEN_OK, sessionId: 1, payload: {} });
+    expect(decodeFrame(ctl(FrameType.OPEN_OK, 1, { resumed: true, resume: { ...cred, graceMs: 30000 } }))).toEqual({
+      type: FrameType.OPEN_OK,
+      sessionId: 1,
+      payload: { resumed: true, resume: { ...cred, graceMs: 30000 } },
+    });
+    expect(refused(ctl(FrameType.OPEN_OK, 1, { resume: cred }))).toBe('link: OPEN_OK.resume must be { id, secret, graceMs }');
+    expect(refused(ctl(FrameType.OPEN_OK, 1, { resume: { ...cred, graceMs: -1 } }))).toBe('link: OPEN_OK.resume must be { id, secret, graceMs }');
+    expect(refused(ctl(FrameType.OPEN_OK, 1, { resumed: 1 }))).toBe('link: OPEN_OK.resumed must be true or false');
   });
 
   it('OPEN_FAIL, CLOSE and GOAWAY carry an integer code and a string reason', () => {

@@ -15,7 +15,8 @@ export type UpgradeRefusal =
   | 'no_connector'
   | 'not_a_connector'
   | 'shutting_down'
-  | 'revoked';
+  | 'revoked'
+  | 'resume_unavailable';
 
 /** GuardDrop names why the listener limits closed a connection (the `reason` label). */
 export type GuardDrop = 'max_connections' | 'source_connections' | 'source_handshakes' | 'handshake_evicted' | 'upgrade_timeout';
@@ -98,6 +99,7 @@ const DENY_REASONS: readonly DenyReason[] = [
 ];
 const REFUSALS: readonly UpgradeRefusal[] = [
   'not_found', 'bad_request', 'bad_subprotocol', 'invalid_svid', 'forbidden', 'no_connector', 'not_a_connector', 'shutting_down', 'revoked',
+  'resume_unavailable',
 ];
 
 function zeros<K extends string>(keys: readonly K[]): Record<K, number> {

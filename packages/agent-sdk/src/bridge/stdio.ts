@@ -6,7 +6,9 @@ import type { EnrollSetting } from '@switchboard/protocol';
 import { AgentError, SessionClosedError } from '../errors.js';
 import { AgentIdentity, type AgentIdentitySpec } from '../identity.js';
 import { silentLogger, type Logger } from '@switchboard/common';
-import { RelayClientTransport } from '../relay-client-transport.js';
+import { LOST_CALL_ERROR, RelayClientTransport, lostReply } from '../relay-client-transport.js';
+/** LOST_CALL_ERROR is the JSON-RPC error each call unanswered when a relay session is lost gets (it may or may not have run). */
+export { LOST_CALL_ERROR };
 
 const RELAY_HIGH_WATER_BYTES = 1024 * 1024;
 /** How long after stdin closes the bridge still waits for replies to requests already sent. */
@@ -39,13 +41,18 @@ export interface StdioBridgeOptions {
    * cure (relay restart or crash 1001/1006/1011, connector link lost 4509, no connector 4503, backend
    * failure 4502): through the next relay that accepts it, replaying the client's `initialize`.
    * Each call unanswered at the loss gets `-32052`. Default on; `false` ends the bridge instead
-   * (exit 1). At most 5 reopens a minute.
+   * (exit 1). At most 5 reopens a minute. A session that can be resumed is resumed first (below);
+   * a new one is opened only when that fails.
    */
   reopen?: boolean;
+  /**
+   * resume resumes the same server session through another relay (or the same one back) when the
+   * relay in use dies, shuts down or loses the connector's link, within the connector's grace
+   * period: the MCP client sees only `-32052` for calls that were in flight. Default on.
+   */
+  resume?: boolean;
 }
 
-/** LOST_CALL_ERROR is the JSON-RPC error each call unanswered when a relay session is lost gets (it may or may not have run). */
-export const LOST_CALL_ERROR = Object.freeze({ code: -32052, message: 'The relay session was lost before this call was answered; it may or may not have run' });
 const MAX_REOPENS_PER_MINUTE = 5;
 const REOPEN_INIT_TIMEOUT_MS = 15_000;
 const MAX_QUEUED_WHILE_REOPENING = 1000;
@@ -81,6 +88,7 @@ export async function runStdioBridge(options: StdioBridgeOptions): Promise<Stdio
         identity: opened,
         ...(options.relayId !== undefined ? { relayId: options.relayId } : {}),
         ...(options.handshakeTimeoutMs !== undefined ? { handshakeTimeoutMs: options.handshakeTimeoutMs } : {}),
+        ...(options.resume !== undefined ? { resumption: options.resume } : {}),
       });
     relay = transport();
     await relay.start();
@@ -144,6 +152,7 @@ class StdioBridge {
   }
 
   private wire(relay: RelayClientTransport): void {
+    relay.onresume = () => this.logger.warn({ relay: relay.url, unanswered: this.pending.size }, 'relay session lost; resumed through another connection, the same server session');
     relay.onmessage = this.fromRelay;
     relay.onerror = this.onRelayError;
     relay.onclose = this.onRelayClose;
@@ -306,9 +315,6 @@ class StdioBridge {
   }
 }
 
-function lostReply(id: string | number): JSONRPCMessage {
-  return { jsonrpc: '2.0', id, error: { ...LOST_CALL_ERROR, data: { retryable: true } } } as JSONRPCMessage;
-}
 
 /**
  * replayInitialize sends the client's `initialize` on a new session (under an id of the bridge's

@@ -25,6 +25,8 @@ export interface AgentStdioOptions {
   renew?: boolean;
   /** reopen is false with `--no-reopen` (`agent stdio`): a lost relay session ends the bridge. */
   reopen?: boolean;
+  /** resume is false with `--no-resume`: a lost relay session is not resumed (a new one is opened, unless --no-reopen). */
+  resume?: boolean;
 }
 
 /** AgentHttpOptions are the flags of `switchboard agent http`. */
@@ -90,6 +92,7 @@ export async function runAgentStdio(opts: AgentStdioOptions, deps: AgentCliDeps)
       ...(opts.relayId !== undefined ? { relayId: opts.relayId } : {}),
       ...(opts.renew === false ? { renew: false } : {}),
       ...(opts.reopen === false ? { reopen: false } : {}),
+      ...(opts.resume === false ? { resume: false } : {}),
       stdin: deps.stdin,
       stdout: deps.stdout,
       logger,
@@ -176,6 +179,7 @@ export function agentCommand(io: { stderr: { write(chunk: string): unknown } } =
   agent.addCommand(
     common(new Command('stdio').description('bridge a stdio MCP client (Claude Desktop, Cursor, VS Code, MCP Inspector) to the relay'))
       .option('--no-reopen', 'end the bridge when the relay session is lost, instead of opening a new one through the next relay')
+      .option('--no-resume', 'do not resume the same server session through another relay when the relay in use is lost')
       .action(
       async (opts: AgentStdioOptions) => exit(await runAgentStdio(opts, { stdin: process.stdin, stdout: process.stdout, stderr: io.stderr })),
     ),

@@ -78,7 +78,7 @@ describe('agentCommand', () => {
     expect(cmd.name()).toBe('agent');
     const [stdio, http] = cmd.commands;
     expect(stdio?.name()).toBe('stdio');
-    expect(stdio?.options.map((o) => o.long)).toEqual(['--relay', '--server', '--identity', '--workload-api', '--enroll-token', '--enroll-url', '--enroll-bundle', '--relay-id', '--no-renew', '--log-level', '--no-reopen']);
+    expect(stdio?.options.map((o) => o.long)).toEqual(['--relay', '--server', '--identity', '--workload-api', '--enroll-token', '--enroll-url', '--enroll-bundle', '--relay-id', '--no-renew', '--log-level', '--no-reopen', '--no-resume']);
     expect(http?.name()).toBe('http');
     expect(http?.options.map((o) => o.long)).toContain('--listen');
   });

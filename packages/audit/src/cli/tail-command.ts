@@ -142,7 +142,8 @@ export function formatRecord(r: Rec): string {
       return `${head} ${s(r['status'])}${r['errorCode'] !== undefined ? ` ${s(r['errorCode'])}` : ''} ${s(r['agent'])} → ${s(r['server'])} ${s(r['method'])}${name} ${s(r['latencyMs'])}ms ${s(r['bytes'])}B${red.length > 0 ? ` redacted ${red.map(([k, c]) => `${s(k)}=${s(c)}`).join(',')}` : ''}`;
     }
     case 'session.open':
-      return `${head} ${s(r['agent'])} → ${s(r['server'])} via ${s(r['connector'])} session=${s(r['sessionId'])}`;
+    case 'session.resume':
+      return `${head} ${s(r['agent'])} → ${s(r['server'])} via ${s(r['connector'])} session=${s(r['sessionId'])}${r['resumeId'] !== undefined ? ` resumes=${s(r['resumeId'])}` : ''}`;
     case 'checkpoint':
       return `${head} signs seq ${s(r['coversSeq'])} key=${s(r['keyId'])}`;
     default:

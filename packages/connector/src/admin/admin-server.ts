@@ -81,6 +81,10 @@ const COUNTER_HELP: Record<string, string> = {
   renewals: 'New identities installed: renewals over the relay (POST /v1/renew) and Workload API rotations.',
   relayCertExpiries: "Links replaced because the relay's certificate on them expired (sessions drained, not dropped).",
   renewalFailures: 'Identity renewal attempts a relay did not answer with a new SVID.',
+  sessionsDetached: 'Sessions kept after their relay link was lost, waiting to be resumed.',
+  sessionsResumed: 'Sessions resumed through a new relay link (the same backend session).',
+  resumesRefused: 'Resume attempts refused (unknown or expired session, wrong secret, another agent or server).',
+  resumeExpiries: 'Detached sessions closed because no resume came within resume.graceMs.',
 };
 
 /** renderMetrics writes the connector's metrics in the Prometheus text exposition format. */

@@ -36,6 +36,7 @@ import type { RelayTls } from '@switchboard/protocol';
 import type { Logger } from '@switchboard/common';
 import { CONNECTOR_VERSION } from '../version.js';
 import { dialError } from './dial-errors.js';
+import type { ResumeTable } from './resume-table.js';
 import { Session, type SessionHost } from './session.js';
 
 /** MAX_LINK_FRAME_BYTES is the largest link frame accepted: 16 MiB of payload plus the header. */
@@ -94,6 +95,8 @@ export interface LinkOptions {
   maxSessions: number;
   outputBufferBytes: number;
   counters: LinkCounters;
+  /** resumes holds the connector's resumable sessions (shared by every link). */
+  resumes: ResumeTable;
   now: () => number;
   onWelcome?: (link: Link, welcome: WelcomePayload) => void;
   onGoaway?: (link: Link) => void;
@@ -234,6 +237,10 @@ export class Link implements SessionHost {
     this.opts.counters.overflows++;
   }
 
+  sessionMoved(session: Session): void {
+    this.forget(session);
+  }
+
   /** track keeps a backend closing so that shutdown can wait for it. */
   track(closing: Promise<void>): void {
     this.closures.add(closing);
@@ -313,9 +320,14 @@ export class Link implements SessionHost {
       case FrameType.OPEN:
         this.onOpenFrame(frame.sessionId, frame.payload);
         return;
-      case FrameType.CLOSE:
-        this.sessions.get(frame.sessionId)?.closedByRelay(frame.payload.code, frame.payload.reason);
+      case FrameType.CLOSE: {
+        const s = this.sessions.get(frame.sessionId);
+        if (s === undefined) return;
+        // The relay lost the agent's connection (not a close by the agent): keep it for a resume.
+        if (frame.payload.code === CloseCode.LINK_LOST && this.keepForResume(s)) return;
+        s.closedByRelay(frame.payload.code, frame.payload.reason);
         return;
+      }
       case FrameType.WELCOME:
         this.onWelcomeFrame(frame.payload);
         return;
@@ -440,6 +452,15 @@ export class Link implements SessionHost {
     if (this.sessions.size >= this.opts.maxSessions) return fail('too many sessions on this link');
 
     const logger = this.logger.child({ sessionId: id, server: p.server, peer: p.agent });
+    if (p.resume !== undefined) {
+      const resumes = this.opts.resumes;
+      const found = resumes.enabled ? resumes.take(p.resume, p.agent, p.server) : 'unknown';
+      // One answer for every refusal: a relay (or whoever holds a stolen id) learns nothing more.
+      if (typeof found === 'string') return fail('no such session to resume', CloseCode.RESUME_REFUSED);
+      this.sessions.set(id, found);
+      found.reattach(this, id, this.window, logger, { resumed: true, resume: { id: p.resume.id, secret: p.resume.secret, graceMs: resumes.graceMs } });
+      return;
+    }
     const session = new Session(this, id, p.server, p.agent, this.window, logger);
     this.sessions.set(id, session);
     let backend: BackendSession;
@@ -459,7 +480,13 @@ export class Link implements SessionHost {
         }
         this.opts.counters.sessionsOpened++;
         logger.info({}, 'session open');
-        session.opened(backend);
+        if (p.resumable === true && this.opts.resumes.enabled) {
+          const credential = this.opts.resumes.issue(session);
+          session.onRelease = (s) => this.opts.resumes.forget(s);
+          session.opened(backend, { resume: { ...credential, graceMs: this.opts.resumes.graceMs } });
+        } else {
+          session.opened(backend);
+        }
       },
       (err: unknown) => {
         this.opts.counters.backendFailures++;
@@ -471,6 +498,14 @@ export class Link implements SessionHost {
         fail(`backend ${p.server} failed to start`);
       },
     );
+  }
+
+  /** keepForResume detaches a resumable open session and holds it for the grace period; false when it is not resumable. */
+  private keepForResume(session: Session): boolean {
+    if (!this.opts.resumes.enabled || session.resumeId === undefined || session.state !== 'open') return false;
+    session.detach();
+    this.opts.resumes.hold(session);
+    return true;
   }
 
   private protocolViolation(message: string): void {
@@ -499,7 +534,8 @@ export class Link implements SessionHost {
     this.state = 'closed';
     const reason = reasonBuf.toString('utf8');
     if (!this.error && !this.closingByUs) this.error = closeError(code, reason, this.relay, wasUp);
-    for (const s of [...this.sessions.values()]) void s.release();
+    // A lost link (not our own shutdown) leaves resumable sessions waiting for their agents.
+    for (const s of [...this.sessions.values()]) if (this.closingByUs || !this.keepForResume(s)) void s.release();
     for (const w of this.drainWaiters) w();
     this.drainWaiters = [];
     if (this.error) this.logger.info({ code, reason, err: this.error.message }, 'link closed');

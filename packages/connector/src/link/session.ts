@@ -1,5 +1,5 @@
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
-import { CloseCode, encodeControl, encodeData, encodeWindow, FrameType, HEADER_BYTES } from '@switchboard/protocol';
+import { CloseCode, encodeControl, encodeData, encodeWindow, FrameType, HEADER_BYTES, type OpenOkPayload } from '@switchboard/protocol';
 import type { BackendSession, BackendSink } from '../backend/backend.js';
 import { MAX_BACKEND_MESSAGE_BYTES } from '../backend/stdio-backend.js';
 import type { Logger } from '@switchboard/common';
@@ -18,11 +18,23 @@ export interface SessionHost {
   track(closing: Promise<void>): void;
   /** countOverflow counts a session closed with 4508. */
   countOverflow(): void;
+  /** sessionMoved removes the session from the link's table without ending it (it was detached or resumed elsewhere). */
+  sessionMoved(session: Session): void;
   readonly outputBufferBytes: number;
 }
 
-/** SessionState is where a session is in its life cycle. */
-export type SessionState = 'opening' | 'open' | 'closed';
+/** DETACHED is the host of a session whose link is gone: frames go nowhere until a resume. */
+const DETACHED: SessionHost = Object.freeze({
+  sendFrame: () => undefined,
+  sessionEnded: () => undefined,
+  track: () => undefined,
+  countOverflow: () => undefined,
+  sessionMoved: () => undefined,
+  outputBufferBytes: DEFAULT_OUTPUT_BUFFER_BYTES,
+});
+
+/** SessionState is where a session is in its life cycle ('detached': its link is gone, it waits to be resumed). */
+export type SessionState = 'opening' | 'open' | 'detached' | 'closed';
 
 /**
  * Session is one agent session on a link: the bridge between DATA frames and a backend session,
@@ -31,18 +43,23 @@ export type SessionState = 'opening' | 'open' | 'closed';
  * with 4508. Credit for agent input is returned only once the backend took the bytes.
  */
 export class Session implements BackendSink {
-  readonly id: number;
+  /** id is the session's id on the link carrying it (a resume gives it the new link's id). */
+  id: number;
   readonly server: string;
   readonly agent: string;
-  readonly logger: Logger;
+  logger: Logger;
   state: SessionState = 'opening';
   backend: BackendSession | undefined;
+  /** resumeId names the session's resume credential, when it has one. */
+  resumeId: string | undefined;
+  /** onRelease is called once when the session ends for good (the resume table forgets it). */
+  onRelease: ((session: Session) => void) | undefined;
 
-  private readonly host: SessionHost;
+  private host: SessionHost;
   private outCredit: number;
   private inCredit: number;
   private pendingGrant = 0;
-  private readonly grantThreshold: number;
+  private grantThreshold: number;
   // DATA frames waiting for credit, oldest first from queueHead; their payload bytes are queuedBytes.
   private queue: Buffer[] = [];
   private queueHead = 0;
@@ -64,16 +81,51 @@ export class Session implements BackendSink {
     this.logger = logger;
   }
 
-  /** opened marks the backend ready: OPEN_OK goes out, then any input that arrived early is delivered. */
-  opened(backend: BackendSession): void {
+  /** opened marks the backend ready: OPEN_OK (with `ok`, e.g. a resume credential) goes out, then any input that arrived early is delivered. */
+  opened(backend: BackendSession, ok: OpenOkPayload = {}): void {
     this.backend = backend;
     this.state = 'open';
-    this.host.sendFrame(encodeControl(FrameType.OPEN_OK, this.id, {}));
+    this.host.sendFrame(encodeControl(FrameType.OPEN_OK, this.id, ok));
     // Output the backend produced before OPEN_OK went out waits in the queue: DATA never precedes it.
     this.flush();
     const early = this.early;
     this.early = undefined;
     if (early) for (const data of early) this.deliver(data);
+  }
+
+  /**
+   * detach keeps the session alive without a link: the backend runs on, its output waits in the
+   * bounded buffer (the backend is paused once output is waiting), until {@link reattach} or release.
+   */
+  detach(): void {
+    if (this.state !== 'open') return;
+    this.host.sessionMoved(this);
+    this.host = DETACHED;
+    this.state = 'detached';
+    this.logger.info({}, 'link lost; the session waits to be resumed');
+  }
+
+  /**
+   * reattach moves the session to `host` as session `id` with a fresh `window` each way (a
+   * resume): OPEN_OK `ok` goes out, then the output that waited. A session still attached to
+   * another link (whose loss we have not seen yet) is closed there with 4409 first.
+   */
+  reattach(host: SessionHost, id: number, window: number, logger: Logger, ok: OpenOkPayload): void {
+    if (this.state === 'open') {
+      this.host.sendFrame(encodeControl(FrameType.CLOSE, this.id, { code: CloseCode.SESSION_MOVED, reason: 'session resumed through another relay' }));
+      this.host.sessionMoved(this);
+    }
+    this.host = host;
+    this.id = id;
+    this.logger = logger;
+    this.outCredit = window;
+    this.inCredit = window;
+    this.pendingGrant = 0;
+    this.grantThreshold = Math.max(1, Math.floor(window / 4));
+    this.state = 'open';
+    this.host.sendFrame(encodeControl(FrameType.OPEN_OK, this.id, ok));
+    this.logger.info({ buffered: this.queuedBytes }, 'session resumed');
+    this.flush();
   }
 
   /** data handles a DATA frame from the relay. */
@@ -220,6 +272,7 @@ export class Session implements BackendSink {
     this.queuedBytes = 0;
     this.early = undefined;
     this.host.sessionEnded(this);
+    this.onRelease?.(this);
     if (!this.backend) return Promise.resolve();
     const closing = this.backend.close();
     this.host.track(closing);

@@ -8,6 +8,7 @@ import { ConfigUnreadableError, IdentityError, type ConnectorError } from '../er
 import { IdentitySource } from '../internal/identity-source.js';
 import { DEFAULT_LINK_TIMING, type LinkCounters, type LinkTiming } from '../link/link.js';
 import { DEFAULT_OUTPUT_BUFFER_BYTES } from '../link/session.js';
+import { ResumeTable, type ResumeCounters } from '../link/resume-table.js';
 import { silentLogger, type Logger } from '@switchboard/common';
 import { EnrollFileError, IdentityRenewer, enrollIfEmpty, renewOverRelays, type RenewerStatus } from '@switchboard/protocol';
 import { realSleep, type BackoffOptions, type Sleep } from './backoff.js';
@@ -130,7 +131,7 @@ class ConnectorImpl implements Connector {
   admin: AdminServer | undefined;
   private readonly supervisors: RelaySupervisor[] = [];
   private readonly logger: Logger;
-  private readonly stats: LinkCounters & { reconnects: number; renewals: number; renewalFailures: number } = {
+  private readonly stats: LinkCounters & ResumeCounters & { reconnects: number; renewals: number; renewalFailures: number } = {
     sessionsOpened: 0,
     openFailures: 0,
     sessionsClosed: 0,
@@ -140,7 +141,12 @@ class ConnectorImpl implements Connector {
     reconnects: 0,
     renewals: 0,
     renewalFailures: 0,
+    sessionsDetached: 0,
+    sessionsResumed: 0,
+    resumesRefused: 0,
+    resumeExpiries: 0,
   };
+  private readonly resumes: ResumeTable;
   private readonly readyPromise: Promise<void>;
   private readonly waitPromise: Promise<void>;
   private resolveReady!: () => void;
@@ -159,6 +165,7 @@ class ConnectorImpl implements Connector {
     private readonly workloadApi: WorkloadApiSource | undefined = undefined,
   ) {
     this.logger = (options.logger ?? silentLogger).child({ component: 'connector' });
+    this.resumes = new ResumeTable(config.resumeGraceMs, this.stats, this.logger);
     this.readyPromise = new Promise((resolve, reject) => {
       this.resolveReady = resolve;
       this.rejectReady = reject;
@@ -190,6 +197,7 @@ class ConnectorImpl implements Connector {
           maxSessions: this.options.maxSessionsPerLink ?? 1024,
           outputBufferBytes: this.options.outputBufferBytes ?? DEFAULT_OUTPUT_BUFFER_BYTES,
           counters: this.stats,
+          resumes: this.resumes,
           now: this.now,
           onReady: () => this.resolveReady(),
           onFatal: (err) => this.fail(err),
@@ -284,6 +292,7 @@ class ConnectorImpl implements Connector {
     await Promise.race([Promise.all(links.map((l) => l.shutdown('connector shut down'))), realSleep(SOCKET_CLOSE_TIMEOUT_MS, timer.signal)]);
     timer.abort();
     for (const l of links) l.terminate();
+    await this.resumes.closeAll();
     await Promise.all(this.supervisors.map((s) => s.loop));
     // Links dialed while we were stopping (a supervisor between its checks) are gone with the loop.
     for (const l of this.supervisors.flatMap((s) => s.links())) l.terminate();

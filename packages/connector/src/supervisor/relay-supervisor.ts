@@ -4,6 +4,7 @@ import type { ConnectorError } from '../errors.js';
 import type { IdentitySource } from '../internal/identity-source.js';
 import { Link, type LinkCounters, type LinkTiming } from '../link/link.js';
 import type { LinkStatus } from '../link/link-status.js';
+import type { ResumeTable } from '../link/resume-table.js';
 import type { Logger } from '@switchboard/common';
 import { Backoff, type BackoffOptions } from './backoff.js';
 import { classify } from './classify.js';
@@ -20,6 +21,7 @@ export interface SupervisorContext {
   maxSessions: number;
   outputBufferBytes: number;
   counters: LinkCounters & { reconnects: number };
+  resumes: ResumeTable;
   now: () => number;
   onReady(): void;
   onFatal(err: ConnectorError): void;
@@ -106,6 +108,7 @@ export class RelaySupervisor {
           maxSessions: this.ctx.maxSessions,
           outputBufferBytes: this.ctx.outputBufferBytes,
           counters: this.ctx.counters,
+          resumes: this.ctx.resumes,
           now: this.ctx.now,
           onWelcome: () => {
             this.established = true;

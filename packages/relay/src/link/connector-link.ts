@@ -17,6 +17,7 @@ import {
   isServerName,
   type HelloPayload,
   type ReauthPayload,
+  type OpenPayload,
 } from '@switchboard/protocol';
 import type { Logger } from '@switchboard/common';
 import type { SpiffeId } from '@switchboard/pki';
@@ -135,10 +136,10 @@ export class ConnectorLink implements RoutableLink, SessionHost {
   // ---------------------------------------------------------------- sessions
 
   /** attach registers `session`, sends OPEN (with the backend's JWT-SVID, when given) and returns the new session id. */
-  attach(session: LinkSession, jwtSvid?: string): number {
+  attach(session: LinkSession, jwtSvid?: string, resume?: Pick<OpenPayload, 'resumable' | 'resume'>): number {
     const id = this.nextSessionId++;
     this.sessions.set(id, session);
-    const open = { server: session.server, agent: session.agent.id.toString(), ...(jwtSvid !== undefined ? { jwtSvid } : {}) };
+    const open: OpenPayload = { server: session.server, agent: session.agent.id.toString(), ...(jwtSvid !== undefined ? { jwtSvid } : {}), ...resume };
     this.send(encodeControl(FrameType.OPEN, id, open));
     return id;
   }
@@ -203,7 +204,7 @@ export class ConnectorLink implements RoutableLink, SessionHost {
         const s = this.session(frame.sessionId);
         if (s === undefined) return;
         if (!s.isOpening) return this.protocolError(`OPEN_OK for session ${frame.sessionId} that is already open`);
-        s.handleOpenOk();
+        s.handleOpenOk(frame.payload);
         return;
       }
       case FrameType.OPEN_FAIL: {

@@ -1,3 +1,4 @@
+import type { OpenOkPayload, OpenPayload } from '@switchboard/protocol';
 import type { PeerIdentity } from '../auth/peer-auth.js';
 
 /**
@@ -15,7 +16,7 @@ export interface LinkSession {
   readonly isOpening: boolean;
   handleServerData(data: Buffer): void;
   handleWindow(increment: number): void;
-  handleOpenOk(): void;
+  handleOpenOk(payload: OpenOkPayload): void;
   handleOpenFail(code: unknown, reason: unknown): void;
   handleServerClose(code: unknown, reason: unknown): void;
   /** handleLinkLost ends the session: its link is gone. */
@@ -30,8 +31,8 @@ export interface SessionHost {
   readonly linkId: string;
   /** peer is the connector's authenticated identity. */
   readonly peer: PeerIdentity;
-  /** attach registers `session`, sends OPEN (with the backend's JWT-SVID, when given) and returns the session id. */
-  attach(session: LinkSession, jwtSvid?: string): number;
+  /** attach registers `session`, sends OPEN (with the backend's JWT-SVID, the resume fields, when given) and returns the session id. */
+  attach(session: LinkSession, jwtSvid?: string, resume?: Pick<OpenPayload, 'resumable' | 'resume'>): number;
   /** detach forgets `session` (it has ended). */
   detach(session: LinkSession): void;
   sendData(sessionId: number, message: Buffer): void;

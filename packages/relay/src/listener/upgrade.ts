@@ -2,7 +2,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import { PkiError } from '@switchboard/pki';
-import { AGENT_SUBPROTOCOL, CloseCode, LINK_SUBPROTOCOL, REAUTH_HEADER, isServerName } from '@switchboard/protocol';
+import { AGENT_SUBPROTOCOL, CloseCode, LINK_SUBPROTOCOL, REAUTH_HEADER, RESUME_HEADER, ResumeTokenError, isServerName, parseResumeHeader, type ResumeToken } from '@switchboard/protocol';
 import type { Logger } from '@switchboard/common';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { AuditSink } from '../audit/sink.js';
@@ -50,6 +50,8 @@ export interface AcceptedSession {
   readonly server: string;
   readonly scope: PolicyScope;
   readonly link: ConnectorLink;
+  /** resume is set when the agent offered resumption (`token`: it resumes a session). */
+  readonly resume?: { readonly offer: true; readonly token?: ResumeToken };
 }
 
 /** UpgradeRouterHooks are what the relay does with what the router accepts. */
@@ -82,7 +84,7 @@ export class UpgradeRouter {
     const common = { noServer: true, perMessageDeflate: false, clientTracking: false, skipUTF8Validation: false } as const;
     this.agentServer = new WebSocketServer({ ...common, maxPayload: ctx.limits.maxMessageBytes, handleProtocols: pickAgent });
     // Tells an agent it may move the session to a renewed certificate (binary REAUTH, docs/protocol.md).
-    this.agentServer.on('headers', (headers: string[]) => headers.push(`${REAUTH_HEADER}: v1`));
+    this.agentServer.on('headers', (headers: string[]) => headers.push(`${REAUTH_HEADER}: v1`, `${RESUME_HEADER}: v1`));
     this.linkServer = new WebSocketServer({ ...common, maxPayload: ctx.limits.maxServerMessageBytes + 5, handleProtocols: pickLink });
   }
 
@@ -128,13 +130,30 @@ export class UpgradeRouter {
       this.refuse(req, socket, path, 400, 'bad_subprotocol', `the WebSocket subprotocol must be "${AGENT_SUBPROTOCOL}"`, peer);
       return;
     }
+    let resume: AcceptedSession['resume'];
+    try {
+      resume = parseResumeHeader(req.headers[RESUME_HEADER.toLowerCase()]);
+    } catch (err) {
+      this.refuse(req, socket, path, 400, 'bad_request', 'malformed resume token', peer, err instanceof ResumeTokenError ? err.message : String(err));
+      return;
+    }
+    if (resume?.token !== undefined && resume.token.server !== server) {
+      this.refuse(req, socket, path, 400, 'bad_request', 'the resume token is for another server', peer);
+      return;
+    }
+    // A resume is authorized like a new session: revocation (above), then the policy.
     const scope = this.ctx.policy.scope(peer, server);
     if (!scope.session.allow) {
       // An undeclared server and a forbidden one get the same answer on purpose.
       this.refuse(req, socket, path, 403, 'forbidden', 'this identity may not use this server', peer, scope.session.reason);
       return;
     }
-    const link = this.ctx.registry.pick(server, this.ctx.limits.maxSessionsPerLink);
+    const token = resume?.token;
+    const link = token === undefined ? this.ctx.registry.pick(server, this.ctx.limits.maxSessionsPerLink) : this.linkOf(server, token.connector);
+    if (link === undefined && token !== undefined) {
+      this.refuse(req, socket, path, 409, 'resume_unavailable', 'the connector holding this session is not linked to this relay', peer);
+      return;
+    }
     if (link === undefined) {
       this.refuse(req, socket, path, 503, 'no_connector', 'no connector serves this server right now', peer);
       return;
@@ -144,8 +163,13 @@ export class UpgradeRouter {
         ws.close(CloseCode.NO_CONNECTOR, 'no connector serves this server right now');
         return;
       }
-      this.hooks.startSession({ ws, socket, agent: peer, server, scope, link });
+      this.hooks.startSession({ ws, socket, agent: peer, server, scope, link, ...(resume !== undefined ? { resume } : {}) });
     });
+  }
+
+  /** linkOf is an accepting link of `connector` serving `server`: where a resumed session lives. */
+  private linkOf(server: string, connector: string): ConnectorLink | undefined {
+    return this.ctx.registry.linksFor(server).find((l) => l.accepting && l.peer.id.toString() === connector);
   }
 
   private connector(req: IncomingMessage, socket: Duplex, head: Buffer, path: string, peer: PeerIdentity): void {

@@ -3,7 +3,7 @@ import { isUtf8 } from 'node:buffer';
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import type { Logger } from '@switchboard/common';
-import { CloseCode, checkReauthPayload, closeReason, sendableCloseCode } from '@switchboard/protocol';
+import { CloseCode, checkReauthPayload, closeReason, encodeResumeToken, sendableCloseCode, type OpenOkPayload, type ResumeToken } from '@switchboard/protocol';
 import WebSocket from 'ws';
 import type { AuditSink } from '../audit/sink.js';
 import { watchExpiry, type ExpiryWatch } from '../auth/expiry.js';
@@ -114,6 +114,10 @@ export class AgentSession implements LinkSession {
   private readonly flow: SessionFlow;
   private readonly agentRequests = new Map<RequestKey, number>();
   private readonly serverRequests = new Map<RequestKey, number>();
+  /** resume is what the agent asked: a resume credential (`offer`), or to resume `token`'s session. */
+  private readonly resume: { readonly offer: true; readonly token?: ResumeToken } | undefined;
+  /** resumable is set once the connector gave this session a resume credential. */
+  private resumable = false;
 
   constructor(init: {
     ctx: SessionContext;
@@ -123,8 +127,10 @@ export class AgentSession implements LinkSession {
     server: string;
     scope: PolicyScope;
     link: SessionHost;
+    resume?: { readonly offer: true; readonly token?: ResumeToken };
   }) {
     this.ctx = init.ctx;
+    this.resume = init.resume;
     this.ws = init.ws as TaggedSocket;
     this.socket = init.socket;
     this.agent = init.agent;
@@ -173,7 +179,12 @@ export class AgentSession implements LinkSession {
     ws.on('close', onAgentClose);
     ws.on('error', onAgentError);
     ws.on('pong', onAgentPong);
-    this.sessionId = this.link.attach(this, this.ctx.enforcement.backendToken(this.enforcer.scope.snapshot, this.agent.id, this.server));
+    const token = this.resume?.token;
+    // A resumed session keeps its backend: no new JWT-SVID for it, the connector re-attaches it.
+    this.sessionId =
+      token !== undefined
+        ? this.link.attach(this, undefined, { resume: { id: token.id, secret: token.secret } })
+        : this.link.attach(this, this.ctx.enforcement.backendToken(this.enforcer.scope.snapshot, this.agent.id, this.server), this.resume ? { resumable: true } : undefined);
     this.flow.sessionId = this.sessionId;
     this.enforcer.start();
     this.audit = new SessionAudit(this.ctx.audit, {
@@ -185,7 +196,8 @@ export class AgentSession implements LinkSession {
     });
     this.ctx.metrics.sessionsOpen++;
     this.ctx.metrics.sessionsOpenedTotal++;
-    this.audit.opened();
+    if (token !== undefined) this.audit.resumed(token.id);
+    else this.audit.opened();
     this.openTimer = setTimeout(onOpenTimeout, this.ctx.limits.openTimeoutMs, this);
     this.expiry = watchExpiry(this.agent.expiresAt, () => this.expired());
     this.log.debug({ sessionId: this.sessionId, linkId: this.link.linkId }, 'session opening');
@@ -442,11 +454,22 @@ export class AgentSession implements LinkSession {
   // ---------------------------------------------------------------- link events
 
   /** @internal OPEN_OK: the backend session is ready; queued agent messages go out. */
-  handleOpenOk(): void {
+  handleOpenOk(payload: OpenOkPayload = {}): void {
+    if (this.resume?.token !== undefined && payload.resumed !== true) {
+      // A connector that opened a new backend instead of the one asked for: not what the agent wants.
+      this.close(CloseCode.RESUME_REFUSED, 'the connector did not resume the session', true, false);
+      return;
+    }
     this.state = OPEN;
     if (this.openTimer) clearTimeout(this.openTimer);
     this.openTimer = undefined;
-    this.log.debug({ sessionId: this.sessionId }, 'session open');
+    this.log.debug({ sessionId: this.sessionId, resumed: payload.resumed === true }, 'session open');
+    if (this.resume !== undefined && payload.resume !== undefined) {
+      // The agent's resume token: the connector's credential and where the session lives.
+      this.resumable = true;
+      const token = encodeResumeToken({ connector: this.link.peer.id.toString(), server: this.server, id: payload.resume.id, secret: payload.resume.secret });
+      this.ws.send(JSON.stringify({ type: 'session', resumed: payload.resumed === true, token, graceMs: payload.resume.graceMs }), BINARY);
+    }
     this.flow.opened();
   }
 
@@ -562,7 +585,9 @@ export class AgentSession implements LinkSession {
     if (this.state === CLOSED) return;
     this.state = CLOSED;
     const sent = closeAsSent(code, reason.toString('utf8'), this.protocolClose);
-    this.link.sendClose(this.sessionId, CloseCode.NORMAL, 'agent closed');
+    // The agent's connection was lost, not closed: a resumable session waits at the connector.
+    if (this.resumable && code === 1006 && this.protocolClose === undefined) this.link.sendClose(this.sessionId, CloseCode.LINK_LOST, 'agent connection lost');
+    else this.link.sendClose(this.sessionId, CloseCode.NORMAL, 'agent closed');
     this.link.detach(this);
     this.finish(sent.code, sent.reason);
   }

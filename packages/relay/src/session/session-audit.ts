@@ -69,8 +69,16 @@ export class SessionAudit {
 
   /** opened writes `session.open`. */
   opened(): void {
-    this.sink.write({
-      type: 'session.open',
+    this.sink.write({ type: 'session.open', ...this.sessionFields() });
+  }
+
+  /** resumed writes `session.resume`: this session re-attached the backend session `resumeId` names. */
+  resumed(resumeId: string): void {
+    this.sink.write({ type: 'session.resume', ...this.sessionFields(), resumeId });
+  }
+
+  private sessionFields() {
+    return {
       sessionId: this.sessionId,
       server: this.server,
       agent: this.agentId,
@@ -78,7 +86,7 @@ export class SessionAudit {
       agentCertSerial: this.agent.certSerial,
       connectorCertSerial: this.connector.certSerial,
       linkId: this.linkId,
-    });
+    };
   }
 
   /**

@@ -76,7 +76,10 @@ export class AgentClient {
   async call(method: string, params?: object, id?: string | number): Promise<Msg> {
     const rid = this.request(method, params, id);
     for (;;) {
-      const m = await this.next();
+      const raw = await this.nextRaw();
+      // Binary messages (REAUTH results, session info) are not JSON-RPC: kept in `received`, skipped here.
+      if (raw.startsWith('<binary ')) continue;
+      const m = JSON.parse(raw) as Msg;
       if (m.id === rid && m.method === undefined) return m;
     }
   }
