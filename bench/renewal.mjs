@@ -40,7 +40,7 @@ export async function benchRenewal({ quick = false } = {}) {
     const port = await freePort();
     await writeFile(
       join(dir, 'relay.yaml'),
-      `listen: 127.0.0.1:${port}\nidentity: ${ids.relay}\npolicy: ${join(dir, 'policy.yaml')}\naudit: { path: ${join(dir, 'audit.log')}, durability: batched }\nrenewal: { issuer: ${issuer}, ttl: 1h }\n`,
+      `listen: 127.0.0.1:${port}\nidentity: ${ids.relay}\npolicy: ${join(dir, 'policy.yaml')}\naudit: { path: ${join(dir, 'audit.log')}, durability: batched, signingKey: none }\nrenewal: { issuer: ${issuer}, ttl: 1h }\n`,
     );
     const fixture = await serverCommand(dir);
     await writeFile(join(dir, 'connector.yaml'), `relays: [wss://127.0.0.1:${port}]\nidentity: ${ids.connector}\nservers:\n  echo: { command: ${JSON.stringify(process.execPath)}, args: ${JSON.stringify(fixture.args)} }\n`);

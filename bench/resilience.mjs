@@ -56,7 +56,7 @@ export async function benchResilience({ quick = false } = {}) {
       urls[name] = `wss://127.0.0.1:${ports[name]}`;
       await writeFile(
         join(dir, `relay-${name}.yaml`),
-        `listen: 127.0.0.1:${ports[name]}\nidentity: ${ids[name]}\npolicy: ${join(dir, 'policy.yaml')}\naudit: { path: ${join(dir, `audit-${name}.log`)}, durability: batched }\n`,
+        `listen: 127.0.0.1:${ports[name]}\nidentity: ${ids[name]}\npolicy: ${join(dir, 'policy.yaml')}\naudit: { path: ${join(dir, `audit-${name}.log`)}, durability: batched, signingKey: none }\n`,
       );
     }
     const startRelay = async (name) => {

@@ -67,7 +67,7 @@ try {
     backend = `{ url: http://127.0.0.1:${hp}/mcp }`;
   }
   await writeFile(join(dir, 'policy.yaml'), `trustDomain: ${TD}\nservers:\n  echo: { connectors: [${CONNECTOR}] }\nrules:\n  - id: bench\n    agents: [${AGENT}]\n    servers: [echo]\n    tools: { allow: [echo] }\n`);
-  await writeFile(join(dir, 'relay.yaml'), `listen: 127.0.0.1:${port}\nidentity: ${ids.relay}\npolicy: ${join(dir, 'policy.yaml')}\naudit: { path: ${join(dir, 'audit.log')}, durability: ${o.durability} }\n`);
+  await writeFile(join(dir, 'relay.yaml'), `listen: 127.0.0.1:${port}\nidentity: ${ids.relay}\npolicy: ${join(dir, 'policy.yaml')}\naudit: { path: ${join(dir, 'audit.log')}, durability: ${o.durability}, signingKey: none }\n`);
   await writeFile(join(dir, 'connector.yaml'), `relays: [wss://127.0.0.1:${port}]\nidentity: ${ids.connector}\nservers:\n  echo: ${backend}\n`);
   const profDir = resolve('tunnel-profile');
   const flags = (name) => (o.profile === name ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : []);

@@ -366,7 +366,7 @@ rules:
     `listen: 127.0.0.1:${port}
 identity: ${ids.relay}
 policy: ${join(dir, 'policy.yaml')}
-audit: { path: ${join(dir, 'audit.log')}, durability: ${auditDurability} }
+audit: { path: ${join(dir, 'audit.log')}, durability: ${auditDurability}, signingKey: none }
 admin: { listen: 127.0.0.1:${adminPort} }
 # Every bench client comes from 127.0.0.1, thousands of sessions at once: lift the per-source caps.
 limits: { maxConnectionsPerSource: 0, maxHandshakesPerSource: 0 }

@@ -65,7 +65,7 @@ rules:
     );
     await writeFile(
       join(dir, 'relay.yaml'),
-      `listen: 0.0.0.0:8443\nidentity: ./relay\npolicy: ./policy.yaml\naudit: { path: ./audit.log }\n`,
+      `listen: 0.0.0.0:8443\nidentity: ./relay\npolicy: ./policy.yaml\naudit: { path: ./audit.log, signingKey: none }\n`,
     );
     await writeFile(
       join(dir, 'connector.yaml'),

@@ -94,7 +94,7 @@ beforeAll(async () => {
     listen: '127.0.0.1:0',
     identity: join(w.dir, 'ids', 'relay'),
     policy: w.relayPolicyPath,
-    audit: { path: w.auditPath },
+    audit: { path: w.auditPath, signingKey: 'none' },
     pins: { path: pins },
     jwtSigner: { key: jwtKey },
   });

@@ -171,7 +171,7 @@ describe('the SPIFFE Workload API as the identity source, end to end', () => {
     const first = await svidOf(ca, RELAY);
     const api = await workloadApi(dir, 'relay', first);
     await writeFile(join(dir, 'policy.yaml'), JSON.stringify(POLICY));
-    await writeFile(join(dir, 'relay.yaml'), `listen: 127.0.0.1:0\nidentity: { workloadApi: { endpoint: "${api.endpoint}" } }\npolicy: ./policy.yaml\naudit: { path: ./audit.log }\n`);
+    await writeFile(join(dir, 'relay.yaml'), `listen: 127.0.0.1:0\nidentity: { workloadApi: { endpoint: "${api.endpoint}" } }\npolicy: ./policy.yaml\naudit: { path: ./audit.log, signingKey: none }\n`);
     const relay = await startRelayProcess(join(dir, 'relay.yaml'));
     cleanups.push(async () => {
       relay.child.kill('SIGKILL');

@@ -68,7 +68,7 @@ export async function createWorld(policyYaml: string, worldOptions: WorldOptions
     relay: undefined as unknown as Relay,
     connector: undefined,
     async startRelay(port = 0) {
-      w.relay = await startRelay({ listen: `127.0.0.1:${port}`, identity: relayIds, policy: relayPolicyPath, audit: { path: auditPath } });
+      w.relay = await startRelay({ listen: `127.0.0.1:${port}`, identity: relayIds, policy: relayPolicyPath, audit: { path: auditPath, signingKey: 'none' } });
       return w.relay;
     },
     async startConnector(servers, idName) {
@@ -134,9 +134,13 @@ export interface RelayPair {
   start(name: 'a' | 'b'): Promise<RelayProcess>;
   /** kill sends SIGKILL to relay `name` and waits for it to exit. */
   kill(name: 'a' | 'b'): Promise<void>;
+  /** process is relay `name`'s running process (it must be running). */
+  process(name: 'a' | 'b'): RelayProcess;
+  /** forget drops relay `name` from the running set (it exited by itself). */
+  forget(name: 'a' | 'b'): void;
   auditPath(name: 'a' | 'b'): string;
-  /** verify runs `switchboard audit verify` on relay `name`'s trail: 0, or the exit code and output. */
-  verify(name: 'a' | 'b'): Promise<0 | string>;
+  /** verify runs `switchboard audit verify … --key … [...flags]` on relay `name`'s trail: 0, or the exit code and output. */
+  verify(name: 'a' | 'b', ...flags: string[]): Promise<0 | string>;
   /** trail reads relay `name`'s audit records. */
   trail(name: 'a' | 'b'): Promise<{ type: string; [k: string]: unknown }[]>;
   close(): Promise<void>;
@@ -150,8 +154,11 @@ async function freeLoopbackPort(): Promise<number> {
   return port;
 }
 
-/** startRelayPair writes both relays' configs (policy `policyYaml`, one audit key) and starts them. */
-export async function startRelayPair(policyYaml: string): Promise<RelayPair> {
+/**
+ * startRelayPair writes both relays' configs (policy `policyYaml`, one audit key; `extra` is more
+ * relay.yaml, `auditDir` where relay `name`'s trail goes) and starts them.
+ */
+export async function startRelayPair(policyYaml: string, options: { extra?: string; auditDir?: Partial<Record<'a' | 'b', string>> } = {}): Promise<RelayPair> {
   const dir = await mkdtemp(join(tmpdir(), 'sb-relays-'));
   const ca = await createTestCA({ trustDomain: TD });
   await writeFile(join(dir, 'policy.yaml'), policyYaml);
@@ -165,7 +172,7 @@ export async function startRelayPair(policyYaml: string): Promise<RelayPair> {
     urls[name] = `wss://127.0.0.1:${port}`;
     await writeFile(
       join(dir, `relay-${name}.yaml`),
-      `listen: 127.0.0.1:${port}\nidentity: ./relay-${name}\npolicy: ./policy.yaml\naudit: { path: ./audit-${name}.log, signingKey: ./audit-key/audit_key.pem }\n`,
+      `listen: 127.0.0.1:${port}\nidentity: ./relay-${name}\npolicy: ./policy.yaml\naudit: { path: ${join(options.auditDir?.[name] ?? dir, `audit-${name}.log`)}, signingKey: ./audit-key/audit_key.pem }\n${options.extra ?? ''}`,
     );
   }
   const pair: RelayPair = {
@@ -184,15 +191,23 @@ export async function startRelayPair(policyYaml: string): Promise<RelayPair> {
       await relay.exited;
       running.delete(name);
     },
-    auditPath: (name) => join(dir, `audit-${name}.log`),
-    async verify(name) {
-      return run(process.execPath, [CLI, 'audit', 'verify', join(dir, `audit-${name}.log`), '--key', join(dir, 'audit-key', 'audit_pub.pem')]).then(
+    process(name) {
+      const p = running.get(name);
+      if (p === undefined) throw new Error(`relay ${name} is not running`);
+      return p;
+    },
+    forget(name) {
+      running.delete(name);
+    },
+    auditPath: (name) => join(options.auditDir?.[name] ?? dir, `audit-${name}.log`),
+    async verify(name, ...flags) {
+      return run(process.execPath, [CLI, 'audit', 'verify', pair.auditPath(name), '--key', join(dir, 'audit-key', 'audit_pub.pem'), ...flags]).then(
         () => 0 as const,
         (e: { code: number; stdout: string; stderr: string }) => `${e.code}: ${e.stdout}${e.stderr}`,
       );
     },
     async trail(name) {
-      return (await readFile(join(dir, `audit-${name}.log`), 'utf8'))
+      return (await readFile(pair.auditPath(name), 'utf8'))
         .trim()
         .split('\n')
         .map((l) => JSON.parse(l) as { type: string });
@@ -214,4 +229,48 @@ export async function until(what: string, check: () => boolean, ms: number): Pro
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 25));
   }
+}
+
+/** LoggedProcess is a child process whose JSON log lines are kept (stdout and stderr), with the end of its stderr. */
+export interface LoggedProcess {
+  child: ChildProcess;
+  exited: Promise<number | null>;
+  /** lines are the parsed JSON log lines so far. */
+  lines: Record<string, unknown>[];
+  stderr(): string;
+  /** logged waits until `count` lines with `msg` were logged, at most `ms`. */
+  logged(msg: string, count: number, ms: number): Promise<void>;
+}
+
+/** startLoggedProcess runs `switchboard <args…>` with its logs kept (no wait for anything). */
+export function startLoggedProcess(args: string[]): LoggedProcess {
+  const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LOG_LEVEL: 'info' } });
+  const exited = once(child, 'exit').then(([code]) => code as number | null);
+  let err = '';
+  child.stderr?.on('data', (c: Buffer) => (err = (err + c.toString()).slice(-20_000)));
+  const lines: Record<string, unknown>[] = [];
+  // The relay logs to stdout, the connector to stderr: read both.
+  for (const stream of [child.stdout, child.stderr]) {
+    createInterface({ input: stream as NodeJS.ReadableStream }).on('line', (line) => {
+      try {
+        lines.push(JSON.parse(line) as Record<string, unknown>);
+      } catch {
+        // not a log line
+      }
+    });
+  }
+  return {
+    child,
+    exited,
+    lines,
+    stderr: () => err,
+    async logged(msg, count, ms) {
+      const end = Date.now() + ms;
+      while (lines.filter((l) => l.msg === msg).length < count) {
+        if (Date.now() > end) throw new Error(`timed out waiting for ${count}× "${msg}": ${err.slice(-500)}`);
+        if (child.exitCode !== null) throw new Error(`exited ${child.exitCode} before ${count}× "${msg}": ${err.slice(-500)}`);
+        await new Promise((r) => setTimeout(r, 25));
+      }
+    },
+  };
 }

@@ -34,6 +34,12 @@ const TEXT_FRAME = Object.freeze({ binary: false });
 const SENT: Promise<void> = Promise.resolve();
 /** RESUMABLE_CLOSES are the closes after which the session is resumed: the relay or its link went away, the backend did not. */
 const RESUMABLE_CLOSES: ReadonlySet<number> = new Set([CloseCode.GOING_AWAY, 1006, CloseCode.INTERNAL_ERROR, CloseCode.LINK_LOST]);
+/**
+ * RESUME_NO_ROUTE_MS bounds how long a resume goes on while every relay that answers says the
+ * connector holding the session has no link to it (409): the connector is gone (crashed), not
+ * reconnecting, and a new session (through another connector) is the way on.
+ */
+const RESUME_NO_ROUTE_MS = 5000;
 /** MAX_QUEUED_WHILE_RESUMING bounds the messages held while a session is being resumed. */
 const MAX_QUEUED_WHILE_RESUMING = 1000;
 
@@ -373,7 +379,9 @@ export class RelayClientTransport implements Transport {
     const deadline = this.now() + this.resumeGraceMs;
     const order = [...this.urls.filter((u) => u !== this.current), this.current];
     let round = 0;
+    let routed = this.now();
     while (this.now() < deadline && !this.closedByUs) {
+      if (this.now() - routed > RESUME_NO_ROUTE_MS) break;
       for (const url of order) {
         if (this.closedByUs || this.now() >= deadline) break;
         this.current = url;
@@ -393,6 +401,7 @@ export class RelayClientTransport implements Transport {
           // Refused for good (no such session any more, or not ours): a new session is the way on.
           // 409: the connector holding the session has no link to that relay (yet): try the others.
           const elsewhere = e instanceof HandshakeError && e.status === 409;
+          if (!elsewhere) routed = this.now();
           if ((!e.retryable && !elsewhere) || (e instanceof SessionClosedError && e.closeCode === CloseCode.RESUME_REFUSED)) return this.endResume(lost);
         }
       }

@@ -38,6 +38,34 @@ describe('switchboard audit verify', () => {
     expect(o.err()).toBe('');
   });
 
+  it('exits 3 on records no signed checkpoint covers, says how many; --allow-unsigned accepts them', async () => {
+    // An unsigned trail: no key, so no checkpoint covers any record.
+    const dir = await tempDir();
+    const path = join(dir, 'audit.log');
+    const t = await AuditTrail.open({ path, durability: 'off' });
+    for (let i = 0; i < 4; i++) await t.append(request(i));
+    await t.close();
+    const o = io();
+    expect(await runAuditVerify({ files: [path] }, o)).toBe(3);
+    expect(o.out()).toBe(
+      'UNSIGNED: 4 records, seq 1–4, 0 checkpoints (signatures not checked: no public key); 4 records after the last checkpoint not yet signed; no checkpoint side file: a truncated tail cannot be detected\n' +
+        `  last hash ${JSON.parse((await readFile(path, 'utf8')).trim().split('\n')[3] as string).hash}\n` +
+        '  4 records (seq 1–4) no signed checkpoint covers: a cut-off or rewritten tail there would not be detected; --allow-unsigned accepts them\n',
+    );
+    expect(await runAuditVerify({ files: [path], allowUnsigned: true }, io())).toBe(0);
+    const j = io();
+    expect(await runAuditVerify({ files: [path], json: true }, j)).toBe(3);
+    expect(JSON.parse(j.out())).toMatchObject({ ok: true, unsignedTail: 4, unsignedAccepted: false });
+    // A signed trail whose writer did not close it: the tail after the last checkpoint (12 records, one every 5).
+    const signed = await trail(12);
+    const lines = (await readFile(signed.path, 'utf8')).split('\n').filter((l) => l !== '');
+    await writeFile(signed.path, `${lines.slice(0, -1).join('\n')}\n`);
+    const tail = io();
+    expect(await runAuditVerify({ files: [signed.path], key: signed.pub }, tail)).toBe(3);
+    expect(tail.out()).toMatch(/^ {2}2 records \(seq 13–14\) no signed checkpoint covers/m);
+    expect(await runAuditVerify({ files: [signed.path], key: signed.pub, allowUnsigned: true }, io())).toBe(0);
+  });
+
   it('exits 1 and names the first bad seq and the problem on tampering', async () => {
     const { path, pub } = await trail();
     const lines = (await readFile(path, 'utf8')).split('\n');

@@ -48,7 +48,8 @@ export type DenyReason =
   | 'prompt_denied'
   | 'tool_unpinned'
   | 'rate_limited'
-  | 'redaction_failed';
+  | 'redaction_failed'
+  | 'method_denied';
 
 /** RelayMetricsSnapshot is the value of every counter and gauge at one moment. */
 export interface RelayMetricsSnapshot {
@@ -95,7 +96,7 @@ const PIN_EVENTS: readonly PinEventType[] = ['pinned', 'drift', 'pending', 'appr
 const DENY_REASONS: readonly DenyReason[] = [
   'parse_error', 'batch', 'invalid_request', 'duplicate_key', 'too_deep', 'tool_denied', 'server_request_denied',
   'unknown_response_id', 'id_in_flight', 'too_many_in_flight', 'invalid_server_message', 'audit_unavailable', 'binary_frame',
-  'args_denied', 'resource_denied', 'prompt_denied', 'tool_unpinned', 'rate_limited', 'redaction_failed',
+  'args_denied', 'resource_denied', 'prompt_denied', 'tool_unpinned', 'rate_limited', 'redaction_failed', 'method_denied',
 ];
 const REFUSALS: readonly UpgradeRefusal[] = [
   'not_found', 'bad_request', 'bad_subprotocol', 'invalid_svid', 'forbidden', 'no_connector', 'not_a_connector', 'shutting_down', 'revoked',

@@ -139,14 +139,14 @@ describe('startRelay', () => {
         listen: '127.0.0.1:0',
         identity: { svid: await ca.issue(RELAY_ID), bundle: ca.bundle },
         policy: { trustDomain: 'other.org', servers: {} },
-        audit: { path: join(dir, 'x.log') },
+        audit: { path: join(dir, 'x.log'), signingKey: 'none' },
       }),
     ).rejects.toMatchObject({ code: 'RELAY_ERR_POLICY', message: /other\.org/ });
   });
 
   it('refuses an identity directory it cannot read', async () => {
     await expect(
-      startRelay({ listen: '127.0.0.1:0', identity: join(dir, 'nope'), policy: { trustDomain: 'example.org', servers: {} }, audit: { path: join(dir, 'y.log') } }),
+      startRelay({ listen: '127.0.0.1:0', identity: join(dir, 'nope'), policy: { trustDomain: 'example.org', servers: {} }, audit: { path: join(dir, 'y.log'), signingKey: 'none' } }),
     ).rejects.toMatchObject({ code: 'RELAY_ERR_IDENTITY' });
   });
 });
@@ -162,7 +162,7 @@ describe('switchboard relay (runRelay)', () => {
   });
 
   function config(extra = '', listen = '127.0.0.1:0'): string {
-    return `listen: ${listen}\nidentity: ./ids\npolicy: ./policy.yaml\naudit: { path: ./cli-audit.log }\n${extra}`;
+    return `listen: ${listen}\nidentity: ./ids\npolicy: ./policy.yaml\naudit: { path: ./cli-audit.log, signingKey: none }\n${extra}`;
   }
 
   async function run(text: string, drive?: (relay: Relay, signals: EventEmitter) => Promise<void>) {

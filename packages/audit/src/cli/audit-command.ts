@@ -19,6 +19,8 @@ export interface AuditVerifyCliOptions {
   /** checkpoints is the side file; found next to the trail when not given. */
   checkpoints?: string;
   partial?: boolean;
+  /** allowUnsigned accepts records no signed checkpoint covers (an unsigned trail, or the tail after the last checkpoint). */
+  allowUnsigned?: boolean;
   json?: boolean;
 }
 
@@ -26,8 +28,10 @@ const TORN = /\.torn-\d+-\d+$/;
 
 /**
  * runAuditVerify checks a trail and prints `OK` with counts, or the first bad seq and the problem.
- * Returns 0 when the trail is intact, 1 when it was tampered with (or is damaged), 2 on usage errors
- * (no file, an unreadable file or key).
+ * Returns 0 when the trail is intact and every record is covered by a signed checkpoint, 1 when it
+ * was tampered with (or is damaged), 2 on usage errors (no file, an unreadable file or key), 3 when
+ * it is intact but records no signed checkpoint covers remain (unsigned trail, or the tail after the
+ * last checkpoint of a relay that did not stop cleanly) — `--allow-unsigned` accepts them (0).
  */
 export async function runAuditVerify(opts: AuditVerifyCliOptions, io: CliIo): Promise<number> {
   try {
@@ -58,16 +62,24 @@ export async function runAuditVerify(opts: AuditVerifyCliOptions, io: CliIo): Pr
     if (opts.key !== undefined) vo.publicKey = await loadAuditPublicKey(opts.key);
     if (checkpoints !== undefined) vo.checkpoints = checkpoints;
     const r = await verifyAuditTrail(files, vo);
+    const unsigned = r.ok && r.unsignedTail > 0 && opts.allowUnsigned !== true;
     if (opts.json) {
-      io.stdout.write(`${JSON.stringify({ ...r, checkpointFile: checkpoints ?? null, keyId: vo.publicKey?.keyId ?? null }, null, 2)}\n`);
-      return r.ok ? 0 : 1;
+      io.stdout.write(`${JSON.stringify({ ...r, unsignedAccepted: r.unsignedTail > 0 && opts.allowUnsigned === true, checkpointFile: checkpoints ?? null, keyId: vo.publicKey?.keyId ?? null }, null, 2)}\n`);
+      return r.ok ? (unsigned ? 3 : 0) : 1;
     }
     if (found) io.stdout.write(`using checkpoint file ${checkpoints}\n`);
     if (r.ok) {
-      io.stdout.write(`OK: ${r.message}\n`);
+      io.stdout.write(`${unsigned ? 'UNSIGNED' : 'OK'}: ${r.message}\n`);
       if (r.records > 0) io.stdout.write(`  last hash ${r.lastHash}\n`);
       if (vo.publicKey === undefined) io.stderr.write('warning: no --key: checkpoint signatures were not verified\n');
       if (checkpoints === undefined) io.stderr.write('warning: no checkpoint file: a truncated tail cannot be detected\n');
+      if (unsigned) {
+        const first = (r.lastSeq ?? 0) - r.unsignedTail + 1;
+        io.stdout.write(
+          `  ${r.unsignedTail} record${r.unsignedTail === 1 ? '' : 's'} (seq ${first}–${r.lastSeq}) no signed checkpoint covers: a cut-off or rewritten tail there would not be detected; --allow-unsigned accepts them\n`,
+        );
+        return 3;
+      }
       return 0;
     }
     const where = r.file !== undefined ? ` (${r.file}${r.line !== undefined ? ` line ${r.line}` : ''})` : '';
@@ -121,11 +133,12 @@ export function auditCommand(io: CliIo, setExit: (code: number) => void): Comman
   const audit = new Command('audit').description('verify and read the tamper-evident audit trail');
   audit
     .command('verify')
-    .description('check the hash chain, the seq continuity and the checkpoint signatures; exit 1 on tampering')
+    .description('check the hash chain, the seq continuity and the checkpoint signatures; exit 1 on tampering, 3 when records no signed checkpoint covers remain')
     .argument('<file...>', 'trail files (rotated ones in any order, e.g. audit.log*)')
     .option('--key <file>', `checkpoint public key (${AUDIT_KEY_FILES.publicKey})`)
     .option('--checkpoints <file>', 'checkpoint side file (default: <trail>.checkpoints when present)')
     .option('--partial', 'accept a trail that starts after seq 1 (older files pruned)')
+    .option('--allow-unsigned', 'accept records no signed checkpoint covers (else exit 3): an unsigned trail, or the tail of a relay that did not stop cleanly')
     .option('--json', 'print the result as JSON')
     .action(async (files: string[], o: Omit<AuditVerifyCliOptions, 'files'>) => setExit(await runAuditVerify({ ...o, files }, io)));
   audit

@@ -39,6 +39,9 @@ import { dialError } from './dial-errors.js';
 import type { ResumeTable } from './resume-table.js';
 import { Session, type SessionHost } from './session.js';
 
+/** LOST_LINK_CLOSES are the link closes after which resumable sessions wait for a resume: no close frame (a crash, silence), going away, a relay error. */
+const LOST_LINK_CLOSES: ReadonlySet<number> = new Set([1005, 1006, CloseCode.GOING_AWAY, CloseCode.INTERNAL_ERROR]);
+
 /** MAX_LINK_FRAME_BYTES is the largest link frame accepted: 16 MiB of payload plus the header. */
 export const MAX_LINK_FRAME_BYTES = 16 * 1024 * 1024 + HEADER_BYTES;
 
@@ -534,8 +537,10 @@ export class Link implements SessionHost {
     this.state = 'closed';
     const reason = reasonBuf.toString('utf8');
     if (!this.error && !this.closingByUs) this.error = closeError(code, reason, this.relay, wasUp);
-    // A lost link (not our own shutdown) leaves resumable sessions waiting for their agents.
-    for (const s of [...this.sessions.values()]) if (this.closingByUs || !this.keepForResume(s)) void s.release();
+    // A lost link (the relay died, shut down or went silent; not our shutdown, not a close for
+    // our identity's sake) leaves resumable sessions waiting for their agents.
+    const lost = !this.closingByUs && LOST_LINK_CLOSES.has(code);
+    for (const s of [...this.sessions.values()]) if (!lost || !this.keepForResume(s)) void s.release();
     for (const w of this.drainWaiters) w();
     this.drainWaiters = [];
     if (this.error) this.logger.info({ code, reason, err: this.error.message }, 'link closed');

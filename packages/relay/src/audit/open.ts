@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { AuditSigningKey, isAuditError, loadAuditSigningKey, sha256Hex, type AuditFs, type AuditPolicyReload } from '@switchboard/audit';
 import type { Logger } from '@switchboard/common';
 import { RelayConfigError } from '../errors.js';
-import type { RelayAuditConfig, RelayAuditDurability } from '../config/audit-config.js';
+import { UNSIGNED, type RelayAuditConfig, type RelayAuditDurability } from '../config/audit-config.js';
 import type { AuditSink } from './sink.js';
 import { TrailAuditSink } from './trail-sink.js';
 
@@ -13,7 +13,8 @@ import { TrailAuditSink } from './trail-sink.js';
  */
 export interface RelayAuditOptions extends Omit<RelayAuditConfig, 'durability' | 'signingKey'> {
   durability?: RelayAuditDurability;
-  signingKey?: string | AuditSigningKey;
+  /** signingKey: a key file, a loaded key, or `'none'` (unsigned, knowingly). Required. */
+  signingKey: string | AuditSigningKey;
 }
 
 /** OpenedAudit is the sink the relay writes to, and whether the relay closes it at shutdown. */
@@ -33,7 +34,7 @@ const DURABILITIES = new Set<string>(['strict', 'batched', 'off']);
  */
 export async function openRelayAudit(
   audit: RelayAuditOptions | { sink: AuditSink },
-  env: { logger: Logger; fs?: AuditFs; onFailure: (err: Error) => void },
+  env: { logger: Logger; fs?: AuditFs; onFailure: (err: Error) => void; onRecovered?: () => void },
 ): Promise<OpenedAudit> {
   if ('sink' in audit) return { sink: audit.sink, owned: false };
   const log = env.logger;
@@ -42,20 +43,28 @@ export async function openRelayAudit(
     throw new RelayConfigError(`config: audit.durability: must be strict, batched or off, not ${JSON.stringify(durability)}`, { path: 'audit.durability' });
   }
   let signingKey: AuditSigningKey | undefined;
-  if (typeof audit.signingKey === 'string') {
+  if ((audit.signingKey as unknown) === undefined) {
+    throw new RelayConfigError(
+      `config: audit.signingKey: is required: the checkpoint key (audit_key.pem from \`switchboard ca init\`), or ${UNSIGNED} to run without signed checkpoints`,
+      { path: 'audit.signingKey' },
+    );
+  }
+  if (audit.signingKey === UNSIGNED) {
+    signingKey = undefined;
+  } else if (typeof audit.signingKey === 'string') {
     try {
       signingKey = await loadAuditSigningKey(audit.signingKey);
     } catch (err) {
       const detail = isAuditError(err) ? `${err.code}: ${err.message}` : String(err);
       throw new RelayConfigError(`config: audit.signingKey: cannot load the checkpoint key ${audit.signingKey}: ${detail}`, { path: 'audit.signingKey', cause: err });
     }
-  } else if (audit.signingKey !== undefined) {
+  } else {
     signingKey = audit.signingKey;
   }
   if (signingKey === undefined) {
     log.warn(
       { path: audit.path },
-      'audit.signingKey is not set: checkpoints are not signed, so `switchboard audit verify` cannot detect a truncated tail or a re-chained edit; set it to the audit_key.pem written by `switchboard ca init`',
+      'audit.signingKey is none: checkpoints are not signed, so `switchboard audit verify` cannot detect a truncated tail or a re-chained edit (it exits 3 unless given --allow-unsigned); set it to the audit_key.pem written by `switchboard ca init`',
     );
   }
   if (durability === 'off') {
@@ -72,6 +81,7 @@ export async function openRelayAudit(
     ...(audit.rotate ? { rotate: audit.rotate } : {}),
     ...(env.fs ? { fs: env.fs } : {}),
     onFailure: env.onFailure,
+    ...(env.onRecovered ? { onRecovered: env.onRecovered } : {}),
     onRefused: (err, type) => log.error({ err: err.message, type }, 'audit record refused by the trail (a relay bug): it is not recorded'),
   });
   const rec = sink.recovery;

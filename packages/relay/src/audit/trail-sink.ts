@@ -1,3 +1,5 @@
+import { statfs } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import {
   AuditTrail,
   isAuditError,
@@ -29,6 +31,34 @@ export interface TrailAuditSinkOptions {
   onFailure?: (err: AuditUnavailableError) => void;
   /** onRefused is called when a record is refused as not appendable (a bug: it is logged, never silently lost). */
   onRefused?: (err: Error, type: string) => void;
+  /**
+   * onRecovered is called when a trail that failed for want of space (a write refused with
+   * ENOSPC or EDQUOT) was reopened once space returned: recorded calls are accepted again.
+   */
+  onRecovered?: () => void;
+  /** recoverEveryMs is how often a trail that ran out of space tries to reopen (default 1000). */
+  recoverEveryMs?: number;
+  /** freeBytes reports the space left for the trail's directory (default: statfs). */
+  freeBytes?: (dir: string) => Promise<number>;
+}
+
+/** RECOVER_MIN_FREE_BYTES is the free space a trail that ran out of it waits for before it reopens (1 MiB: thousands of records). */
+export const RECOVER_MIN_FREE_BYTES = 1024 * 1024;
+
+async function statfsFreeBytes(dir: string): Promise<number> {
+  const s = await statfs(dir);
+  return s.bavail * s.bsize;
+}
+
+/**
+ * outOfSpace reports whether a trail failure is a write(2) the file system refused for want of
+ * space: nothing of that batch reached the page cache, so reopening the trail once space returns
+ * (which re-checks its tail and cuts a torn line) loses nothing acknowledged. Any other failure —
+ * an fsync error above all, after which Linux may have dropped dirty pages — stays final.
+ */
+export function outOfSpace(err: AuditUnavailableError): boolean {
+  const cause = err.cause as NodeJS.ErrnoException | undefined;
+  return (cause?.code === 'ENOSPC' || cause?.code === 'EDQUOT') && cause.syscall === 'write';
 }
 
 /**
@@ -89,8 +119,8 @@ export function wellFormedRecord(record: AuditRecordInput): AuditRecordInput {
  * await sink.close(); // final checkpoint
  */
 export class TrailAuditSink implements AuditSink {
-  /** trail is the underlying trail (health, stats, recovery). */
-  readonly trail: AuditTrail;
+  /** trail is the underlying trail (health, stats, recovery); a new one after a recovery from a full disk. */
+  trail: AuditTrail;
   readonly durability: RelayAuditDurability;
   private failed = false;
   private closed = false;
@@ -98,11 +128,23 @@ export class TrailAuditSink implements AuditSink {
   private readonly refusedWrite: (err: unknown) => void;
   private lazy: LazyAuditRecord[] = [];
   private lazyTimer: NodeJS.Timeout | undefined;
+  private reopen: (() => Promise<AuditTrail>) | undefined;
+  private recoverTimer: NodeJS.Timeout | undefined;
+  private readonly onRecovered: (() => void) | undefined;
+  private readonly recoverEveryMs: number;
+  private readonly freeBytes: (dir: string) => Promise<number>;
+  private readonly dir: string;
+  /** recoveries counts the times the trail was reopened after running out of space. */
+  recoveries = 0;
 
-  private constructor(trail: AuditTrail, durability: RelayAuditDurability, onRefused: ((err: Error, type: string) => void) | undefined) {
+  private constructor(trail: AuditTrail, durability: RelayAuditDurability, options: TrailAuditSinkOptions) {
     this.trail = trail;
     this.durability = durability;
-    this.onRefused = onRefused;
+    this.onRefused = options.onRefused;
+    this.onRecovered = options.onRecovered;
+    this.recoverEveryMs = options.recoverEveryMs ?? 1000;
+    this.freeBytes = options.freeBytes ?? statfsFreeBytes;
+    this.dir = dirname(options.path);
     // One handler for every fire-and-forget write: an unavailable trail is already reported by
     // onFailure; anything else is a record the trail refused, which must not vanish silently.
     this.refusedWrite = (err: unknown) => {
@@ -120,8 +162,8 @@ export class TrailAuditSink implements AuditSink {
     const durability = options.durability ?? 'strict';
     let sink: TrailAuditSink | undefined;
     let trail: AuditTrail;
-    try {
-      trail = await AuditTrail.open({
+    const openTrail = (): Promise<AuditTrail> =>
+      AuditTrail.open({
         path: options.path,
         durability,
         ...(options.signingKey ? { signingKey: options.signingKey } : {}),
@@ -131,8 +173,11 @@ export class TrailAuditSink implements AuditSink {
         onFailure: (err) => {
           if (sink) sink.failed = true;
           options.onFailure?.(err);
+          if (sink && outOfSpace(err)) sink.scheduleRecovery();
         },
       });
+    try {
+      trail = await openTrail();
     } catch (err) {
       if (isAuditError(err, 'AUDIT_ERR_CORRUPT_TAIL')) {
         throw new RelayError(
@@ -146,8 +191,46 @@ export class TrailAuditSink implements AuditSink {
       const detail = isAuditError(err) ? `${err.code}: ${err.message}` : String(err);
       throw new RelayError('RELAY_ERR_AUDIT', `audit: cannot open the trail ${options.path}: ${detail}`, { cause: err });
     }
-    sink = new TrailAuditSink(trail, durability, options.onRefused);
+    sink = new TrailAuditSink(trail, durability, options);
+    sink.reopen = openTrail;
     return sink;
+  }
+
+  /** scheduleRecovery tries, every `recoverEveryMs`, to reopen a trail that ran out of space. */
+  private scheduleRecovery(): void {
+    if (this.closed || this.recoverTimer !== undefined) return;
+    this.recoverTimer = setTimeout(() => void this.recover(), this.recoverEveryMs);
+    this.recoverTimer.unref();
+  }
+
+  private async recover(): Promise<void> {
+    this.recoverTimer = undefined;
+    if (this.closed || !this.failed || this.reopen === undefined) return;
+    // Reopen only once there is room for a full batch of pending records again: an open alone
+    // writes nothing, so it would "succeed" on a disk that is still full.
+    const free = await this.freeBytes(this.dir).catch(() => 0);
+    if (free < RECOVER_MIN_FREE_BYTES) {
+      this.scheduleRecovery();
+      return;
+    }
+    // The failed trail's files are closed (nothing more is written through it), then reopened:
+    // the open re-reads the tail, cuts a line torn by the short write, and continues the chain.
+    await this.trail.close().catch(() => undefined);
+    let next: AuditTrail;
+    try {
+      next = await this.reopen();
+    } catch {
+      this.scheduleRecovery();
+      return;
+    }
+    if (this.closed) {
+      await next.close().catch(() => undefined);
+      return;
+    }
+    this.trail = next;
+    this.failed = false;
+    this.recoveries++;
+    this.onRecovered?.();
   }
 
   get available(): boolean {
@@ -220,6 +303,7 @@ export class TrailAuditSink implements AuditSink {
   close(): Promise<void> {
     this.drain();
     this.closed = true;
+    if (this.recoverTimer !== undefined) clearTimeout(this.recoverTimer);
     return this.trail.close();
   }
 }

@@ -1,5 +1,5 @@
 import { resolve } from 'node:path';
-import { integer, object, oneOf, string } from '@switchboard/common/config';
+import { SchemaViolation, integer, object, oneOf, string } from '@switchboard/common/config';
 
 /**
  * RelayAuditDurability is when the relay considers a record stored (docs/audit.md):
@@ -18,8 +18,11 @@ export interface RelayAuditConfig {
   path: string;
   /** durability: `strict` (default), `batched`, or `off` (explicit only; the relay warns). */
   durability: RelayAuditDurability;
-  /** signingKey is the Ed25519 checkpoint key (`audit_key.pem`); without it checkpoints are not written. */
-  signingKey?: string;
+  /**
+   * signingKey is the Ed25519 checkpoint key (`audit_key.pem`, written by `switchboard ca init`):
+   * required, so that a cut-off tail can be detected; the literal `none` runs unsigned, knowingly.
+   */
+  signingKey: string;
   /** checkpointEvery: a signed checkpoint after this many records or seconds, whichever first (1000, 60). */
   checkpointEvery?: { records?: number; seconds?: number };
   /** rotate starts a new file at `maxBytes` or when the first record is `maxAgeSeconds` old. */
@@ -28,19 +31,25 @@ export interface RelayAuditConfig {
 
 const DAY = 86_400;
 
+/** UNSIGNED is the `audit.signingKey` value that runs the trail without signed checkpoints. */
+export const UNSIGNED = 'none';
+
 /** auditSchema is relay.yaml's `audit` section (docs/audit.md); unknown keys are errors. */
 export const auditSchema = object({
   path: string(),
   durability: oneOf(['strict', 'batched', 'off'], (d) => `must be strict, batched or off, not ${JSON.stringify(d)}`).optional(),
-  signingKey: string().optional(),
+  signingKey: string({ what: 'the checkpoint key file (audit_key.pem), or none' }).optional(),
   checkpointEvery: object({ records: integer(1, 10_000_000).optional(), seconds: integer(1, DAY).optional() }).optional(),
   rotate: object({ maxBytes: integer(4096, Number.MAX_SAFE_INTEGER).optional(), maxAgeSeconds: integer(1, 366 * DAY).optional() }).optional(),
 });
 
 /** auditConfig completes a validated `audit` section: defaults set, paths resolved against `baseDir`. */
 export function auditConfig(section: ReturnType<typeof auditSchema.parse>, baseDir: string): RelayAuditConfig {
-  const out: RelayAuditConfig = { path: resolve(baseDir, section.path), durability: section.durability ?? 'strict' };
-  if (section.signingKey !== undefined) out.signingKey = resolve(baseDir, section.signingKey);
+  if (section.signingKey === undefined) {
+    throw new SchemaViolation(['audit', 'signingKey'], `is required: the checkpoint key (audit_key.pem from \`switchboard ca init\`), or ${UNSIGNED} to run without signed checkpoints (a cut-off tail then goes unnoticed)`);
+  }
+  const signingKey = section.signingKey === UNSIGNED ? UNSIGNED : resolve(baseDir, section.signingKey);
+  const out: RelayAuditConfig = { path: resolve(baseDir, section.path), durability: section.durability ?? 'strict', signingKey };
   if (section.checkpointEvery !== undefined) out.checkpointEvery = definedOnly(section.checkpointEvery);
   if (section.rotate !== undefined) out.rotate = definedOnly(section.rotate);
   return out;

@@ -30,6 +30,18 @@ const KINDS: ReadonlyMap<string, Req> = new Map<string, Req>([
   ['completion/complete', Req.COMPLETE],
 ]);
 
+/**
+ * FORWARDED_PLAIN are the MCP request methods the relay passes as they are (besides the governed
+ * and listed ones above): a request with any other method — one a newer revision of MCP added, a
+ * vendor's — is refused unless a policy rule allows it (`rules[].methods`).
+ */
+const FORWARDED_PLAIN: ReadonlySet<string> = new Set(['initialize', 'ping', 'resources/unsubscribe', 'logging/setLevel']);
+
+/** isForwardedPlain reports whether a PLAIN request's method is one the relay passes without asking the policy. */
+export function isForwardedPlain(buf: Buffer, shape: MessageShape): boolean {
+  return methodIs(buf, shape, Methods.ping) || FORWARDED_PLAIN.has(spanString(buf, shape.method));
+}
+
 /** requestKind classifies the agent request just scanned into `shape` (tools/call compared on its raw bytes, the hot case). */
 export function requestKind(buf: Buffer, shape: MessageShape): Req {
   if (methodIs(buf, shape, Methods.toolsCall)) return Req.TOOLS_CALL;

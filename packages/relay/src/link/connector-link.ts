@@ -57,6 +57,9 @@ const DRAINING = 2;
 const CLOSED = 3;
 
 const MAX_SESSION_ID = 0xffffffff;
+/** LOST_LINK_CLOSES are the link closes after which the connector keeps resumable sessions (its Link's own rule). */
+const LOST_LINK_CLOSES: ReadonlySet<number> = new Set([1005, 1006, CloseCode.GOING_AWAY, CloseCode.INTERNAL_ERROR]);
+
 const BINARY = Object.freeze({ binary: true });
 
 const kLink = Symbol('switchboard.link');
@@ -336,13 +339,15 @@ export class ConnectorLink implements RoutableLink, SessionHost {
   }
 
   /**
-   * shutdown closes the link with `code`: it leaves the registry, its sessions are closed with
-   * 4509, and the WebSocket is closed.
+   * shutdown closes the link with `code`: it leaves the registry, its sessions are closed (4509
+   * when the relay is going away, so agents resume them elsewhere; 4503 for a link closed for its
+   * connector's sake — expired, revoked, a protocol error — whose sessions the connector ends too),
+   * and the WebSocket is closed.
    */
   shutdown(code: number, reason: string): void {
     if (this.state === CLOSED) return;
     this.state = CLOSED;
-    this.release();
+    this.release(code === CloseCode.GOING_AWAY);
     if (this.ws.readyState === WebSocket.OPEN || this.ws.readyState === WebSocket.CONNECTING) {
       this.ws.close(code, closeReason(reason));
     }
@@ -356,19 +361,20 @@ export class ConnectorLink implements RoutableLink, SessionHost {
   handleClose(code: number, reason: Buffer): void {
     if (this.state === CLOSED) return;
     this.state = CLOSED;
-    this.release();
     const sent = closeAsSent(code, reason.toString('utf8'), this.protocolClose);
+    // Lost (no close frame, going away, an error): the connector keeps resumable sessions.
+    this.release(LOST_LINK_CLOSES.has(sent.code));
     this.finish(sent.code, sent.reason);
   }
 
-  private release(): void {
+  private release(resumable: boolean): void {
     if (this.helloTimer) clearTimeout(this.helloTimer);
     this.helloTimer = undefined;
     this.expiry?.cancel();
     this.ctx.registry.removeLink(this);
     const sessions = [...this.sessions.values()];
     this.sessions.clear();
-    for (const s of sessions) s.handleLinkLost();
+    for (const s of sessions) s.handleLinkLost(resumable);
   }
 
   private finish(code: number, reason: string): void {

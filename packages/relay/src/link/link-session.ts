@@ -19,8 +19,8 @@ export interface LinkSession {
   handleOpenOk(payload: OpenOkPayload): void;
   handleOpenFail(code: unknown, reason: unknown): void;
   handleServerClose(code: unknown, reason: unknown): void;
-  /** handleLinkLost ends the session: its link is gone. */
-  handleLinkLost(): void;
+  /** handleLinkLost ends the session: its link is gone (`resumable`: lost, not closed for the connector's sake). */
+  handleLinkLost(resumable: boolean): void;
   /** tick is the heartbeat: ping the agent, end it after `idleTicks` silent periods. */
   tick(idleTicks: number): void;
 }

@@ -40,6 +40,9 @@ export interface CompiledRule {
   readonly resourcesDeny: UriGlobSet;
   readonly promptsAllow: GlobSet;
   readonly promptsDeny: GlobSet;
+  /** methodsAllow and methodsDeny are globs over the request methods the relay does not know. */
+  readonly methodsAllow: GlobSet;
+  readonly methodsDeny: GlobSet;
   readonly args: readonly ArgRule[];
   readonly rate: RateRule | undefined;
   /** redactResults and redactArguments name redaction profiles (validated). */
@@ -181,6 +184,7 @@ export function compileRule(r: RuleShape, index: number, td: TrustDomain, server
   const tools = accessList(r.tools, [...path, 'tools']);
   const resources = accessList(r.resources, [...path, 'resources']);
   const prompts = accessList(r.prompts, [...path, 'prompts']);
+  const methods = accessList(r.methods, [...path, 'methods']);
   const args = compileArgs(r.args, [...path, 'args']);
   const rate = compileRate(id, r.rate, [...path, 'rate']);
   const redact = compileRedact(r.redact, [...path, 'redact']);
@@ -190,7 +194,7 @@ export function compileRule(r: RuleShape, index: number, td: TrustDomain, server
     if (allowed !== undefined) serverRequests[kind] = allowed;
   }
   const hasAllowLists = tools.allow.length + resources.allow.length + prompts.allow.length > 0;
-  const grants = hasAllowLists || Object.values(serverRequests).some((v) => v === true);
+  const grants = hasAllowLists || methods.allow.length > 0 || Object.values(serverRequests).some((v) => v === true);
 
   return Object.freeze({
     id,
@@ -203,6 +207,8 @@ export function compileRule(r: RuleShape, index: number, td: TrustDomain, server
     resourcesDeny: new UriGlobSet(resources.deny),
     promptsAllow: new GlobSet(prompts.allow),
     promptsDeny: new GlobSet(prompts.deny),
+    methodsAllow: new GlobSet(methods.allow),
+    methodsDeny: new GlobSet(methods.deny),
     args: Object.freeze(args),
     rate,
     redactResults: Object.freeze(redact.results),

@@ -83,6 +83,19 @@ export function decideNamed(rules: readonly CompiledRule[], server: string, kind
   return { allow: false, reason: `no rule allows ${what} on server "${server}"` };
 }
 
+/** @internal decideMethod decides a request method the relay does not know: deny beats allow, default deny. */
+export function decideMethod(rules: readonly CompiledRule[], server: string, method: string): Decision {
+  for (const rule of rules) {
+    const p = rule.methodsDeny.match(method);
+    if (p !== undefined) return { allow: false, ruleId: rule.id, reason: `method "${method}" is denied by rule "${rule.id}" (deny "${p}")` };
+  }
+  for (const rule of rules) {
+    const p = rule.methodsAllow.match(method);
+    if (p !== undefined) return { allow: true, ruleId: rule.id, reason: `method "${method}" is allowed by rule "${rule.id}" (allow "${p}")` };
+  }
+  return { allow: false, reason: `method "${method}" is not one the relay forwards, and no rule allows it on server "${server}" (rules[].methods.allow)` };
+}
+
 /** @internal decideResource normalises a resource URI, then decides it. */
 export function decideResource(rules: readonly CompiledRule[], server: string, uri: string): Decision {
   const n = normalizeResourceUri(uri);

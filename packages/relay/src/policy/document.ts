@@ -76,6 +76,11 @@ export interface PolicyRuleDocument {
   resources?: AccessListDocument;
   /** prompts holds globs over prompt names. */
   prompts?: AccessListDocument;
+  /**
+   * methods holds globs over the JSON-RPC methods the relay does not know (a newer revision's
+   * `tasks/list`, a vendor extension): they are refused unless a rule allows them here.
+   */
+  methods?: AccessListDocument;
   /** args constrains arguments: tool name (or glob) → argument → constraints. */
   args?: Record<string, Record<string, ArgConstraintDocument>>;
   /** rate limits the calls this rule covers, per agent. */

@@ -27,6 +27,7 @@ const rule = object({
   tools: accessList.optional(),
   resources: accessList.optional(),
   prompts: accessList.optional(),
+  methods: accessList.optional(),
   args: record(record(z.unknown(), 'a mapping of argument names to constraints'), 'a mapping of tool names to argument constraints').optional(),
   rate: record(z.unknown(), 'a mapping with calls, per, concurrent').optional(),
   // A list of profiles (for results) or { results, arguments }: checked by the compiler.

@@ -3,6 +3,7 @@ import { ruleCovers, type CallKind, type CompiledRule } from './compile-rule.js'
 import type { PolicySnapshot } from './compile.js';
 import {
   connectorMayServe,
+  decideMethod,
   decideNamed,
   decideResource,
   decideServerRequest,
@@ -125,6 +126,7 @@ export class PolicyScope {
   private readonly blocked: Decision | undefined;
   private readonly caches: Record<CallKind, Map<string, CallPolicy>> = { tool: new Map(), resource: new Map(), prompt: new Map() };
   private readonly templateCache = new Map<string, Decision>();
+  private readonly methodCache = new Map<string, Decision>();
   private readonly requestCache: Partial<Record<ServerRequestKind, Decision>> = {};
 
   constructor(snapshot: PolicySnapshot, subject: PolicySubject, server: string) {
@@ -181,6 +183,18 @@ export class PolicyScope {
   /** prompt decides whether the subject may see and get prompt `name`. */
   prompt(name: string): Decision {
     return this.call('prompt', name).decision;
+  }
+
+  /** method decides whether the subject may send a request whose method the relay does not know. */
+  method(method: string): Decision {
+    const hit = this.methodCache.get(method);
+    if (hit !== undefined) return hit;
+    const d = this.blocked ?? decideMethod(this.rules, this.server, method);
+    if (method.length <= CACHE_NAME_MAX) {
+      if (this.methodCache.size >= CACHE_ENTRIES_MAX) this.methodCache.clear();
+      this.methodCache.set(method, d);
+    }
+    return d;
   }
 
   /** serverRequest decides whether the server may send a `kind` request to the subject. */

@@ -11,7 +11,7 @@ import { judgeReauth } from '../auth/reauth.js';
 import type { PeerAuthenticator, PeerIdentity } from '../auth/peer-auth.js';
 import type { RelayLimits, UnknownToolReply } from '../config/limits.js';
 import type { Enforcement } from '../enforce/enforcement.js';
-import { Req, isGoverned, requestKind } from '../enforce/request-kind.js';
+import { Req, isForwardedPlain, isGoverned, requestKind } from '../enforce/request-kind.js';
 import { SessionEnforcer } from '../enforce/session-enforcer.js';
 import { coalesce } from '../internal/cork.js';
 import type { LinkSession, SessionHost } from '../link/link-session.js';
@@ -27,7 +27,7 @@ import {
   type RequestKey,
 } from '../message/jsonrpc.js';
 import { RequestParams } from '../message/request-params.js';
-import { JsonScanError, JsonType, MessageShape, scanMessage, spanRaw } from '../message/strict-json.js';
+import { JsonScanError, JsonType, MessageShape, scanMessage, spanRaw, spanString } from '../message/strict-json.js';
 import type { DenyReason, RelayMetrics } from '../metrics.js';
 import type { ServerRequestKind } from '../policy/document.js';
 import type { PolicyScope } from '../policy/scope.js';
@@ -283,7 +283,22 @@ export class AgentSession implements LinkSession {
     }
     const kind = requestKind(data, shape);
     let stored: Promise<unknown> | undefined;
-    if (kind !== Req.PLAIN) {
+    if (kind === Req.PLAIN && !isForwardedPlain(data, shape)) {
+      // A method the relay does not know: refused (like a method the server lacks) unless a rule allows it.
+      const method = spanString(data, shape.method);
+      if (!this.ctx.audit.available) {
+        this.deny('audit_unavailable');
+        this.replyToAgent(auditUnavailableReply(keyJson(key)));
+        return;
+      }
+      const d = this.enforcer.scope.method(method);
+      stored = this.audit.request('agent-to-server', key, spanRaw(data, shape.id), method, null, d, null);
+      if (!d.allow) {
+        this.deny('method_denied');
+        this.replyToAgent(methodNotFoundReply(keyJson(key)));
+        return;
+      }
+    } else if (kind !== Req.PLAIN) {
       if (isGoverned(kind) && !this.ctx.audit.available) {
         this.deny('audit_unavailable');
         this.replyToAgent(auditUnavailableReply(keyJson(key)));
@@ -488,9 +503,13 @@ export class AgentSession implements LinkSession {
     this.close(sendableCloseCode(code, CloseCode.BACKEND_FAILED), closeReason(reason) || 'backend session ended', false, true);
   }
 
-  /** @internal the link is gone: close with 4509. */
-  handleLinkLost(): void {
-    this.close(CloseCode.LINK_LOST, 'connector link lost', false, true);
+  /**
+   * @internal the link is gone: close with 4509 (lost: the connector may keep the session for a
+   * resume), or 4503 when the relay closed the link for its connector's sake (its sessions end there).
+   */
+  handleLinkLost(resumable: boolean): void {
+    if (resumable) this.close(CloseCode.LINK_LOST, 'connector link lost', false, true);
+    else this.close(CloseCode.NO_CONNECTOR, 'the connector link was closed', false, true);
   }
 
   /** @internal heartbeat: ping the agent; terminate after too many silent periods. */

@@ -1,5 +1,5 @@
 import type { Logger } from '@switchboard/common';
-import type { AuditFs } from '@switchboard/audit';
+import type { AuditFs, AuditUnavailableError } from '@switchboard/audit';
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { DEFAULT_SVID_TTL_SECONDS, EnrollmentTokenVerifier, FileUsedTokenStore, PkiError, SvidIssuer, loadIdentityFiles, loadJwtSvidSigner, type Identity, type JwtSvidSigner, type UsedTokenStore } from '@switchboard/pki';
@@ -9,6 +9,7 @@ import type { JwtSignerOptions, PinsOptions } from '../config/enforcement-config
 import { openRelayAudit, policyReloadRecord, type RelayAuditOptions } from '../audit/open.js';
 import { auditMetricsOf } from '../audit/metrics.js';
 import type { AuditSink } from '../audit/sink.js';
+import { outOfSpace } from '../audit/trail-sink.js';
 import { Enforcement } from '../enforce/enforcement.js';
 import { PinRuntime } from '../enforce/pin-runtime.js';
 import { RelayError } from '../errors.js';
@@ -196,7 +197,13 @@ export async function openAudit(
     logger,
     ...(fs ? { fs } : {}),
     onFailure: (err) =>
-      logger.error({ err: err.message }, 'audit trail failed: every recorded call is refused (-32050) and /readyz reports 503 until the relay is restarted'),
+      logger.error(
+        { err: err.message },
+        outOfSpace(err as AuditUnavailableError)
+          ? 'audit trail is out of space: every recorded call is refused (-32050) and /readyz reports 503; the trail reopens by itself once space returns'
+          : 'audit trail failed: every recorded call is refused (-32050) and /readyz reports 503 until the relay is restarted',
+      ),
+    onRecovered: () => logger.warn({}, 'audit trail reopened: space returned; recorded calls are accepted again'),
   });
   const audit = opened.sink;
   // A sink the caller passed in is theirs to close; the relay only flushes it.

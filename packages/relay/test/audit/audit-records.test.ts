@@ -182,7 +182,7 @@ describe('record mapping (exact fields)', () => {
   });
 
   it('a tool name with a lone surrogate is recorded (as U+FFFD) instead of breaking the trail', async () => {
-    t = await startTestRelay({ audit: { path: join(dir, 'surrogate.log') } });
+    t = await startTestRelay({ audit: { path: join(dir, 'surrogate.log'), signingKey: 'none' } });
     const h = await HarnessConnector.connect(t, CRM_CONNECTOR, ['crm']);
     const agent = await AgentClient.open(t, SUPPORT, 'crm');
     await h.session(1);
@@ -246,7 +246,7 @@ describe('the trail file', () => {
 
   it('a corrupt tail stops the relay at start (RELAY_ERR_AUDIT, AUDIT_ERR_CORRUPT_TAIL); `switchboard relay` exits 1', async () => {
     const path = join(dir, 'corrupt.log');
-    t = await startTestRelay({ audit: { path } });
+    t = await startTestRelay({ audit: { path, signingKey: 'none' } });
     await traffic(t, 1);
     await t.close();
     t = undefined;
@@ -259,14 +259,14 @@ describe('the trail file', () => {
     await writeFile(path, edited);
     const ca = (await import('@switchboard/pki/testing')).createTestCA;
     const testCa = await ca({ trustDomain: 'example.org' });
-    const options = { listen: '127.0.0.1:0', identity: { svid: await testCa.issue(RELAY_ID), bundle: testCa.bundle }, policy: STANDARD_POLICY, audit: { path } };
+    const options = { listen: '127.0.0.1:0', identity: { svid: await testCa.issue(RELAY_ID), bundle: testCa.bundle }, policy: STANDARD_POLICY, audit: { path, signingKey: 'none' } };
     await expect(startRelay(options)).rejects.toMatchObject({ code: 'RELAY_ERR_AUDIT', message: expect.stringMatching(/AUDIT_ERR_CORRUPT_TAIL.*audit verify/) });
     expect(await readFile(path, 'utf8')).toBe(edited);
 
     const ids = join(dir, 'ids');
     await testCa.writeIdentity(ids, await testCa.issue(RELAY_ID));
     await writeFile(join(dir, 'p.yaml'), JSON.stringify(STANDARD_POLICY));
-    await writeFile(join(dir, 'relay.yaml'), `listen: 127.0.0.1:0\nidentity: ./ids\npolicy: ./p.yaml\naudit: { path: ./corrupt.log }\n`);
+    await writeFile(join(dir, 'relay.yaml'), `listen: 127.0.0.1:0\nidentity: ./ids\npolicy: ./p.yaml\naudit: { path: ./corrupt.log, signingKey: none }\n`);
     let stderr = '';
     const code = await within(runRelay({ config: join(dir, 'relay.yaml') }, { stderr: { write: (s: string) => (stderr += s) } }), 10_000, 'runRelay');
     expect(code).toBe(1);
@@ -281,7 +281,7 @@ describe('the trail file', () => {
   });
 
   it.each<[string, object, RegExp]>([
-    ['no signing key', { path: join('X', 'w1.log') }, /audit\.signingKey is not set/],
+    ['signingKey: none', { path: join('X', 'w1.log'), signingKey: 'none' }, /audit\.signingKey is none: checkpoints are not signed/],
     ['durability off', { path: join('X', 'w2.log'), durability: 'off', signingKey: 'KEY' }, /audit\.durability is off/],
   ])('warns when the trail is weakened: %s', async (_label, audit, warning) => {
     const lines: string[] = [];
@@ -319,18 +319,24 @@ describe('relay.yaml `audit`', () => {
       checkpointEvery: { records: 500, seconds: 30 },
       rotate: { maxBytes: 104857600, maxAgeSeconds: 86400 },
     });
-    expect(parseRelayConfig({ ...base, audit: { path: 'a.log' } }, '/x').audit).toEqual({ path: '/x/a.log', durability: 'strict' });
+    expect(parseRelayConfig({ ...base, audit: { path: 'a.log', signingKey: 'none' } }, '/x').audit).toEqual({ path: '/x/a.log', durability: 'strict', signingKey: 'none' });
+  });
+
+  it('requires signingKey: a key file, or none to run unsigned knowingly', () => {
+    expect(() => parseRelayConfig({ ...base, audit: { path: 'a.log' } }, '/x')).toThrow(
+      'config: audit.signingKey: is required: the checkpoint key (audit_key.pem from `switchboard ca init`), or none to run without signed checkpoints (a cut-off tail then goes unnoticed)',
+    );
   });
 
   it.each<[string, object, string, RegExp]>([
-    ['an unknown durability', { path: 'a', durability: 'none' }, 'audit.durability', /must be strict, batched or off/],
-    ['a durability that is not a string', { path: 'a', durability: false }, 'audit.durability', /must be a string/],
-    ['an unknown key', { path: 'a', sync: true }, 'audit.sync', /unknown key/],
-    ['an unknown checkpoint key', { path: 'a', checkpointEvery: { minutes: 1 } }, 'audit.checkpointEvery.minutes', /unknown key/],
-    ['checkpointEvery.records 0', { path: 'a', checkpointEvery: { records: 0 } }, 'audit.checkpointEvery.records', /between 1 and/],
-    ['rotate.maxBytes too small', { path: 'a', rotate: { maxBytes: 10 } }, 'audit.rotate.maxBytes', /between 4096 and/],
-    ['rotate not a mapping', { path: 'a', rotate: true }, 'audit.rotate', /must be a mapping/],
-    ['an empty signingKey', { path: 'a', signingKey: '' }, 'audit.signingKey', /must not be empty/],
+    ['an unknown durability', { path: 'a', signingKey: 'none', durability: 'none' }, 'audit.durability', /must be strict, batched or off/],
+    ['a durability that is not a string', { path: 'a', signingKey: 'none', durability: false }, 'audit.durability', /must be a string/],
+    ['an unknown key', { path: 'a', signingKey: 'none', sync: true }, 'audit.sync', /unknown key/],
+    ['an unknown checkpoint key', { path: 'a', signingKey: 'none', checkpointEvery: { minutes: 1 } }, 'audit.checkpointEvery.minutes', /unknown key/],
+    ['checkpointEvery.records 0', { path: 'a', signingKey: 'none', checkpointEvery: { records: 0 } }, 'audit.checkpointEvery.records', /between 1 and/],
+    ['rotate.maxBytes too small', { path: 'a', signingKey: 'none', rotate: { maxBytes: 10 } }, 'audit.rotate.maxBytes', /between 4096 and/],
+    ['rotate not a mapping', { path: 'a', signingKey: 'none', rotate: true }, 'audit.rotate', /must be a mapping/],
+    ['an empty signingKey', { path: 'a', signingKey: '' }, 'audit.signingKey', /must be the checkpoint key file \(audit_key\.pem\), or none/],
   ])('refuses %s (RELAY_ERR_CONFIG at %s)', (_label, audit, path, rule) => {
     let err: unknown;
     try {

@@ -32,7 +32,7 @@ afterEach(async () => {
 });
 
 async function setup(durability: RelayAuditDurability = 'strict', limits = {}): Promise<{ t: TestRelay; h: HarnessConnector }> {
-  t = await startTestRelay({ audit: { path: join(dir, 'audit.log'), durability }, auditFs: fs, admin: { listen: '127.0.0.1:0' }, limits });
+  t = await startTestRelay({ audit: { path: join(dir, 'audit.log'), durability, signingKey: 'none' }, auditFs: fs, admin: { listen: '127.0.0.1:0' }, limits });
   h = await HarnessConnector.connect(t, CRM_CONNECTOR, ['crm']);
   return { t, h };
 }

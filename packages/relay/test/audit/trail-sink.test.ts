@@ -7,6 +7,8 @@ import type { AuditRecordInput } from '@switchboard/audit';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { RelayAuditDurability } from '../../src/config/audit-config.js';
 import { LAZY_WRITE_MS, TrailAuditSink } from '../../src/audit/trail-sink.js';
+import { verifyAuditTrail } from '@switchboard/audit';
+import { ControlledAuditFs } from '../helpers/audit-fs.js';
 
 let dir: string;
 beforeEach(async () => {
@@ -84,5 +86,41 @@ describe.each(['off', 'batched', 'strict'] as RelayAuditDurability[])('TrailAudi
     expect(refused).toEqual(['write: boom']);
     expect((await lines(path)).map((r) => r['file'])).toEqual(['ok-1.yaml', 'ok-2.yaml']);
     await sink.close();
+  });
+});
+
+describe('TrailAuditSink on a full disk', () => {
+  it('fails closed while writes get ENOSPC, reopens by itself once space returns, and the chain goes on', async () => {
+    const fs = new ControlledAuditFs();
+    const path = join(dir, 'full.log');
+    let recovered = 0;
+    const sink = await TrailAuditSink.open({ path, durability: 'strict', fs, recoverEveryMs: 50, onRecovered: () => recovered++, freeBytes: async () => (fs.full ? 4096 : 1 << 30) });
+    await sink.append(reload('before'));
+    fs.full = true;
+    await expect(sink.append(reload('lost'))).rejects.toMatchObject({ code: 'AUDIT_ERR_UNAVAILABLE' });
+    expect(sink.available).toBe(false);
+    // Still full: every probe fails, the sink stays closed.
+    await new Promise((r) => setTimeout(r, 200));
+    expect(sink.available).toBe(false);
+    fs.full = false;
+    await until(() => sink.available, 3000);
+    expect(recovered).toBe(1);
+    expect(sink.recoveries).toBe(1);
+    await sink.append(reload('after'));
+    await sink.close();
+    const files = (await lines(path)).filter((l) => l.type === 'policy.reload').map((l) => l.file);
+    expect(files).toEqual(['before', 'after']);
+    expect(await verifyAuditTrail([path])).toMatchObject({ ok: true, firstSeq: 1 });
+  });
+
+  it('an fsync error is final: no reopen', async () => {
+    const fs = new ControlledAuditFs();
+    const sink = await TrailAuditSink.open({ path: join(dir, 'eio.log'), durability: 'strict', fs, recoverEveryMs: 50 });
+    fs.fail();
+    await expect(sink.append(reload('x'))).rejects.toMatchObject({ code: 'AUDIT_ERR_UNAVAILABLE' });
+    await new Promise((r) => setTimeout(r, 300));
+    expect(sink.available).toBe(false);
+    expect(sink.recoveries).toBe(0);
+    await sink.close().catch(() => undefined);
   });
 });

@@ -50,7 +50,7 @@ describe('a live connection ends when its certificate does', () => {
     expect(t.relay.servers()).toEqual(['crm']);
   });
 
-  it('a connector link closes with 4402 at notAfter; its sessions end with 4509', async () => {
+  it('a connector link closes with 4402 at notAfter; its sessions end with 4503 (not resumable)', async () => {
     t = await startTestRelay();
     const h = await HarnessConnector.connect(t, CRM_CONNECTOR, ['crm'], {});
     harnesses.push(h);
@@ -68,7 +68,7 @@ describe('a live connection ends when its certificate does', () => {
     const closed = await within(link.closed, 6000, 'the link to close');
     expect(closed.code).toBe(CloseCode.IDENTITY_EXPIRED);
     expect(closed.reason).toMatch(/^connector certificate expired at /);
-    expect((await agent.closedWithin()).code).toBe(CloseCode.LINK_LOST);
+    expect((await agent.closedWithin()).code).toBe(CloseCode.NO_CONNECTOR);
     expect(t.audit.records.filter((r) => r.type === 'link.down').at(-1)).toMatchObject({ connector: CRM_CONNECTOR, code: 4402, reason: closed.reason });
     expect(t.relay.servers()).toEqual([]);
   });

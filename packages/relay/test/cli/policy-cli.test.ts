@@ -117,7 +117,7 @@ describe('switchboard tools list / approve (no relay running: the file is edited
 });
 
 describe('relay.yaml keys', () => {
-  const base = { listen: '127.0.0.1:0', identity: './ids', policy: './policy.yaml', audit: { path: './audit.log' } };
+  const base = { listen: '127.0.0.1:0', identity: './ids', policy: './policy.yaml', audit: { path: './audit.log', signingKey: 'none' } };
   it('reads pins, jwtSigner and watchPolicy, resolving paths', () => {
     const c = parseRelayConfig({ ...base, pins: { path: './pins.json' }, jwtSigner: { key: './pki/jwt_key.pem', ttl: '2m' }, watchPolicy: false }, '/etc/sb');
     expect(c.pins).toEqual({ path: '/etc/sb/pins.json' });

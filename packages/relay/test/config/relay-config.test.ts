@@ -18,7 +18,7 @@ afterAll(async () => {
 const GOOD = `listen: 0.0.0.0:8443
 identity: ./ids/relay          # svid.pem, svid_key.pem, bundle.pem
 policy: ./policy.yaml
-audit: { path: ./audit.log }
+audit: { path: ./audit.log, signingKey: none }
 admin: { listen: 127.0.0.1:9464 }
 `;
 
@@ -53,7 +53,7 @@ describe('loadRelayConfig', () => {
     expect(c.listen).toBe('0.0.0.0:8443');
     expect(c.identity).toBe(join(dir, 'ids/relay'));
     expect(c.policy).toBe(join(dir, 'policy.yaml'));
-    expect(c.audit).toEqual({ path: join(dir, 'audit.log'), durability: 'strict' });
+    expect(c.audit).toEqual({ path: join(dir, 'audit.log'), durability: 'strict', signingKey: 'none' });
     expect(c.admin).toEqual({ listen: '127.0.0.1:9464' });
     expect(c.limits).toEqual(DEFAULT_LIMITS);
     expect(c.limits).toMatchObject({
@@ -70,7 +70,7 @@ describe('loadRelayConfig', () => {
   it('keeps absolute paths and reads limits', async () => {
     const path = await write(
       'relay.yaml',
-      `listen: "[::1]:0"\nidentity: /etc/sb/ids\npolicy: /etc/sb/policy.yaml\naudit: { path: /var/log/sb.log }\nlimits: { maxDepth: 32, maxMessageBytes: 65536 }\nenforcement: { unknownToolReply: mcp-sdk }\n`,
+      `listen: "[::1]:0"\nidentity: /etc/sb/ids\npolicy: /etc/sb/policy.yaml\naudit: { path: /var/log/sb.log, signingKey: none }\nlimits: { maxDepth: 32, maxMessageBytes: 65536 }\nenforcement: { unknownToolReply: mcp-sdk }\n`,
     );
     const c = await loadRelayConfig(path);
     expect(c.identity).toBe('/etc/sb/ids');
@@ -83,13 +83,14 @@ describe('loadRelayConfig', () => {
 
   it.each<[string, string, string, RegExp]>([
     ['unknown top-level key', `${GOOD}listn: x\n`, 'listn', /relay\.yaml:6:1: listn: unknown key/],
-    ['unknown key in audit', GOOD.replace('{ path: ./audit.log }', '{ path: ./a.log, format: json }'), 'audit.format', /audit\.format: unknown key/],
+    ['unknown key in audit', GOOD.replace('{ path: ./audit.log, signingKey: none }', '{ path: ./a.log, signingKey: none, format: json }'), 'audit.format', /audit\.format: unknown key/],
+    ['no audit.signingKey', GOOD.replace('{ path: ./audit.log, signingKey: none }', '{ path: ./a.log }'), 'audit.signingKey', /audit\.signingKey: is required: the checkpoint key \(audit_key\.pem from `switchboard ca init`\), or none/],
     ['unknown key in limits', `${GOOD}limits: { maxDepht: 3 }\n`, 'limits.maxDepht', /limits\.maxDepht: unknown key/],
     ['unknown key in admin', GOOD.replace('{ listen: 127.0.0.1:9464 }', '{ listen: 127.0.0.1:9464, tls: true }'), 'admin.tls', /unknown key/],
     ['limit out of range', `${GOOD}limits: { maxDepth: 0 }\n`, 'limits.maxDepth', /between 2 and 1000/],
     ['limit not an integer', `${GOOD}limits: { openTimeoutMs: 1.5 }\n`, 'limits.openTimeoutMs', /integer/],
     ['missing policy', GOOD.replace('policy: ./policy.yaml\n', ''), 'policy', /policy: is required/],
-    ['missing audit path', GOOD.replace('{ path: ./audit.log }', '{}'), 'audit.path', /required/],
+    ['missing audit path', GOOD.replace('{ path: ./audit.log, signingKey: none }', '{ signingKey: none }'), 'audit.path', /required/],
     ['identity not a string', GOOD.replace('./ids/relay', '[a, b]'), 'identity', /identity: must be an identity directory \(svid.pem, svid_key.pem, bundle.pem\), or \{ workloadApi: \{ endpoint \} \}$/],
     ['unknown key in identity.workloadApi', GOOD.replace('./ids/relay', '{ workloadApi: { endpont: unix:///run/a.sock } }'), 'identity.workloadApi.endpont', /identity\.workloadApi\.endpont: unknown key \(allowed here: endpoint, id, hint; did you mean "endpoint"\?\)/],
     ['identity mapping without workloadApi', GOOD.replace('./ids/relay', '{ spire: {} }'), 'identity.spire', /identity\.spire: unknown key \(allowed here: workloadApi\)/],
@@ -107,7 +108,7 @@ describe('loadRelayConfig', () => {
   });
 
   it('says which key a misspelt one was taken for, at its line', async () => {
-    const err = await configError(GOOD.replace('audit: { path: ./audit.log }', 'audit:\n  path: ./audit.log\n  durabilty: batched'));
+    const err = await configError(GOOD.replace('audit: { path: ./audit.log, signingKey: none }', 'audit:\n  path: ./audit.log\n  durabilty: batched'));
     expect(err.message).toBe(
       `config: ${join(dir, 'relay.yaml')}:6:3: audit.durabilty: unknown key (allowed here: path, durability, signingKey, checkpointEvery, rotate; did you mean "durability"?)`,
     );

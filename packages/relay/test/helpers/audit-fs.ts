@@ -29,6 +29,13 @@ export class ControlledAuditFs implements AuditFs {
     this.open_ = undefined;
   }
 
+  /** full makes every write fail as on a full disk (ENOSPC from write(2)) while it is true. */
+  full = false;
+
+  private checkSpace(): void {
+    if (this.full) throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC', syscall: 'write', errno: -28 });
+  }
+
   /** fail makes every sync (held ones included) reject with EIO from now on. */
   fail(): void {
     this.failure = Object.assign(new Error('EIO: i/o error, fsync'), { code: 'EIO' });
@@ -50,8 +57,14 @@ export class ControlledAuditFs implements AuditFs {
   async open(path: string, flags: string, mode?: number): Promise<AuditFileHandle> {
     const fh = await nodeAuditFs.open(path, flags, mode);
     return {
-      write: (b, o, l, p) => fh.write(b, o, l, p),
-      writeSync: (b, o, l) => (fh.writeSync as NonNullable<AuditFileHandle['writeSync']>).call(fh, b, o, l),
+      write: async (b, o, l, p) => {
+        this.checkSpace();
+        return fh.write(b, o, l, p);
+      },
+      writeSync: (b, o, l) => {
+        this.checkSpace();
+        return (fh.writeSync as NonNullable<AuditFileHandle['writeSync']>).call(fh, b, o, l);
+      },
       read: (b, o, l, p) => fh.read(b, o, l, p),
       stat: () => fh.stat(),
       truncate: (n) => fh.truncate(n),

@@ -22,6 +22,8 @@ export const STANDARD_POLICY: PolicyDocument = {
       agents: [`${TD}/agent/support/*`],
       servers: ['crm'],
       tools: { allow: ['lookup_*', 'get_order', 'echo'], deny: ['*delete*'] },
+      // Methods the relay does not know, which the harness answers (custom/*) or holds (slow/*).
+      methods: { allow: ['slow/*', 'custom/*'] },
     },
     { id: 'support-tickets', agents: [`${TD}/agent/support/*`], servers: ['tickets'], tools: { allow: ['*'] } },
     { id: 'sampler', agents: [SAMPLER], servers: ['crm'], tools: { allow: ['echo'] }, serverRequests: { sampling: true } },

@@ -107,7 +107,7 @@ describe('link protocol errors close the link with 1002', () => {
     await h.session(1);
     send(h);
     expect((await within(h.closed, 3000, 'close')).code).toBe(1002);
-    expect((await agent.closedWithin()).code).toBe(4509);
+    expect((await agent.closedWithin()).code).toBe(4503);
   });
 
   it('a frame for a session that was closed already is ignored', async () => {
@@ -141,7 +141,7 @@ describe('link protocol errors close the link with 1002', () => {
     const s = await h.session(1);
     h.sendData(s.id, `{"jsonrpc":"2.0","method":"n","params":{"x":"${'a'.repeat(5000)}"}}`);
     expect((await within(h.closed, 3000, 'close')).code).toBe(1009);
-    expect((await agent.closedWithin()).code).toBe(4509);
+    expect((await agent.closedWithin()).code).toBe(4503);
     await expect.poll(() => t?.audit.records.filter((r) => r.type === 'link.down')).toEqual([expect.objectContaining({ code: 1009, reason: 'Max payload size exceeded' })]);
   });
 });

@@ -128,11 +128,11 @@ describe('hostile load on the public listener', () => {
 
   it('the limits are relay.yaml keys with ranges; the gauges and drops are on /metrics', async () => {
     const cfg = parseRelayConfig(
-      { listen: '127.0.0.1:0', identity: './id', policy: './p.yaml', audit: { path: './a.log' }, limits: { maxHandshakesPerSource: 0, upgradeTimeoutMs: 2000 } },
+      { listen: '127.0.0.1:0', identity: './id', policy: './p.yaml', audit: { path: './a.log', signingKey: 'none' }, limits: { maxHandshakesPerSource: 0, upgradeTimeoutMs: 2000 } },
       '/etc/sb',
     );
     expect(cfg.limits).toMatchObject({ maxHandshakesPerSource: 0, upgradeTimeoutMs: 2000, maxHandshakes: 256, maxConnectionsPerSource: 2048, maxConnections: 20_000, handshakeTimeoutMs: 5000 });
-    expect(() => parseRelayConfig({ listen: '127.0.0.1:0', identity: './id', policy: './p.yaml', audit: { path: './a.log' }, limits: { maxHandshakes: 0 } }, '/etc/sb')).toThrow(
+    expect(() => parseRelayConfig({ listen: '127.0.0.1:0', identity: './id', policy: './p.yaml', audit: { path: './a.log', signingKey: 'none' }, limits: { maxHandshakes: 0 } }, '/etc/sb')).toThrow(
       /limits\.maxHandshakes/,
     );
     t = await startTestRelay({ admin: { listen: '127.0.0.1:0' }, limits: { maxHandshakesPerSource: 1, handshakeTimeoutMs: 60_000 } });
