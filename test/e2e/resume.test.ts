@@ -8,7 +8,8 @@
 import { join } from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
-import { connect } from '@switchboard/agent-sdk';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { connect, startHttpBridge } from '@switchboard/agent-sdk';
 import { parseConnectorConfig, startConnector, type Connector } from '@switchboard/connector';
 import { afterEach, describe, expect, it } from 'vitest';
 import { CLI, CRASH, TD, startRelayPair, until, type RelayPair } from './world.js';
@@ -16,12 +17,13 @@ import { CLI, CRASH, TD, startRelayPair, until, type RelayPair } from './world.j
 const CONNECTOR = `spiffe://${TD}/connector/main`;
 const DESKTOP = `spiffe://${TD}/agent/desktop`;
 const BOT = `spiffe://${TD}/agent/bot`;
+const CURSOR = `spiffe://${TD}/agent/cursor`;
 const POLICY = `trustDomain: ${TD}
 servers:
   fixture: { connectors: [${CONNECTOR}] }
 rules:
   - id: agents
-    agents: [${DESKTOP}, ${BOT}]
+    agents: [${DESKTOP}, ${BOT}, ${CURSOR}]
     servers: [fixture]
     tools: { allow: [echo, whoami] }
 `;
@@ -71,8 +73,18 @@ describe('session resumption across relay failures, end to end', () => {
     cleanups.push(() => desktop.close());
     const bot = await connect({ relay: [relays.urls.a, relays.urls.b], server: 'fixture', identity: { svid: await relays.ca.issue(BOT), bundle: relays.ca.bundle } });
     cleanups.push(() => bot.close());
+    // `agent http` (the HTTP bridge) for an HTTP-only client: its MCP session survives the kills too.
+    const bridge = await startHttpBridge({ listen: '127.0.0.1:0', relay: [relays.urls.a, relays.urls.b], server: 'fixture', identity: { svid: await relays.ca.issue(CURSOR), bundle: relays.ca.bundle }, renew: false });
+    cleanups.push(() => bridge.close());
+    const cursorTransport = new StreamableHTTPClientTransport(new URL(bridge.url));
+    const cursor = new Client({ name: 'cursor', version: '1.0.0' });
+    await cursor.connect(cursorTransport);
+    cleanups.push(() => cursor.close());
+    const httpSession = cursorTransport.sessionId;
+    expect(httpSession).toMatch(/./);
 
     const first = { desktop: await whoami(desktop), bot: await whoami(bot) };
+    const cursorFirst = await whoami(cursor);
     expect(first.desktop.asked).toBe(1);
     expect(first.bot.asked).toBe(1);
     expect(first.desktop.pid).not.toBe(first.bot.pid);
@@ -113,21 +125,25 @@ describe('session resumption across relay failures, end to end', () => {
     // The same backend processes answered throughout, their counts going on: nothing was reopened.
     expect(afterA).toEqual({ desktop: { pid: first.desktop.pid, asked: 2 }, bot: { pid: first.bot.pid, asked: 2 } });
     expect(afterB).toEqual({ desktop: { pid: first.desktop.pid, asked: 3 }, bot: { pid: first.bot.pid, asked: 3 } });
+    // The HTTP client kept its Mcp-Session-Id and its backend process through both kills.
+    expect(await whoami(cursor)).toEqual({ pid: cursorFirst.pid, asked: 2 });
+    expect(cursorTransport.sessionId).toBe(httpSession);
     expect(outcomes.other).toEqual([]);
     const c = connector.counters();
-    expect(c.sessionsOpened).toBe(2);
-    expect(c.sessionsResumed).toBe(4);
+    expect(c.sessionsOpened).toBe(3);
+    // Every session was on the relay killed each time (connect takes a first, then the one left): 3 × 2 resumes.
+    expect(c.sessionsResumed).toBe(6);
     expect(c.resumesRefused).toBe(0);
 
     // Each relay records the resumes it carried; both trails verify (a's across its kill and restart).
     const resumedOn = async (name: 'a' | 'b') => (await relays.trail(name)).filter((r) => r.type === 'session.resume').map((r) => r.agent).sort();
-    expect(await resumedOn('b')).toEqual([BOT, DESKTOP]);
-    expect(await resumedOn('a')).toEqual([BOT, DESKTOP]);
+    expect(await resumedOn('b')).toEqual([BOT, CURSOR, DESKTOP]);
+    expect(await resumedOn('a')).toEqual([BOT, CURSOR, DESKTOP]);
     for (const name of ['a', 'b'] as const) {
       // Killed with SIGKILL (b) or still running (a): the tail after the last checkpoint is unsigned.
       expect(await relays.verify(name), `audit verify ${name}`).toMatch(/^3: UNSIGNED: \d+ records.*\n.*\d+ records? \(seq \d+–\d+\) no signed checkpoint covers/s);
       expect(await relays.verify(name, '--allow-unsigned'), `audit verify --allow-unsigned ${name}`).toBe(0);
     }
-    console.log(`resume: ${outcomes.ok} calls answered, ${outcomes.lost} in flight at a kill got -32052, 4 resumes of 2 backend sessions`);
+    console.log(`resume: ${outcomes.ok} calls answered, ${outcomes.lost} in flight at a kill got -32052, 6 resumes of 3 backend sessions (SDK, agent stdio, agent http)`);
   });
 });

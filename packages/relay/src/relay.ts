@@ -327,7 +327,7 @@ export async function startRelay(options: RelayOptions, deps: StartRelayDeps = {
   const listen = parseListenAddress(options.listen);
   const adminAddr = options.admin ? checkAdminListen(options.admin.listen) : undefined;
   const limits = resolveLimits(options.limits);
-  const { unknownToolReply } = resolveEnforcement(options.enforcement);
+  const { unknownToolReply, replicas } = resolveEnforcement(options.enforcement);
   const timing: RelayTiming = { ...DEFAULT_TIMING, ...deps.timing };
   const logger = (deps.logger ?? silentLogger).child({ component: 'relay' });
   const cleanup = new Cleanup();
@@ -342,7 +342,7 @@ export async function startRelay(options: RelayOptions, deps: StartRelayDeps = {
     const enrollKeyPem = typeof options.enrollment?.publicKey === 'string' ? await readKeyFile(options.enrollment.publicKey, 'enrollment.publicKey') : undefined;
     const metrics = new RelayMetrics();
     const audit = await openAudit(options.audit, policyFile, metrics, logger, deps.auditFs, cleanup);
-    const enforcement = await openEnforcement(options, policy, identity.svid.id.trustDomain.name, { audit, metrics, logger });
+    const enforcement = await openEnforcement({ ...options, replicas }, policy, identity.svid.id.trustDomain.name, { audit, metrics, logger });
     cleanup.add('pin store', () => enforcement.close());
 
     const links = new Set<ConnectorLink>();

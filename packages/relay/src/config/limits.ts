@@ -79,17 +79,25 @@ export const limitsSchema = object({
  */
 export type UnknownToolReply = 'mcp-sdk' | 'jsonrpc-error';
 
-/** EnforcementOptions tune how refusals look on the wire. */
+/** EnforcementOptions tune how refusals look on the wire, and how limits are shared between replicas. */
 export interface EnforcementOptions {
   unknownToolReply: UnknownToolReply;
+  /**
+   * replicas is how many relay replicas serve the same agents (behind one load balancer). Rate
+   * limits are kept per replica, so each enforces its share — `calls` and `concurrent` divided by
+   * `replicas`, rounded down, at least 1 — and N replicas together never allow more than the
+   * policy says (docs/operations.md, "Limits across replicas").
+   */
+  replicas: number;
 }
 
 /** DEFAULT_ENFORCEMENT is used when relay.yaml has no `enforcement` section. */
-export const DEFAULT_ENFORCEMENT: Readonly<EnforcementOptions> = Object.freeze({ unknownToolReply: 'jsonrpc-error' });
+export const DEFAULT_ENFORCEMENT: Readonly<EnforcementOptions> = Object.freeze({ unknownToolReply: 'jsonrpc-error', replicas: 1 });
 
 /** enforcementSchema is relay.yaml's `enforcement` section. */
 export const enforcementSchema = object({
   unknownToolReply: oneOf(['jsonrpc-error', 'mcp-sdk'], 'must be jsonrpc-error or mcp-sdk').optional(),
+  replicas: integer(1, 1000).optional(),
 });
 
 /**

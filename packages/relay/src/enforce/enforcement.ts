@@ -1,5 +1,5 @@
 import type { Logger } from '@switchboard/common';
-import { combineProfiles, RateLimiter, type RedactionProfile } from '@switchboard/guard';
+import { combineProfiles, RateLimiter, type RateRule, type RedactionProfile } from '@switchboard/guard';
 import type { JwtSvidSigner, SpiffeId } from '@switchboard/pki';
 import { CloseCode } from '@switchboard/protocol';
 import type { AuditSink } from '../audit/sink.js';
@@ -44,6 +44,8 @@ export interface EnforcementInit {
   /** jwtTtlSeconds is the lifetime of those tokens (default and maximum 300). */
   jwtTtlSeconds?: number;
   limiter?: RateLimiter;
+  /** replicas divides every rate limit: this relay enforces its share (relay.yaml `enforcement.replicas`). */
+  replicas?: number;
 }
 
 /**
@@ -66,6 +68,8 @@ export class Enforcement {
   private readonly profiles = new Map<string, RedactionProfile>();
   private readonly unsubscribe: () => void;
   private unvalidate: (() => void) | undefined;
+  private readonly replicas: number;
+  private readonly shares = new WeakMap<RateRule, RateRule>();
 
   constructor(init: EnforcementInit) {
     this.policy = init.policy;
@@ -79,7 +83,23 @@ export class Enforcement {
       throw new TypeError(`enforce: jwtTtlSeconds must be a whole number from 1 to ${MAX_BACKEND_JWT_TTL_SECONDS}`);
     }
     this.limiter = init.limiter ?? new RateLimiter();
+    this.replicas = init.replicas ?? 1;
     this.unsubscribe = this.pins.onApproved((server) => this.notifyServer(server, 'tools'));
+  }
+
+  /**
+   * share is the part of `rule` this replica enforces: `calls` and `concurrent` divided by the
+   * number of replicas (at least 1 each), so the replicas together stay within the rule.
+   */
+  share(rule: RateRule): RateRule {
+    if (this.replicas === 1) return rule;
+    let s = this.shares.get(rule);
+    if (s === undefined) {
+      const part = (n: number | undefined): number | undefined => (n === undefined ? undefined : Math.max(1, Math.floor(n / this.replicas)));
+      s = Object.freeze({ ...rule, calls: part(rule.calls), concurrent: part(rule.concurrent) }) as RateRule;
+      this.shares.set(rule, s);
+    }
+    return s;
   }
 
   /**

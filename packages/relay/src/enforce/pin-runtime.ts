@@ -29,7 +29,6 @@ export class PinRuntime {
   private poller: NodeJS.Timeout | undefined;
   private draining: Promise<void> | undefined;
   private again = false;
-  private warnedMemory = false;
   private closed = false;
 
   private constructor(store: PinStore, path: string | undefined, deps: { audit: AuditSink; metrics: RelayMetrics; logger: Logger }) {
@@ -46,7 +45,10 @@ export class PinRuntime {
    * or not a pin store, or when another live relay holds it.
    */
   static async open(options: PinsOptions | undefined, deps: { audit: AuditSink; metrics: RelayMetrics; logger: Logger }): Promise<PinRuntime> {
-    if (options === undefined) return new PinRuntime(PinStore.memory(), undefined, deps);
+    if (options === undefined) {
+      deps.logger.warn({}, 'relay.yaml has no pins.path: tool definitions are pinned (tofu) in memory and the pins are lost at restart; set pins.path to keep them');
+      return new PinRuntime(PinStore.memory(), undefined, deps);
+    }
     const path = options.path;
     const holder = await readLock(path);
     if (holder !== undefined && holder.pid !== process.pid && lockHolderAlive(holder)) {
@@ -68,18 +70,13 @@ export class PinRuntime {
   }
 
   /**
-   * modeFor is how `server` is pinned: its policy's `pinning.mode`, else `tofu` when the relay has
-   * a pin store file, else off (`undefined`).
+   * modeFor is how `server` is pinned: its policy's `pinning.mode`, else `tofu` — with a pin store
+   * file or without one (in memory) — or off (`undefined`) when the policy says `off`.
    */
   modeFor(server: CompiledServer | undefined): PinMode | undefined {
     const mode = server?.pinning;
     if (mode === 'off') return undefined;
-    if (mode === undefined) return this.path === undefined ? undefined : 'tofu';
-    if (this.path === undefined && !this.warnedMemory) {
-      this.warnedMemory = true;
-      this.log.warn({ server: server?.name }, 'pinning is on in the policy but relay.yaml has no pins.path: pins live in memory and are lost at restart');
-    }
-    return mode;
+    return mode ?? 'tofu';
   }
 
   /** record counts and audits the events of one evaluation or approval. */

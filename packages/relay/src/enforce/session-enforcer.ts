@@ -100,6 +100,8 @@ export class SessionEnforcer implements EnforcedSession {
   private scope_: PolicyScope;
   private readonly pending = new Map<RequestKey, Pending>();
   private readonly lists: ListFilter;
+  /** relayListed is set once the relay listed the server's tools itself for this session (at most once). */
+  private relayListed = false;
 
   constructor(enforcement: Enforcement, host: EnforcerHost, scope: PolicyScope) {
     this.enforcement = enforcement;
@@ -231,7 +233,9 @@ export class SessionEnforcer implements EnforcedSession {
   private acquire(c: CallPolicy): readonly Release[] | { decision: Decision; retryAfterMs: number; limit: 'rate' | 'concurrent' } {
     if (c.rates.length === 0) return NO_RELEASES;
     const taken: Release[] = [];
-    for (const rate of c.rates) {
+    for (const ruleRate of c.rates) {
+      // This replica's share of the rule (relay.yaml enforcement.replicas).
+      const rate = this.enforcement.share(ruleRate);
       const d = this.enforcement.limiter.acquire(this.agentId, rate);
       if (!d.ok) {
         for (const r of taken) r();
@@ -259,6 +263,26 @@ export class SessionEnforcer implements EnforcedSession {
       return d.allow ? { ok: true, method, name: ref.uri, decision: d, record: true, payload: undefined } : refused(method, ref.uri, d, resourceDeniedReply(idJson), 'resource_denied');
     }
     return invalid(method, invalidNameReply(idJson, 'ref'));
+  }
+
+  /**
+   * wantsToolList reports whether a `tools/call` (just scanned) should wait for the relay to list
+   * the server's tools itself first: pinning applies, the policy allows the tool, and this session
+   * has never received a tools/list — a client that calls a tool it knows without listing. The
+   * relay then pins what the server shows (tofu) and decides the call on that, instead of refusing
+   * a tool it has never seen. Once per session.
+   */
+  wantsToolList(buf: Buffer, shape: MessageShape): boolean {
+    if (this.relayListed || this.lists.listed('tools') || shape.name.type !== JsonType.STRING) return false;
+    if (this.enforcement.pins.modeFor(this.scope_.snapshot.servers.get(this.server)) === undefined) return false;
+    const name = spanString(buf, shape.name);
+    return !this.lists.shown(name) && this.scope_.call('tool', name).decision.allow;
+  }
+
+  /** listTools registers the relay's own tools/list request `key` (a further page with `cursor`); its result pins and is dropped. */
+  listTools(key: RequestKey, cursor: boolean): void {
+    this.relayListed = true;
+    this.pending.set(key, LIST_PENDING[cursor ? Req.TOOLS_LIST + 100 : Req.TOOLS_LIST] as Pending);
   }
 
   // ---------------------------------------------------------------- responses

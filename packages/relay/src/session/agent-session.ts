@@ -49,6 +49,9 @@ import {
   tooManyInFlightReply,
 } from './replies.js';
 
+/** MAX_RELAY_LIST_PAGES bounds the pages of the relay's own tools/list (pinning a call made before any list). */
+const MAX_RELAY_LIST_PAGES = 20;
+
 /** MAX_IN_FLIGHT bounds the outstanding requests per session and direction. */
 export const MAX_IN_FLIGHT = 4096;
 
@@ -118,6 +121,11 @@ export class AgentSession implements LinkSession {
   private readonly resume: { readonly offer: true; readonly token?: ResumeToken } | undefined;
   /** resumable is set once the connector gave this session a resume credential. */
   private resumable = false;
+  /** pinWait holds the agent's messages while the relay lists the server's tools itself (pinning a call made before any list). */
+  private pinWait: Buffer[] | undefined;
+  /** relayLists are the ids of the relay's own tools/list requests in flight, and the pages fetched. */
+  private readonly relayLists = new Set<RequestKey>();
+  private relayListPages = 0;
 
   constructor(init: {
     ctx: SessionContext;
@@ -219,6 +227,11 @@ export class AgentSession implements LinkSession {
   handleAgentMessage(data: Buffer, isBinary: boolean): void {
     this.silentTicks = 0;
     if (this.state === CLOSED) return;
+    if (this.pinWait !== undefined && !isBinary) {
+      // The relay is listing the server's tools: keep the agent's order (its socket is paused).
+      this.pinWait.push(data);
+      return;
+    }
     if (isBinary) {
       // The one binary message an agent may send is REAUTH (docs/protocol.md); anything else closes.
       if (this.reauth(data)) return;
@@ -283,6 +296,13 @@ export class AgentSession implements LinkSession {
     }
     const kind = requestKind(data, shape);
     let stored: Promise<unknown> | undefined;
+    if (kind === Req.TOOLS_CALL && this.enforcer.wantsToolList(data, shape)) {
+      // A call before any tools/list: the relay lists (and pins) the tools first, then decides it.
+      this.pinWait = [data];
+      this.flow.holdForPins(true);
+      this.listToolsForPins(undefined);
+      return;
+    }
     if (kind === Req.PLAIN && !isForwardedPlain(data, shape)) {
       // A method the relay does not know: refused (like a method the server lacks) unless a rule allows it.
       const method = spanString(data, shape.method);
@@ -323,6 +343,40 @@ export class AgentSession implements LinkSession {
     this.ctx.metrics.forwardedUp++;
     if (stored === undefined) this.sendUp(data);
     else this.gate.sendAfter(data, stored, key);
+  }
+
+  /** listToolsForPins sends the relay's own tools/list (page `cursor`) to the server. */
+  private listToolsForPins(cursor: string | undefined): void {
+    let id = `switchboard-pins-${this.sessionId}-${this.relayListPages}`;
+    while (this.agentRequests.has(id)) id += '-';
+    this.relayListPages++;
+    this.relayLists.add(id);
+    this.agentRequests.set(id, Req.TOOLS_LIST);
+    this.enforcer.listTools(id, cursor !== undefined);
+    this.sendUp(Buffer.from(JSON.stringify({ jsonrpc: '2.0', id, method: 'tools/list', ...(cursor !== undefined ? { params: { cursor } } : {}) }), 'utf8'));
+  }
+
+  /** relayListAnswered takes the server's answer to the relay's own tools/list: pinned and filtered, never forwarded. */
+  private relayListAnswered(key: RequestKey, buf: Buffer, len: number): void {
+    this.relayLists.delete(key);
+    this.agentRequests.delete(key);
+    let next: string | undefined;
+    if (shape.result.type === JsonType.OBJECT) {
+      this.enforcer.response(key, buf, shape);
+      const c = (JSON.parse(buf.toString('utf8')) as { result?: { nextCursor?: unknown } }).result?.nextCursor;
+      if (typeof c === 'string') next = c;
+    } else {
+      this.enforcer.settle(key);
+    }
+    this.flow.drop(len);
+    if (next !== undefined && this.relayListPages < MAX_RELAY_LIST_PAGES) {
+      this.listToolsForPins(next);
+      return;
+    }
+    const held = this.pinWait ?? [];
+    this.pinWait = undefined;
+    this.flow.holdForPins(false);
+    for (const m of held) this.handleAgentMessage(m, false);
   }
 
   /** auditRefused answers a request whose audit record could not be stored: -32050, never forwarded (fail closed). */
@@ -370,6 +424,10 @@ export class AgentSession implements LinkSession {
         const kind = key === undefined ? undefined : this.agentRequests.get(key);
         if (kind === undefined) {
           this.dropDown('unknown_response_id', len);
+          return;
+        }
+        if (this.relayLists.has(key as RequestKey)) {
+          this.relayListAnswered(key as RequestKey, buf, len);
           return;
         }
         this.agentRequests.delete(key as RequestKey);

@@ -9,6 +9,7 @@ export const AGENT_WRITE_HIGH_WATER = 64 * 1024;
 const PAUSE_CREDIT = 1;
 const PAUSE_LOCAL = 2;
 const PAUSE_AUDIT = 4;
+const PAUSE_PINS = 8;
 const TEXT = Object.freeze({ binary: false });
 
 /** FlowLimits are the numbers a session's flow control works with. */
@@ -68,6 +69,11 @@ export class SessionFlow {
   /** paused reports whether the agent's socket is paused (credit spent, or replies unread). */
   get paused(): boolean {
     return this.pauseMask !== 0;
+  }
+
+  /** holdForPins pauses (or resumes) reading from the agent while the relay lists the server's tools itself. */
+  holdForPins(on: boolean): void {
+    this.setPause(PAUSE_PINS, on);
   }
 
   /** holdAgent pauses (or resumes) reading from the agent while its requests wait for their audit records. */

@@ -146,6 +146,8 @@ export async function openPolicy(policy: string | PolicyDocument | PolicySnapsho
 export interface EnforcementParts {
   pins?: PinsOptions | undefined;
   jwtSigner?: JwtSignerOptions | JwtSvidSigner | undefined;
+  /** replicas divides the rate limits (relay.yaml enforcement.replicas). */
+  replicas?: number;
 }
 
 /**
@@ -174,7 +176,7 @@ export async function openEnforcement(
     ttl = j.ttlSeconds;
   }
   const pins = await PinRuntime.open(parts.pins, { ...deps, logger: deps.logger.child({ component: 'pins' }) });
-  const enforcement = new Enforcement({ policy: store, pins, ...deps, ...(signer ? { signer } : {}), ...(ttl !== undefined ? { jwtTtlSeconds: ttl } : {}) });
+  const enforcement = new Enforcement({ policy: store, pins, ...deps, ...(signer ? { signer } : {}), ...(ttl !== undefined ? { jwtTtlSeconds: ttl } : {}), ...(parts.replicas !== undefined ? { replicas: parts.replicas } : {}) });
   try {
     enforcement.enforceOn();
   } catch (err) {

@@ -291,7 +291,8 @@ describe('the trail file', () => {
     const relay = await startRelay({ listen: '127.0.0.1:0', identity: { svid: await ca.issue(RELAY_ID), bundle: ca.bundle }, policy: STANDARD_POLICY, audit: a }, { logger });
     await relay.close();
     const warnings = lines.map((l) => JSON.parse(l) as { level: number; msg: string }).filter((l) => l.level === 40);
-    expect(warnings.map((w) => w.msg)).toEqual([expect.stringMatching(warning)]);
+    // Besides the audit warning, only the one about pins in memory (no pins.path in these options).
+    expect(warnings.map((w) => w.msg)).toEqual([expect.stringMatching(warning), expect.stringMatching(/^relay\.yaml has no pins\.path: tool definitions are pinned \(tofu\) in memory/)]);
   });
 });
 

@@ -64,7 +64,7 @@ describe('loadRelayConfig', () => {
       drainTimeoutMs: 30000,
       maxSessionsPerLink: 1024,
     });
-    expect(c.enforcement).toEqual({ unknownToolReply: 'jsonrpc-error' });
+    expect(c.enforcement).toEqual({ unknownToolReply: 'jsonrpc-error', replicas: 1 });
   });
 
   it('keeps absolute paths and reads limits', async () => {
@@ -99,6 +99,7 @@ describe('loadRelayConfig', () => {
     ['listen port too large', GOOD.replace('0.0.0.0:8443', '0.0.0.0:70000'), 'listen', /host:port/],
     ['admin not on loopback', GOOD.replace('127.0.0.1:9464', '0.0.0.0:9464'), 'admin.listen', /loopback/],
     ['unknown enforcement style', `${GOOD}enforcement: { unknownToolReply: silent }\n`, 'enforcement.unknownToolReply', /jsonrpc-error or mcp-sdk/],
+    ['enforcement.replicas 0', `${GOOD}enforcement: { replicas: 0 }\n`, 'enforcement.replicas', /between 1 and 1000/],
   ])('%s → RELAY_ERR_CONFIG naming %s', async (_label, text, path, message) => {
     const err = await configError(text);
     expect(err.code).toBe('RELAY_ERR_CONFIG');

@@ -13,7 +13,10 @@ export const SAMPLER = `${TD}/agent/sampler`;
 export const STANDARD_POLICY: PolicyDocument = {
   trustDomain: 'example.org',
   servers: {
-    crm: { connectors: [CRM_CONNECTOR] },
+    // Pinning off here: the splice tests see exactly the agent's messages at the connector (with
+    // tofu, the default, the relay lists a server's tools itself before a call made without a
+    // list). Pinning is tested in enforce/enforcement.test.ts and enforce/pinning-default.test.ts.
+    crm: { connectors: [CRM_CONNECTOR], pinning: { mode: 'off' } },
     tickets: { connectors: [`${TD}/connector/tickets`] },
   },
   rules: [
