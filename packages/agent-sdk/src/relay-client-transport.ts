@@ -340,7 +340,14 @@ export class RelayClientTransport implements Transport {
       return SENT;
     }
     if (this.state !== 'open' || !ws) return Promise.reject(this.closeErr ?? new NotConnectedError());
-    if (this.resumption && 'method' in message && 'id' in message) this.inFlight.add(message.id);
+    if (this.resumption && 'method' in message) {
+      if ('id' in message) this.inFlight.add(message.id);
+      // A cancelled request gets no response (MCP): stop tracking it.
+      else if (message.method === 'notifications/cancelled') {
+        const id = (message.params as { requestId?: unknown } | undefined)?.requestId;
+        if (typeof id === 'string' || typeof id === 'number') this.inFlight.delete(id);
+      }
+    }
     ws.send(Buffer.from(JSON.stringify(message), 'utf8'), TEXT_FRAME);
     if (ws.bufferedAmount <= SEND_HIGH_WATER_BYTES || !this.socket) return SENT;
     // Backpressure: callers that await send() stop producing until the socket drains.

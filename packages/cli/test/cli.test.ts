@@ -269,3 +269,42 @@ describe('switchboard enroll', () => {
     }
   });
 });
+
+describe('a reader that closes early', () => {
+  it('`switchboard audit tail … | head -1` ends quietly with exit 0, no EPIPE trace', async () => {
+    const { AuditTrail } = await import('@switchboard/audit');
+    const work = await mkdtemp(join(tmpdir(), 'sb-epipe-'));
+    try {
+      const path = join(work, 'audit.log');
+      const trail = await AuditTrail.open({ path, durability: 'off' });
+      for (let i = 0; i < 3000; i++) await trail.append({ type: 'policy.reload', accepted: true, file: `p${i}.yaml`, fileHash: 'a'.repeat(64), error: null });
+      await trail.close();
+      const { spawn } = await import('node:child_process');
+      const child = spawn(process.execPath, [join(ROOT, 'packages/cli/bin/switchboard.js'), 'audit', 'tail', path, '-n', '3000'], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let stderr = '';
+      child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+      // Read one chunk, then close the pipe, as `head -1` does.
+      await new Promise<void>((resolve) => child.stdout.once('data', () => resolve()));
+      child.stdout.destroy();
+      const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+      expect({ code, stderr }).toEqual({ code: 0, stderr: '' });
+    } finally {
+      await rm(work, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('flags are the same across the long-running commands', () => {
+  it.each(['relay', 'connector'])('`%s --help` offers -c, --config and --log-level', async (command) => {
+    const r = await sb([command, '--help']);
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/-c, --config <path>/);
+    expect(r.out).toMatch(/--log-level <level>/);
+  });
+
+  it('`tools approve --help` shows the default timeout', async () => {
+    const r = await sb(['tools', 'approve', '--help']);
+    // Commander wraps help at 80 columns: compare with the whitespace folded.
+    expect(r.out.replace(/\s+/g, ' ')).toContain('--timeout <ms> how long to wait for a running relay, in ms (default: 10000)');
+  });
+});

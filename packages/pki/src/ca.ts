@@ -143,7 +143,10 @@ export class CertificateAuthority {
       try {
         return await readFile(join(dir, name), 'utf8');
       } catch (err) {
-        throw new PkiError('PKI_ERR_CA_UNREADABLE', `ca: cannot read ${join(dir, name)}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { cause: err });
+        const code = (err as NodeJS.ErrnoException).code;
+        // A directory that holds no CA at all: say how to make one.
+        const hint = code === 'ENOENT' && name === CA_FILES.meta ? `; is ${dir} a CA directory? Create one with \`switchboard ca init --trust-domain <td> --dir ${dir}\`` : '';
+        throw new PkiError('PKI_ERR_CA_UNREADABLE', `ca: cannot read ${join(dir, name)}: ${code ?? (err as Error).message}${hint}`, { cause: err });
       }
     };
     const meta = await read(CA_FILES.meta);

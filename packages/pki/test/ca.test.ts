@@ -122,8 +122,11 @@ describe('CertificateAuthority save / load', () => {
     },
   );
 
-  it('load of a directory that does not exist → PKI_ERR_CA_UNREADABLE', async () => {
+  it('load of a directory that does not exist → PKI_ERR_CA_UNREADABLE, with how to make one', async () => {
     expect(await codeOfAsync(() => CertificateAuthority.load(join(tmp, 'nope')))).toBe('PKI_ERR_CA_UNREADABLE');
+    await expect(CertificateAuthority.load(join(tmp, 'nope'))).rejects.toThrow(
+      `ca: cannot read ${join(tmp, 'nope', 'ca.json')}: ENOENT; is ${join(tmp, 'nope')} a CA directory? Create one with \`switchboard ca init --trust-domain <td> --dir ${join(tmp, 'nope')}\``,
+    );
   });
 
   it.each<[string, string, string]>([

@@ -1,4 +1,4 @@
-import { Command } from 'commander';
+import { Command, Option } from 'commander';
 import { pino, type Logger } from 'pino';
 import { loadRelayConfig } from '../config/relay-config.js';
 import { reportError } from '@switchboard/common/cli';
@@ -91,15 +91,17 @@ export async function runRelay(opts: RunRelayOptions, deps: RunRelayDeps): Promi
 }
 
 /**
- * relayCommand builds `switchboard relay --config relay.yaml` for the CLI. Logs go to stdout as
- * JSON lines (pino); `LOG_LEVEL` sets the level (default `info`).
+ * relayCommand builds `switchboard relay -c relay.yaml` for the CLI, with the connector's and the
+ * agents' flags (`-c, --config`, `--log-level`). Logs go to stdout as JSON lines (pino); the level
+ * is `--log-level`, else `LOG_LEVEL`, else `info`.
  */
 export function relayCommand(): Command {
   return new Command('relay')
     .description('run the relay: the mTLS listener agents and connectors dial out to')
-    .requiredOption('--config <path>', 'relay.yaml')
-    .action(async (opts: RunRelayOptions) => {
-      const logger = pino({ name: 'switchboard', level: process.env.LOG_LEVEL ?? 'info' });
-      process.exitCode = await runRelay(opts, { stderr: process.stderr, logger });
+    .requiredOption('-c, --config <path>', 'relay.yaml')
+    .addOption(new Option('--log-level <level>', 'log level (default: $LOG_LEVEL, else info)').choices(['debug', 'info', 'warn', 'error', 'silent']))
+    .action(async (opts: RunRelayOptions & { logLevel?: string }) => {
+      const logger = pino({ name: 'switchboard', level: opts.logLevel ?? process.env.LOG_LEVEL ?? 'info' });
+      process.exitCode = await runRelay({ config: opts.config }, { stderr: process.stderr, logger });
     });
 }

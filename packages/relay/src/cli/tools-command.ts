@@ -164,7 +164,7 @@ export function toolsCommand(io: CliIo = process, setExit?: (code: number) => vo
     .option('--pins <file>', `pin store (default ${DEFAULT_PINS_PATH})`)
     .option('--config <relay.yaml>', 'take the pin store from relay.yaml (pins.path)')
     .option('--by <name>', 'who approves, for the audit trail (default user@host)')
-    .option('--timeout <ms>', 'how long to wait for a running relay', (v) => Number(v))
+    .option('--timeout <ms>', 'how long to wait for a running relay, in ms (default: 10000)', (v) => Number(v))
     .option('--json', 'print JSON')
     .action(async (server: string, names: string[], opts: ToolsApproveOptions & { timeout?: number }) => {
       const o: ToolsApproveOptions = { ...opts };

@@ -30,7 +30,9 @@ export function invalidParamsReply(idJson: string): string {
 /** argumentDeniedReply answers a `tools/call` whose arguments break a constraint: -32003, naming the argument and the constraint. */
 export function argumentDeniedReply(idJson: string, argument: string, constraint: string): string {
   const shown = argument.length > 128 ? `${argument.slice(0, 128)}…` : argument;
-  return errorReply(idJson, RpcErrorCode.POLICY_DENIED, `Policy denied: argument ${JSON.stringify(shown)} breaks its ${constraint} constraint`, {
+  // `arguments` itself is not an object (an array, a string): say what was expected.
+  const message = constraint === 'arguments' ? 'Policy denied: params.arguments must be an object of named arguments' : `Policy denied: argument ${JSON.stringify(shown)} breaks its ${constraint} constraint`;
+  return errorReply(idJson, RpcErrorCode.POLICY_DENIED, message, {
     reason: 'argument',
     argument: shown,
     constraint,

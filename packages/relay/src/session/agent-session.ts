@@ -126,6 +126,7 @@ export class AgentSession implements LinkSession {
   /** relayLists are the ids of the relay's own tools/list requests in flight, and the pages fetched. */
   private readonly relayLists = new Set<RequestKey>();
   private relayListPages = 0;
+  private relayListTimer: NodeJS.Timeout | undefined;
 
   constructor(init: {
     ctx: SessionContext;
@@ -353,6 +354,11 @@ export class AgentSession implements LinkSession {
     this.relayLists.add(id);
     this.agentRequests.set(id, Req.TOOLS_LIST);
     this.enforcer.listTools(id, cursor !== undefined);
+    // A server that does not answer its tools/list does not hold the agent for ever: after
+    // limits.openTimeoutMs the held messages go on (a call then meets an unlisted tool: refused).
+    if (this.relayListTimer !== undefined) clearTimeout(this.relayListTimer);
+    this.relayListTimer = setTimeout(() => this.releasePinWait(), this.ctx.limits.openTimeoutMs);
+    this.relayListTimer.unref();
     this.sendUp(Buffer.from(JSON.stringify({ jsonrpc: '2.0', id, method: 'tools/list', ...(cursor !== undefined ? { params: { cursor } } : {}) }), 'utf8'));
   }
 
@@ -373,8 +379,22 @@ export class AgentSession implements LinkSession {
       this.listToolsForPins(next);
       return;
     }
+    this.releasePinWait();
+  }
+
+  /** releasePinWait ends the relay's own listing (answered, or timed out): the held agent messages go on, in order. */
+  private releasePinWait(): void {
+    if (this.relayListTimer !== undefined) clearTimeout(this.relayListTimer);
+    this.relayListTimer = undefined;
+    // An answer that never came: its id is forgotten (a late one is then dropped as unknown).
+    for (const key of this.relayLists) {
+      this.agentRequests.delete(key);
+      this.enforcer.settle(key);
+    }
+    this.relayLists.clear();
     const held = this.pinWait ?? [];
     this.pinWait = undefined;
+    if (this.state === CLOSED) return;
     this.flow.holdForPins(false);
     for (const m of held) this.handleAgentMessage(m, false);
   }
@@ -672,6 +692,7 @@ export class AgentSession implements LinkSession {
   private finish(code: number, reason: string): void {
     if (this.openTimer) clearTimeout(this.openTimer);
     this.openTimer = undefined;
+    if (this.relayListTimer !== undefined) clearTimeout(this.relayListTimer);
     this.expiry?.cancel();
     this.flow.end();
     this.gate.end();

@@ -156,6 +156,12 @@ describe('argument constraints', () => {
       data: { reason: 'argument', argument: 'id', constraint: 'regex' },
     });
     expect((await a.call('tools/call', { name: 'get_order', arguments: {} })).error.data).toMatchObject({ argument: 'id', constraint: 'required' });
+    // Arguments that are not an object of named arguments say so.
+    expect((await a.call('tools/call', { name: 'get_order', arguments: ['42'] })).error).toEqual({
+      code: -32003,
+      message: 'Policy denied: params.arguments must be an object of named arguments',
+      data: { reason: 'argument', argument: '', constraint: 'arguments' },
+    });
     // A tool the identity may not use at all keeps the unknown-tool answer.
     expect((await a.call('tools/call', { name: 'delete_customer', arguments: {} })).error).toEqual({ code: -32602, message: 'Unknown tool: delete_customer' });
     const calls = h!.allMessages().filter((m) => m.method === 'tools/call');

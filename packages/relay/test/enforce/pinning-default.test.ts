@@ -82,6 +82,20 @@ describe('a tools/call before any tools/list', () => {
     expect(methods(sid)).toEqual(['tools/list', 'tools/list', 'tools/call', 'ping', 'tools/call']);
   });
 
+  it('a server that does not answer the relay\'s tools/list holds the agent at most limits.openTimeoutMs', async () => {
+    t = await startTestRelay({ policy: POLICY, limits: { openTimeoutMs: 300 } });
+    h = await HarnessConnector.connect(t, CRM_CONNECTOR, ['crm']);
+    h.handler = (s, msg) => (msg.method === 'tools/list' ? undefined : tinyMcpServer(s, msg));
+    const agent = await AgentClient.open(t, SUPPORT, 'crm');
+    const sid = (await h.session(1)).id;
+    agent.request('tools/call', { name: 'get_order', arguments: {} }, 1);
+    agent.request('ping', undefined, 2);
+    // Not listed in time: the call is refused (never forwarded), the ping then passes.
+    expect(await agent.next()).toEqual({ jsonrpc: '2.0', id: 1, error: { code: -32602, message: 'Unknown tool: get_order' } });
+    expect(await agent.next()).toEqual({ jsonrpc: '2.0', id: 2, result: {} });
+    expect(methods(sid)).toEqual(['tools/list', 'ping']);
+  });
+
   it('a denied tool is refused at once, without a list', async () => {
     const { agent, sid } = await open();
     expect((await agent.call('tools/call', { name: 'delete_customer', arguments: {} }, 1)).error.code).toBe(-32602);
