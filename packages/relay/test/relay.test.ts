@@ -264,10 +264,12 @@ describe('switchboard relay (runRelay)', () => {
     }
   });
 
-  it('relayCommand is `switchboard relay --config <path>`', () => {
+  it('relayCommand is `switchboard relay -c, --config <path> [--log-level <level>]`', () => {
     const cmd = relayCommand();
     expect(cmd.name()).toBe('relay');
-    expect(cmd.options.map((o) => o.long)).toEqual(['--config']);
+    expect(cmd.options.map((o) => o.long)).toEqual(['--config', '--log-level']);
+    expect(cmd.options.map((o) => o.short)).toEqual(['-c', undefined]);
     expect(cmd.options[0]?.required).toBe(true);
+    expect(cmd.options[1]?.argChoices).toEqual(['debug', 'info', 'warn', 'error', 'silent']);
   });
 });
