@@ -4,7 +4,9 @@ import { createBackend } from '../backend/create-backend.js';
 import { PkiError, WorkloadApiSource, type Identity } from '@switchboard/pki';
 import { isWorkloadApiSetting, type WorkloadApiSetting } from '@switchboard/common/config';
 import type { ConnectorConfig, EnrollConfig } from '../config.js';
-import { ConfigUnreadableError, IdentityError, type ConnectorError } from '../errors.js';
+import { access, constants as fsConstants } from 'node:fs/promises';
+import { delimiter, join } from 'node:path';
+import { ConfigError, ConfigUnreadableError, IdentityError, type ConnectorError } from '../errors.js';
 import { IdentitySource } from '../internal/identity-source.js';
 import { DEFAULT_LINK_TIMING, type LinkCounters, type LinkTiming } from '../link/link.js';
 import { DEFAULT_OUTPUT_BUFFER_BYTES } from '../link/session.js';
@@ -88,6 +90,8 @@ export interface Connector {
 export async function startConnector(config: ConnectorConfig, options: StartConnectorOptions = {}): Promise<Connector> {
   const now = options.now ?? Date.now;
   const logger = options.logger ?? silentLogger;
+  // A command that cannot run fails here, naming the server, not at an agent's first session (4502).
+  if (options.createBackend === undefined) await checkCommands(config.servers);
   if (config.enroll !== undefined && typeof config.identity === 'string') await enrollIfNeeded(config.identity, config.enroll, config.relayId, logger);
   const workloadApi = isWorkloadApiSetting(config.identity) ? await openWorkloadApi(config.identity.workloadApi, logger) : undefined;
   let identity: IdentitySource;
@@ -103,6 +107,39 @@ export async function startConnector(config: ConnectorConfig, options: StartConn
   if (config.admin) impl.admin = await AdminServer.listen(config.admin, impl);
   impl.start();
   return impl;
+}
+
+/**
+ * checkCommands refuses a stdio server whose `command` cannot be run: a path that does not exist
+ * or is not executable, or a name not found on the PATH the process will get (its `env.PATH`, else
+ * the connector's). Throws {@link ConfigError} at `servers.<name>.command`.
+ */
+export async function checkCommands(servers: ConnectorConfig['servers']): Promise<void> {
+  for (const [name, s] of Object.entries(servers)) {
+    if (s.kind !== 'stdio') continue;
+    const at = `servers.${name}.command`;
+    if (s.command.includes('/') || s.command.includes('\\')) {
+      try {
+        await access(s.command, fsConstants.X_OK);
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        throw new ConfigError(at, `${s.command} ${code === 'ENOENT' ? 'does not exist' : `is not executable (${code ?? 'unknown'})`}`);
+      }
+      continue;
+    }
+    const dirs = (s.env.PATH ?? process.env.PATH ?? '').split(delimiter).filter((d) => d !== '');
+    let found = false;
+    for (const dir of dirs) {
+      try {
+        await access(join(dir, s.command), fsConstants.X_OK);
+        found = true;
+        break;
+      } catch {
+        // not in this directory
+      }
+    }
+    if (!found) throw new ConfigError(at, `"${s.command}" is not found on the PATH the server gets (${dirs.join(delimiter) || 'empty'}); give its full path, or set servers.${name}.env.PATH`);
+  }
 }
 
 /** enrollIfNeeded gets the first identity into `dir` with the enrollment token when the directory holds no SVID yet. */

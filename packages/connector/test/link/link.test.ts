@@ -1,7 +1,10 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import { CloseCode, FrameType, LINK_PROTOCOL_VERSION, type Frame } from '@switchboard/protocol';
 import { afterEach, describe, expect, it } from 'vitest';
-import { startConnector, type Connector, type StartConnectorOptions } from '../../src/index.js';
+import { parseConnectorConfig, startConnector, type Connector, type StartConnectorOptions } from '../../src/index.js';
 import type { HarnessRelay } from '../harness/relay-harness.js';
 import { until, wait } from '../harness/relay-harness.js';
 import { alive, call, CONNECTOR_ID, echoConfig, EXIT_AT_ONCE, INIT, INITIALIZED, memoryLogger, RAW_LINES, setup, type Setup } from '../harness/setup.js';
@@ -162,7 +165,13 @@ describe('sessions over the link', () => {
   });
 
   it('a backend that dies at start ends the session with 4502; one that cannot spawn gets OPEN_FAIL 4502', async () => {
-    const { harness } = await started({}, {}, { broken: { command: process.execPath, args: [EXIT_AT_ONCE] }, missing: { command: '/nonexistent/mcp-server' } });
+    // A command that exists when the connector starts (it checks) and is gone by the session.
+    const bin = await mkdtemp(join(tmpdir(), 'sb-missing-'));
+    const vanishing = join(bin, 'mcp-server');
+    await writeFile(vanishing, '#!/bin/sh\nexit 0\n', { mode: 0o755 });
+    cleanup.push(() => rm(bin, { recursive: true, force: true }));
+    const { harness } = await started({}, {}, { broken: { command: process.execPath, args: [EXIT_AT_ONCE] }, missing: { command: vanishing } });
+    await rm(vanishing);
     const link = await welcomed(harness);
     link.open(1, 'broken');
     const close = (await link.frame((f) => f.type === FrameType.CLOSE && f.sessionId === 1, 8000)) as Extract<Frame, { type: 0x30 }>;
@@ -171,6 +180,24 @@ describe('sessions over the link', () => {
     const fail = (await link.frame((f) => f.type === FrameType.OPEN_FAIL && f.sessionId === 2)) as Extract<Frame, { type: 0x12 }>;
     expect(fail.payload.code).toBe(CloseCode.BACKEND_FAILED);
     expect(fail.payload.reason).toBe('backend missing failed to start');
+  });
+
+  it('a command that cannot run is refused at start, naming the server and the path', async () => {
+    const s = await setup();
+    cleanup.push(() => s.harness.close());
+    const start = (servers: Record<string, unknown>) =>
+      startConnector(parseConnectorConfig({ relays: [s.harness.url], identity: s.identity, servers }), fast).then(
+        async (c) => {
+          await c.close({ drainTimeoutMs: 0 });
+          return 'started';
+        },
+        (e: { code?: string; message: string }) => `${e.code}: ${e.message}`,
+      );
+    expect(await start({ crm: { command: '/nonexistent/mcp-server' } })).toBe('CONNECTOR_ERR_CONFIG_INVALID: config: servers.crm.command: /nonexistent/mcp-server does not exist');
+    expect(await start({ crm: { command: 'no-such-mcp-server', env: { PATH: '/usr/bin:/bin' } } })).toBe(
+      'CONNECTOR_ERR_CONFIG_INVALID: config: servers.crm.command: "no-such-mcp-server" is not found on the PATH the server gets (/usr/bin:/bin); give its full path, or set servers.crm.env.PATH',
+    );
+    expect(await start({ crm: { command: 'node', env: { PATH: dirname(process.execPath) } } })).toBe('started');
   });
 
   it('OPEN for a server not served on the link gets OPEN_FAIL 4502; a reused session id is a protocol error', async () => {
