@@ -196,10 +196,6 @@ export class RelayClientTransport implements Transport {
     this.now = options.now ?? Date.now;
   }
 
-  /** resumable reports whether the relay gave this session a resume token. */
-  get resumable(): boolean {
-    return this.resumeToken !== undefined;
-  }
 
   /** url is the session URL of the relay in use (after start), or of the first to try. */
   get url(): string {

@@ -13,7 +13,7 @@ export {
   decodeFrame,
 } from './link-frames.js';
 export type { Frame, HelloPayload, WelcomePayload, OpenPayload, OpenOkPayload, ClosePayload } from './link-frames.js';
-export { RESUME_HEADER, MAX_RESUME_TOKEN_CHARS, ResumeTokenError, encodeResumeToken, decodeResumeToken, parseResumeHeader, readSessionInfo, isCredentialPart } from './resume.js';
+export { RESUME_HEADER, LOST_LINK_CLOSES, MAX_RESUME_TOKEN_CHARS, ResumeTokenError, encodeResumeToken, decodeResumeToken, parseResumeHeader, readSessionInfo, isCredentialPart } from './resume.js';
 export type { ResumeCredential, ResumeToken, SessionInfo } from './resume.js';
 export { CloseCode, RpcErrorCode, MAX_CLOSE_REASON_BYTES, sendableCloseCode, closeReason } from './codes.js';
 export { isJsonRpcMessage } from './json-rpc.js';

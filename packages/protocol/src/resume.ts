@@ -11,6 +11,15 @@
  */
 export const RESUME_HEADER = 'Switchboard-Resume';
 
+/**
+ * LOST_LINK_CLOSES are the connector-link closes that *lose* a link rather than end it on purpose:
+ * none received (1005, 1006: a crash, a cut connection, silence), going away (1001: a relay
+ * shutting down), an internal error (1011). After one, the connector keeps its resumable sessions
+ * for a resume and the relay tells their agents 4509 (resume); after any other close (4401 revoked,
+ * 4402 expired, 1002 a protocol error) both sides end them. One rule, read by both.
+ */
+export const LOST_LINK_CLOSES: ReadonlySet<number> = new Set([1001, 1005, 1006, 1011]);
+
 /** MAX_RESUME_TOKEN_CHARS bounds a token in a header (it holds a SPIFFE ID of up to 2048 bytes). */
 export const MAX_RESUME_TOKEN_CHARS = 4096;
 

@@ -11,6 +11,7 @@ import {
   HEADER_BYTES,
   LINK_PROTOCOL_VERSION,
   LINK_SUBPROTOCOL,
+  LOST_LINK_CLOSES,
   LinkProtocolError,
   readRefusalReason,
   type Frame,
@@ -38,9 +39,6 @@ import { CONNECTOR_VERSION } from '../version.js';
 import { dialError } from './dial-errors.js';
 import type { ResumeTable } from './resume-table.js';
 import { Session, type SessionHost } from './session.js';
-
-/** LOST_LINK_CLOSES are the link closes after which resumable sessions wait for a resume: no close frame (a crash, silence), going away, a relay error. */
-const LOST_LINK_CLOSES: ReadonlySet<number> = new Set([1005, 1006, CloseCode.GOING_AWAY, CloseCode.INTERNAL_ERROR]);
 
 /** MAX_LINK_FRAME_BYTES is the largest link frame accepted: 16 MiB of payload plus the header. */
 export const MAX_LINK_FRAME_BYTES = 16 * 1024 * 1024 + HEADER_BYTES;

@@ -53,13 +53,6 @@ export class ResumeTable {
     return this.graceMs > 0;
   }
 
-  /** detachedCount is the number of sessions waiting to be resumed. */
-  get detachedCount(): number {
-    let n = 0;
-    for (const e of this.entries.values()) if (e.session.state === 'detached') n++;
-    return n;
-  }
-
   /** issue mints a credential for `session` and keeps the session under it. */
   issue(session: Session): ResumeCredential {
     const credential = { id: randomBytes(16).toString('base64url'), secret: randomBytes(32).toString('base64url') };

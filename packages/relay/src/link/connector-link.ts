@@ -6,6 +6,7 @@ import {
   CloseCode,
   FrameType,
   LINK_PROTOCOL_VERSION,
+  LOST_LINK_CLOSES,
   LinkProtocolError,
   decodeFrame,
   encodeControl,
@@ -57,9 +58,6 @@ const DRAINING = 2;
 const CLOSED = 3;
 
 const MAX_SESSION_ID = 0xffffffff;
-/** LOST_LINK_CLOSES are the link closes after which the connector keeps resumable sessions (its Link's own rule). */
-const LOST_LINK_CLOSES: ReadonlySet<number> = new Set([1005, 1006, CloseCode.GOING_AWAY, CloseCode.INTERNAL_ERROR]);
-
 const BINARY = Object.freeze({ binary: true });
 
 const kLink = Symbol('switchboard.link');
@@ -347,7 +345,7 @@ export class ConnectorLink implements RoutableLink, SessionHost {
   shutdown(code: number, reason: string): void {
     if (this.state === CLOSED) return;
     this.state = CLOSED;
-    this.release(code === CloseCode.GOING_AWAY);
+    this.release(LOST_LINK_CLOSES.has(code));
     if (this.ws.readyState === WebSocket.OPEN || this.ws.readyState === WebSocket.CONNECTING) {
       this.ws.close(code, closeReason(reason));
     }
