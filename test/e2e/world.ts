@@ -146,7 +146,8 @@ export interface RelayPair {
   close(): Promise<void>;
 }
 
-async function freeLoopbackPort(): Promise<number> {
+/** freeLoopbackPort is a TCP port on 127.0.0.1 that nothing listened on a moment ago. */
+export async function freeLoopbackPort(): Promise<number> {
   const s = createServer();
   await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
   const port = (s.address() as { port: number }).port;
