@@ -302,6 +302,28 @@ describe('flags are the same across the long-running commands', () => {
     expect(r.out).toMatch(/--log-level <level>/);
   });
 
+  it.each([
+    [['relay'], 'log level (default: $LOG_LEVEL, else info)'],
+    [['connector'], 'log level (default: $LOG_LEVEL, else info)'],
+    [['agent', 'http'], 'log level, to stderr (default: $LOG_LEVEL, else info)'],
+    [['agent', 'stdio'], 'log level, to stderr (default: $LOG_LEVEL, else warn)'],
+  ])('`%s --help` names where --log-level comes from and its default', async (command, help) => {
+    const r = await sb([...command, '--help']);
+    expect(r.out.replace(/\s+/g, ' ')).toContain(`--log-level <level> ${help} (choices: "debug", "info", "warn", "error", "silent")`);
+  });
+
+  it.each([['relay', '-c', 'relay.yaml'], ['connector', '-c', 'connector.yaml'], ['agent', 'stdio', '--relay', 'wss://127.0.0.1:1', '--server', 'x', '--identity', './ids']])(
+    'a LOG_LEVEL that is not a level stops `%s` with exit 2 before anything starts',
+    async (...args) => {
+      // A process of its own: these commands read the real environment and write to the real stderr.
+      const r = await run(process.execPath, [join(ROOT, 'packages/cli/bin/switchboard.js'), ...args], { env: { ...process.env, LOG_LEVEL: 'loud' } }).then(
+        () => ({ code: 0, stderr: '' }),
+        (e: { code: number; stderr: string }) => ({ code: e.code, stderr: e.stderr }),
+      );
+      expect(r).toEqual({ code: 2, stderr: 'ERR_INVALID_LOG_LEVEL: LOG_LEVEL="loud" is not a log level (debug, info, warn, error, silent)\n' });
+    },
+  );
+
   it('`tools approve --help` shows the default timeout', async () => {
     const r = await sb(['tools', 'approve', '--help']);
     // Commander wraps help at 80 columns: compare with the whitespace folded.

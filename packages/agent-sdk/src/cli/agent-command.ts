@@ -4,7 +4,7 @@ import { pino } from 'pino';
 import { runStdioBridge, type StdioBridgeOptions } from '../bridge/stdio.js';
 import { startHttpBridge, type HttpBridge } from '../bridge/http.js';
 import type { Logger } from '@switchboard/common';
-import { reportError, UsageError } from '@switchboard/common/cli';
+import { LOG_LEVELS, logLevel, logLevelHelp, reportError, UsageError, type LogLevel } from '@switchboard/common/cli';
 
 /** AgentStdioOptions are the flags of `switchboard agent stdio`. */
 export interface AgentStdioOptions {
@@ -20,7 +20,7 @@ export interface AgentStdioOptions {
   enrollUrl?: string;
   enrollBundle?: string;
   relayId?: string;
-  logLevel?: 'debug' | 'info' | 'warn' | 'error' | 'silent';
+  logLevel?: LogLevel;
   /** renew is false with `--no-renew`: the identity is not renewed over the relay. */
   renew?: boolean;
   /** reopen is false with `--no-reopen` (`agent stdio`): a lost relay session ends the bridge. */
@@ -45,11 +45,13 @@ export interface AgentCliDeps {
   signals?: { once(signal: 'SIGTERM' | 'SIGINT', handler: () => void): unknown; off(signal: 'SIGTERM' | 'SIGINT', handler: () => void): unknown };
   /** onListening is called with the HTTP bridge once it listens (tests). */
   onListening?: (bridge: HttpBridge) => void;
+  /** env is where `LOG_LEVEL` is read (default `process.env`). */
+  env?: Record<string, string | undefined>;
 }
 
-function makeLogger(level: AgentStdioOptions['logLevel']): Logger {
+function makeLogger(flag: LogLevel | undefined, env: Record<string, string | undefined>, fallback: LogLevel): Logger {
   // stderr only: stdout carries the MCP stream.
-  return pino({ level: level ?? 'warn', base: undefined }, pino.destination(2)) as unknown as Logger;
+  return pino({ level: logLevel(flag, env, fallback), base: undefined }, pino.destination(2)) as unknown as Logger;
 }
 
 /**
@@ -83,7 +85,12 @@ function report(stderr: AgentCliDeps['stderr'], err: unknown): number {
  * (a `code: message` line on stderr says why), 2 for invalid flags.
  */
 export async function runAgentStdio(opts: AgentStdioOptions, deps: AgentCliDeps): Promise<number> {
-  const logger = deps.logger ?? makeLogger(opts.logLevel);
+  let logger: Logger;
+  try {
+    logger = deps.logger ?? makeLogger(opts.logLevel, deps.env ?? process.env, 'warn');
+  } catch (err) {
+    return report(deps.stderr, err);
+  }
   try {
     const { exitCode, error } = await runStdioBridge({
       relay: opts.relay,
@@ -110,7 +117,12 @@ export async function runAgentStdio(opts: AgentStdioOptions, deps: AgentCliDeps)
  * it cannot start).
  */
 export async function runAgentHttp(opts: AgentHttpOptions, deps: AgentCliDeps): Promise<number> {
-  const logger = deps.logger ?? makeLogger(opts.logLevel ?? 'info');
+  let logger: Logger;
+  try {
+    logger = deps.logger ?? makeLogger(opts.logLevel, deps.env ?? process.env, 'info');
+  } catch (err) {
+    return report(deps.stderr, err);
+  }
   let bridge: HttpBridge;
   try {
     bridge = await startHttpBridge({
@@ -141,16 +153,14 @@ export async function runAgentHttp(opts: AgentHttpOptions, deps: AgentCliDeps): 
   return 0;
 }
 
-const levels = ['debug', 'info', 'warn', 'error', 'silent'];
-
-function collect(value: string, previous: string[]): string[] {
-  return [...previous, value];
+function collect(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), value];
 }
 
-function common(cmd: Command): Command {
+function common(cmd: Command, quietByDefault: boolean): Command {
   return cmd
-    .requiredOption('--relay <url>', 'relay URL, wss://host:port; repeat for failover (tried in order, with backoff)', collect, [] as string[])
-    .requiredOption('--server <name>', 'MCP server name in the relay policy')
+    .requiredOption('--relay <url>', 'relay URL, wss://host:port (required); repeat for failover (tried in order, with backoff)', collect)
+    .requiredOption('--server <name>', 'MCP server name in the relay policy (required)')
     .option('--identity <dir>', 'identity directory (svid.pem, svid_key.pem, bundle.pem)')
     .option('--workload-api [endpoint]', 'take the identity from the SPIFFE Workload API instead (default endpoint: $SPIFFE_ENDPOINT_SOCKET)')
     .option('--enroll-token <file>', 'enroll an empty --identity directory first with this single-use token (switchboard identity token)')
@@ -158,7 +168,7 @@ function common(cmd: Command): Command {
     .option('--enroll-bundle <file>', "with --enroll-token: the trust domain's bundle.pem, to authenticate the relay")
     .option('--relay-id <spiffe-id>', 'SPIFFE ID (or pattern) the relay must present (default: spiffe://<our trust domain>/relay/*)')
     .option('--no-renew', 'do not renew the identity over the relay (POST /v1/renew at half its lifetime)')
-    .addOption(new Option('--log-level <level>', 'log level (logs go to stderr)').choices(levels));
+    .addOption(new Option('--log-level <level>', logLevelHelp(quietByDefault ? 'warn' : 'info', ', to stderr')).choices(LOG_LEVELS));
 }
 
 /**
@@ -177,7 +187,7 @@ export function agentCommand(io: { stderr: { write(chunk: string): unknown } } =
   const agent = new Command('agent').description('reach an MCP server through a Switchboard relay');
   // The MCP stream is the process's own stdin/stdout whatever `io` is: clients spawn us and pipe them.
   agent.addCommand(
-    common(new Command('stdio').description('bridge a stdio MCP client (Claude Desktop, Cursor, VS Code, MCP Inspector) to the relay'))
+    common(new Command('stdio').description('bridge a stdio MCP client (Claude Desktop, Cursor, VS Code, MCP Inspector) to the relay'), true)
       .option('--no-reopen', 'end the bridge when the relay session is lost, instead of opening a new one through the next relay')
       .option('--no-resume', 'do not resume the same server session through another relay when the relay in use is lost')
       .action(
@@ -185,7 +195,7 @@ export function agentCommand(io: { stderr: { write(chunk: string): unknown } } =
     ),
   );
   agent.addCommand(
-    common(new Command('http').description('serve a loopback Streamable-HTTP MCP endpoint that reaches the relay'))
+    common(new Command('http').description('serve a loopback Streamable-HTTP MCP endpoint that reaches the relay'), false)
       .requiredOption('--listen <host:port>', 'loopback address to listen on, e.g. 127.0.0.1:7000')
       .action(async (opts: AgentHttpOptions) => exit(await runAgentHttp(opts, { stdin: process.stdin, stdout: process.stdout, stderr: io.stderr }))),
   );

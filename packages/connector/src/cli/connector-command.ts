@@ -3,7 +3,7 @@ import { pino } from 'pino';
 import { loadConnectorConfig, type ConnectorConfig } from '../config.js';
 import { ConnectorError } from '../errors.js';
 import type { Logger } from '@switchboard/common';
-import { reportError } from '@switchboard/common/cli';
+import { LOG_LEVELS, logLevel, logLevelHelp, reportError, type LogLevel } from '@switchboard/common/cli';
 import { startConnector, type Connector, type StartConnectorOptions } from '../supervisor/connector.js';
 
 const RUNTIME = 'CONNECTOR_ERR_RUNTIME';
@@ -12,7 +12,7 @@ const RUNTIME = 'CONNECTOR_ERR_RUNTIME';
 export interface ConnectorCommandOptions {
   /** config is the path of `connector.yaml`. */
   config: string;
-  logLevel?: 'debug' | 'info' | 'warn' | 'error' | 'silent';
+  logLevel?: LogLevel;
 }
 
 /** SignalSource is the part of `process` that delivers SIGTERM / SIGINT. */
@@ -31,6 +31,8 @@ export interface RunConnectorDeps {
   onStarted?: (connector: Connector) => void;
   /** startOptions are passed to {@link startConnector} (tests). */
   startOptions?: StartConnectorOptions;
+  /** env is where `LOG_LEVEL` is read (default `process.env`). */
+  env?: Record<string, string | undefined>;
 }
 
 /**
@@ -54,7 +56,9 @@ export async function runConnector(opts: ConnectorCommandOptions, deps: RunConne
   signals.on('SIGINT', onSignal);
   try {
     let config: ConnectorConfig;
+    let level: LogLevel;
     try {
+      level = logLevel(opts.logLevel, deps.env ?? process.env, 'info');
       config = await loadConnectorConfig(opts.config);
     } catch (err) {
       return reportError(err, deps, { invalidInput: () => true, fallbackCode: RUNTIME });
@@ -63,7 +67,7 @@ export async function runConnector(opts: ConnectorCommandOptions, deps: RunConne
     logger =
       deps.logger ??
       (pino(
-        { level: opts.logLevel ?? 'info', base: undefined, redact: { paths: ['jwtSvid', '*.jwtSvid', 'authorization', '*.authorization'], censor: '[redacted]' } },
+        { level, base: undefined, redact: { paths: ['jwtSvid', '*.jwtSvid', 'authorization', '*.authorization'], censor: '[redacted]' } },
         pino.destination(2),
       ) as unknown as Logger);
     try {
@@ -95,7 +99,7 @@ export function connectorCommand(io: { stderr: { write(chunk: string): unknown }
   return new Command('connector')
     .description('run the connector: dial out to the relays and serve the configured MCP servers')
     .requiredOption('-c, --config <path>', 'connector.yaml')
-    .addOption(new Option('--log-level <level>', 'log level').choices(['debug', 'info', 'warn', 'error', 'silent']).default('info'))
+    .addOption(new Option('--log-level <level>', logLevelHelp('info')).choices(LOG_LEVELS))
     .action(async (opts: ConnectorCommandOptions) => {
       const code = await runConnector(opts, { stderr: io.stderr });
       if (setExit) setExit(code);

@@ -215,7 +215,7 @@ export function identityCommand(io: CliIo, setExit: (code: number) => void): Com
     .argument('<spiffe-id>', 'e.g. spiffe://example.org/agent/support')
     .option('--ca-dir <dir>', 'CA directory made by `ca init`', './pki')
     .requiredOption('--out <dir>', 'directory to write the identity to')
-    .option('--ttl <duration>', 'lifetime, e.g. 15m, 1h (default 1h, max 24h)')
+    .option('--ttl <duration>', 'lifetime, e.g. 15m, 1h (default: 1h, max 24h)')
     .option('--p12', `also write svid.p12 (passphrase from ${P12_PASSWORD_ENV} or a prompt)`)
     .option('--force', 'replace existing files')
     .action(async (id: string, o: Omit<IdentityIssueOptions, 'id'>) => setExit(await runIdentityIssue({ ...o, id }, io)));
@@ -231,7 +231,7 @@ export function identityCommand(io: CliIo, setExit: (code: number) => void): Com
     .description('print a single-use enrollment token bound to one SPIFFE ID')
     .argument('<spiffe-id>')
     .option('--ca-dir <dir>', 'CA directory made by `ca init`', './pki')
-    .option('--ttl <duration>', 'lifetime (default 15m, max 1h)')
+    .option('--ttl <duration>', 'lifetime (default: 15m, max 1h)')
     .action(async (id: string, o: { caDir: string; ttl?: string }) => setExit(await runIdentityToken({ ...o, id }, io)));
   return cmd;
 }

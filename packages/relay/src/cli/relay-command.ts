@@ -1,7 +1,7 @@
 import { Command, Option } from 'commander';
 import { pino, type Logger } from 'pino';
 import { loadRelayConfig } from '../config/relay-config.js';
-import { reportError } from '@switchboard/common/cli';
+import { LOG_LEVELS, logLevel, logLevelHelp, reportError, type LogLevel } from '@switchboard/common/cli';
 import { startRelay, type Relay } from '../relay.js';
 import { RELAY_REPORT } from './report.js';
 
@@ -99,9 +99,16 @@ export function relayCommand(): Command {
   return new Command('relay')
     .description('run the relay: the mTLS listener agents and connectors dial out to')
     .requiredOption('-c, --config <path>', 'relay.yaml')
-    .addOption(new Option('--log-level <level>', 'log level (default: $LOG_LEVEL, else info)').choices(['debug', 'info', 'warn', 'error', 'silent']))
-    .action(async (opts: RunRelayOptions & { logLevel?: string }) => {
-      const logger = pino({ name: 'switchboard', level: opts.logLevel ?? process.env.LOG_LEVEL ?? 'info' });
+    .addOption(new Option('--log-level <level>', logLevelHelp('info')).choices(LOG_LEVELS))
+    .action(async (opts: RunRelayOptions & { logLevel?: LogLevel }) => {
+      let level: LogLevel;
+      try {
+        level = logLevel(opts.logLevel, process.env, 'info');
+      } catch (err) {
+        process.exitCode = reportError(err, { stderr: process.stderr });
+        return;
+      }
+      const logger = pino({ name: 'switchboard', level });
       process.exitCode = await runRelay({ config: opts.config }, { stderr: process.stderr, logger });
     });
 }

@@ -151,7 +151,7 @@ export function toolsCommand(io: CliIo = process, setExit?: (code: number) => vo
   tools
     .command('list')
     .description('list pinned tool definitions and drifts waiting for approval, per server')
-    .option('--pins <file>', `pin store (default ${DEFAULT_PINS_PATH})`)
+    .option('--pins <file>', `pin store (default: ${DEFAULT_PINS_PATH})`)
     .option('--config <relay.yaml>', 'take the pin store from relay.yaml (pins.path)')
     .option('--server <name>', 'only this server')
     .option('--json', 'print JSON')
@@ -161,9 +161,9 @@ export function toolsCommand(io: CliIo = process, setExit?: (code: number) => vo
     .description('approve changed or new tool definitions of a server (all pending ones without tool names)')
     .argument('<server>')
     .argument('[tools...]')
-    .option('--pins <file>', `pin store (default ${DEFAULT_PINS_PATH})`)
+    .option('--pins <file>', `pin store (default: ${DEFAULT_PINS_PATH})`)
     .option('--config <relay.yaml>', 'take the pin store from relay.yaml (pins.path)')
-    .option('--by <name>', 'who approves, for the audit trail (default user@host)')
+    .option('--by <name>', 'who approves, for the audit trail (default: user@host)')
     .option('--timeout <ms>', 'how long to wait for a running relay, in ms (default: 10000)', (v) => Number(v))
     .option('--json', 'print JSON')
     .action(async (server: string, names: string[], opts: ToolsApproveOptions & { timeout?: number }) => {
