@@ -139,7 +139,8 @@ beforeAll(async () => {
   for (const [name, id] of [['one', C1], ['two', C2]] as const) {
     await relays.ca.writeIdentity(join(relays.dir, `c-${name}`), await relays.ca.issue(id));
     const conf = join(relays.dir, `connector-${name}.yaml`);
-    await writeFile(conf, `relays: [${relays.urls.a}, ${relays.urls.b}]\nidentity: ./c-${name}\nservers:\n  fixture: { command: ${JSON.stringify(process.execPath)}, args: [${JSON.stringify(CRASH)}] }\n`);
+    // Uncontained: the scenarios tell backends (and which connector spawned them) apart by host PIDs.
+    await writeFile(conf, `relays: [${relays.urls.a}, ${relays.urls.b}]\nidentity: ./c-${name}\nservers:\n  fixture: { command: ${JSON.stringify(process.execPath)}, args: [${JSON.stringify(CRASH)}], egress: any, filesystem: any }\n`);
     confs.set(name, conf);
     await startConnector(name);
   }

@@ -17,6 +17,11 @@ describe('switchboard demo', () => {
     expect(stdout).toMatch(/read_text_file .*allowed: "Quarterly numbers/);
     expect(stdout).toMatch(/write_file .*refused by the relay: MCP error -32602: Unknown tool: write_file/);
     expect(stdout).toContain('pwned.txt exists afterwards? no');
+    // Contained (CI has bubblewrap): a fetch from an undeclared host fails inside the server, and
+    // the connector's refusal of its DNS lookup is in the trail.
+    expect(stdout).toContain('Each runs in a bubblewrap sandbox: no network');
+    expect(stdout).toMatch(/gzip-file-as-resource https:\/\/exfil\.attacker\.example\/… → failed inside the server: fetch failed/);
+    expect(stdout).toMatch(/egress\.denied +agent\/support → everything tried exfil\.attacker\.example \(DNS lookup\) → refused by the connector/);
     // The audit trail records both decisions.
     expect(stdout).toMatch(/read_text_file[^\n]*allow/);
     expect(stdout).toMatch(/write_file[^\n]*deny/);

@@ -104,7 +104,7 @@ beforeAll(async () => {
   const fixture = await startHttpFixture({ SWITCHBOARD_JWT_BUNDLE: jwks, SWITCHBOARD_JWT_AUDIENCE: 'tickets' });
   http = fixture.proc;
   await w.startConnector({
-    files: { command: process.execPath, args: [FILESYSTEM, files] },
+    files: { command: process.execPath, args: [FILESYSTEM, files], filesystem: { write: [files] } },
     mutating: { command: process.execPath, args: [MUTATING], env: { FIXTURE_CONFIG_TEXT: secretText } },
     tickets: { url: `http://127.0.0.1:${fixture.port}/mcp` },
   });

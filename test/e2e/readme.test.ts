@@ -128,6 +128,16 @@ describe('README: running it for real', () => {
         expect(Object.keys(manifest.devDependencies), `${pkg} is what the workspace provides`).toContain(pkg);
         continue;
       }
+      if (line.startsWith('sudo apt-get install -y ')) {
+        // The machine provides these (.ci/run installs them): the programs must be there.
+        const programs: Record<string, string> = { bubblewrap: 'bwrap', socat: 'socat' };
+        for (const pkg of line.slice('sudo apt-get install -y '.length).trim().split(/\s+/)) {
+          expect(programs[pkg], `the README installs ${pkg}`).toBeDefined();
+          const found = (process.env.PATH ?? '').split(':').some((d) => existsSync(join(d, programs[pkg]!)));
+          expect(found, `${programs[pkg]} (Debian ${pkg}) is installed`).toBe(true);
+        }
+        continue;
+      }
       if (line.startsWith('switchboard relay ')) {
         await daemon(local(line), 'relay listening');
         continue;

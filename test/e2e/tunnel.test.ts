@@ -46,7 +46,7 @@ beforeAll(async () => {
   outsiderIds = await w.identity('outsider', `spiffe://${TD}/agent/sales/eve`);
   await w.startConnector({
     everything: { command: process.execPath, args: [EVERYTHING, 'stdio'] },
-    files: { command: process.execPath, args: [FILESYSTEM, files] },
+    files: { command: process.execPath, args: [FILESYSTEM, files], filesystem: { write: [files] } },
     crash: { command: process.execPath, args: [CRASH] },
     reserved: { command: process.execPath, args: [EVERYTHING, 'stdio'] },
   });

@@ -9,6 +9,7 @@ export type {
   AuditSessionOpen,
   AuditSessionResume,
   AuditSessionClose,
+  AuditEgressDenied,
   AuditRequest,
   AuditResponse,
   AuditPolicyReload,

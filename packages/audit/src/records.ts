@@ -52,6 +52,19 @@ export interface AuditSessionClose extends AuditSessionRef {
   durationMs: number;
 }
 
+/**
+ * AuditEgressDenied is written when the connector refused a destination a contained server asked
+ * for (connector.yaml `egress`): which session, agent and server, where to, and the rule. The
+ * connector reports each destination once per session.
+ */
+export interface AuditEgressDenied extends AuditSessionRef {
+  type: 'egress.denied';
+  connector: string;
+  destination: string;
+  port: number;
+  reason: string;
+}
+
 /** AuditRequest is one policy decision on a JSON-RPC request, in either direction. */
 export interface AuditRequest extends AuditSessionRef {
   type: 'request';
@@ -229,6 +242,7 @@ export type AuditRecordInput =
   | AuditSessionOpen
   | AuditSessionResume
   | AuditSessionClose
+  | AuditEgressDenied
   | AuditRequest
   | AuditResponse
   | AuditPolicyReload
@@ -268,6 +282,7 @@ export const AUDIT_RECORD_TYPES: readonly AuditRecordType[] = Object.freeze([
   'session.open',
   'session.resume',
   'session.close',
+  'egress.denied',
   'request',
   'response',
   'policy.reload',

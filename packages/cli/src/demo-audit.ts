@@ -19,6 +19,8 @@ export function formatAuditRecord(r: AuditRecord): string {
       return `${head} ${id(r.agent)} → ${r.server} via ${id(r.connector)}`;
     case 'session.close':
       return `${head} ${id(r.agent)} → ${r.server} code ${r.code} after ${r.durationMs} ms`;
+    case 'egress.denied':
+      return `${head} ${id(r.agent)} → ${r.server} tried ${r.destination}${r.port === 53 ? ' (DNS lookup)' : `:${r.port}`} → refused by the connector`;
     case 'request':
       return `${head} ${id(r.agent)} → ${r.server} ${r.method} ${r.name ?? ''} → ${r.decision} (rule ${r.ruleId ?? 'none: default deny'})`;
     case 'response':

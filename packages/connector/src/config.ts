@@ -23,6 +23,8 @@ import {
 } from '@switchboard/common/config';
 import { SERVER_NAME_RULE, isServerName, parseRelayId } from '@switchboard/protocol';
 import { ConfigError, ConfigUnreadableError } from './errors.js';
+import { parseEgressRule } from './sandbox/egress-rules.js';
+import type { Containment } from './sandbox/sandbox.js';
 
 /** StdioServerConfig is a backend started as one process per agent session, spoken to over stdio. */
 export interface StdioServerConfig {
@@ -34,6 +36,8 @@ export interface StdioServerConfig {
   readonly env: Readonly<Record<string, string>>;
   /** cwd is the process's working directory; defaults to the config file's directory. */
   readonly cwd: string;
+  /** containment is where the process may reach (`egress`) and what it may read and write (`filesystem`). */
+  readonly containment: Containment;
 }
 
 /** HttpServerConfig is a Streamable-HTTP backend; each agent session gets its own MCP session on it. */
@@ -84,6 +88,8 @@ export interface ConnectorConfig {
    * 30 s; 0 turns resumption off: a lost link ends its sessions). docs/protocol.md.
    */
   readonly resumeGraceMs: number;
+  /** file is the config file it was read from (absolute), when it came from one: hidden from contained servers. */
+  readonly file?: string;
 }
 
 /** EnrollConfig is connector.yaml's `enroll` section. */
@@ -112,7 +118,14 @@ const stdioShape = {
   args: stringList(0, z.string({ error: 'must be a string (quote numbers)' })).optional(),
   env: record(z.string({ error: 'must be a string (quote numbers and booleans)' })).optional(),
   cwd: string({ what: 'a directory' }).optional(),
+  // Checked below: `any`, or a list of destinations / a { read, write } mapping.
+  egress: z.unknown().optional(),
+  filesystem: z.unknown().optional(),
 };
+const filesystemSchema = object({
+  read: stringList(0, z.string({ error: 'must be a path' })).optional(),
+  write: stringList(0, z.string({ error: 'must be a path' })).optional(),
+});
 const httpShape = {
   url: string({ what: 'an http(s) URL' }),
   headers: record(z.string({ error: 'must be a string (quote numbers and booleans)' })).optional(),
@@ -148,7 +161,8 @@ export async function loadConnectorConfig(path: string): Promise<ConnectorConfig
     }
     throw err;
   }
-  return parseConnectorConfig(parsed.value, { baseDir: dirname(resolve(path)), source: path, locate: parsed.locate });
+  const config = parseConnectorConfig(parsed.value, { baseDir: dirname(resolve(path)), source: path, locate: parsed.locate });
+  return Object.freeze({ ...config, file: resolve(path) });
 }
 
 /** ParseOptions tune {@link parseConnectorConfig}. */
@@ -248,7 +262,8 @@ function serverConfig(input: unknown, path: readonly PathSegment[], baseDir: str
       if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(key)) fail([...path, 'env', key], 'is not a valid environment variable name');
     }
     const cwd = s.cwd === undefined ? baseDir : resolve(baseDir, s.cwd);
-    return Object.freeze({ kind: 'stdio', command, args: Object.freeze(s.args ?? []), env: Object.freeze(env), cwd });
+    const containment = Object.freeze({ egress: egressSetting(s.egress, [...path, 'egress']), filesystem: filesystemSetting(s.filesystem, [...path, 'filesystem'], baseDir) });
+    return Object.freeze({ kind: 'stdio', command, args: Object.freeze(s.args ?? []), env: Object.freeze(env), cwd, containment });
   }
   const s = validate(httpSchema, input, path);
   const at = [...path, 'url'];
@@ -271,6 +286,40 @@ function serverConfig(input: unknown, path: readonly PathSegment[], baseDir: str
     if (/[\r\n\0]/.test(value)) fail([...path, 'headers', key], 'must not contain CR, LF or NUL');
   }
   return Object.freeze({ kind: 'http', url: url.href, headers: Object.freeze(headers), allowRemote });
+}
+
+/** egressSetting reads `egress`: absent is no network, `any` the host's, else a list of destinations. */
+function egressSetting(input: unknown, path: readonly PathSegment[]): Containment['egress'] {
+  if (input === undefined || input === null) return Object.freeze([]);
+  if (input === 'any') return 'any';
+  if (!Array.isArray(input)) fail(path, 'must be a list of destinations (api.example.com, *.example.com, host:port, 10.0.0.0/8, [2001:db8::/32]:443) or any');
+  return Object.freeze(
+    input.map((entry, i) => {
+      if (typeof entry !== 'string') fail([...path, i], 'must be a string (a domain, IP or CIDR block, optionally with :port)');
+      try {
+        return parseEgressRule(entry);
+      } catch (err) {
+        fail([...path, i], (err as Error).message);
+      }
+    }),
+  );
+}
+
+/** filesystemSetting reads `filesystem`: absent is nothing beyond the system and the program, `any` the host's files. */
+function filesystemSetting(input: unknown, path: readonly PathSegment[], baseDir: string): Containment['filesystem'] {
+  if (input === undefined || input === null) return Object.freeze({ read: Object.freeze([]), write: Object.freeze([]) });
+  if (input === 'any') return 'any';
+  if (!isPlainObject(input)) fail(path, 'must be { read: [paths], write: [paths] } or any');
+  const f = validate(filesystemSchema, input, path);
+  const paths = (list: readonly string[] | undefined, key: string): readonly string[] =>
+    Object.freeze(
+      (list ?? []).map((p, i) => {
+        const abs = resolve(baseDir, p);
+        if (abs === '/') fail([...path, key, i], 'is the whole file system; write filesystem: any to opt out knowingly');
+        return abs;
+      }),
+    );
+  return Object.freeze({ read: paths(f.read, 'read'), write: paths(f.write, 'write') });
 }
 
 function relayUrl(input: unknown, path: readonly PathSegment[]): string {

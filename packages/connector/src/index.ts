@@ -14,6 +14,11 @@ export { DEFAULT_OUTPUT_BUFFER_BYTES } from './link/session.js';
 export { createBackend } from './backend/create-backend.js';
 export type { BackendFactory, BackendSession, BackendSink } from './backend/backend.js';
 export { MAX_BACKEND_MESSAGE_BYTES } from './backend/stdio-backend.js';
+export { sandboxTools, SandboxUnavailableError, PROXY_PORT } from './sandbox/sandbox.js';
+export type { Containment, FilesystemAccess, SandboxTools } from './sandbox/sandbox.js';
+export { parseEgressRule, EgressPolicy, WEB_PORTS } from './sandbox/egress-rules.js';
+export type { EgressRule, EgressDecision } from './sandbox/egress-rules.js';
+export type { EgressDenial } from './sandbox/egress-proxy.js';
 export {
   ConnectorError,
   ConfigError,

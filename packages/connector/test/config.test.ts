@@ -16,6 +16,31 @@ function fails(input: unknown): { code: ConnectorErrorCode; path: string; messag
   throw new Error('config was accepted');
 }
 
+describe('parseConnectorConfig: containment', () => {
+  it('reads egress destinations and filesystem paths (relative to the config dir), and the any opt-outs', () => {
+    const c = parseConnectorConfig(
+      {
+        ...base,
+        servers: {
+          crm: { command: 'node', egress: ['api.example.com', '*.crm.example.com:8443', '10.0.0.0/8:5432', '[2001:db8::/32]:443', '203.0.113.5'], filesystem: { read: ['./data'], write: ['/var/cache/crm'] } },
+          open: { command: 'node', egress: 'any', filesystem: 'any' },
+        },
+      },
+      { baseDir: '/etc/sb' },
+    );
+    const crm = c.servers.crm as { containment: { egress: unknown[]; filesystem: unknown } };
+    expect(crm.containment.filesystem).toEqual({ read: ['/etc/sb/data'], write: ['/var/cache/crm'] });
+    expect(crm.containment.egress).toEqual([
+      { kind: 'domain', name: 'api.example.com', wildcard: false, ports: [443, 80], text: 'api.example.com' },
+      { kind: 'domain', name: 'crm.example.com', wildcard: true, ports: [8443], text: '*.crm.example.com:8443' },
+      { kind: 'cidr', family: 'ipv4', network: '10.0.0.0', prefix: 8, ports: [5432], text: '10.0.0.0/8:5432' },
+      { kind: 'cidr', family: 'ipv6', network: '2001:db8::', prefix: 32, ports: [443], text: '[2001:db8::/32]:443' },
+      { kind: 'cidr', family: 'ipv4', network: '203.0.113.5', prefix: 32, ports: [443, 80], text: '203.0.113.5' },
+    ]);
+    expect((c.servers.open as { containment: unknown }).containment).toEqual({ egress: 'any', filesystem: 'any' });
+  });
+});
+
 describe('parseConnectorConfig', () => {
   it('normalises a valid config: relative paths against the config dir, kinds inferred', () => {
     const c = parseConnectorConfig(
@@ -37,7 +62,8 @@ describe('parseConnectorConfig', () => {
     expect(c.relays).toEqual(['wss://relay.example.org:8443']);
     expect(c.identity).toBe('/etc/sb/ids/crm');
     expect((c.relayId as IdMatcher).pattern).toBe('spiffe://example.org/relay/main');
-    expect(c.servers.crm).toEqual({ kind: 'stdio', command: 'node', args: ['./crm.js'], env: { LOG: 'debug' }, cwd: '/etc/sb' });
+    // Contained by default: no network, nothing of the host's files beyond the system and the program.
+    expect(c.servers.crm).toEqual({ kind: 'stdio', command: 'node', args: ['./crm.js'], env: { LOG: 'debug' }, cwd: '/etc/sb', containment: { egress: [], filesystem: { read: [], write: [] } } });
     expect(c.servers.local).toMatchObject({ kind: 'stdio', command: '/etc/sb/bin/server', cwd: '/etc/sb/srv' });
     expect(c.servers.tickets).toEqual({ kind: 'http', url: 'http://127.0.0.1:3000/mcp', headers: { 'x-api-key': 'k' }, allowRemote: false });
     expect(c.servers.remote).toMatchObject({ kind: 'http', allowRemote: true });
@@ -50,6 +76,13 @@ describe('parseConnectorConfig', () => {
     ['unknown http key', { ...base, servers: { t: { url: 'http://127.0.0.1/mcp', header: {} } } }, 'servers.t.header'],
     ['http key on a stdio server', { ...base, servers: { crm: { command: 'node', url: 'http://127.0.0.1/' } } }, 'servers.crm'],
     ['unknown admin key', { ...base, admin: { listen: '127.0.0.1:1', port: 2 } }, 'admin.port'],
+    ['a misspelt filesystem key', { ...base, servers: { crm: { command: 'node', filesystem: { reads: ['/srv'] } } } }, 'servers.crm.filesystem.reads'],
+    ['egress on an http server', { ...base, servers: { t: { url: 'http://127.0.0.1/mcp', egress: 'any' } } }, 'servers.t.egress'],
+    ['an egress entry that is not a destination', { ...base, servers: { crm: { command: 'node', egress: ['api.example.com', 'not a host'] } } }, 'servers.crm.egress[1]'],
+    ['an egress port out of range', { ...base, servers: { crm: { command: 'node', egress: ['api.example.com:70000'] } } }, 'servers.crm.egress[0]'],
+    ['an egress /0 block', { ...base, servers: { crm: { command: 'node', egress: ['0.0.0.0/0'] } } }, 'servers.crm.egress[0]'],
+    ['egress that is neither a list nor any', { ...base, servers: { crm: { command: 'node', egress: 'all' } } }, 'servers.crm.egress'],
+    ['filesystem write of /', { ...base, servers: { crm: { command: 'node', filesystem: { write: ['/'] } } } }, 'servers.crm.filesystem.write[0]'],
   ])('%s is an error naming the key path', (_name, input, path) => {
     const err = fails(input);
     expect(err.code).toBe('CONNECTOR_ERR_CONFIG_INVALID');

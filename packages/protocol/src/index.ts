@@ -11,8 +11,9 @@ export {
   encodeWindow,
   encodeControl,
   decodeFrame,
+  MAX_EVENT_FIELD,
 } from './link-frames.js';
-export type { Frame, HelloPayload, WelcomePayload, OpenPayload, OpenOkPayload, ClosePayload } from './link-frames.js';
+export type { Frame, HelloPayload, WelcomePayload, OpenPayload, OpenOkPayload, ClosePayload, EventPayload } from './link-frames.js';
 export { RESUME_HEADER, LOST_LINK_CLOSES, MAX_RESUME_TOKEN_CHARS, ResumeTokenError, encodeResumeToken, decodeResumeToken, parseResumeHeader, readSessionInfo, isCredentialPart } from './resume.js';
 export type { ResumeCredential, ResumeToken, SessionInfo } from './resume.js';
 export { CloseCode, RpcErrorCode, MAX_CLOSE_REASON_BYTES, sendableCloseCode, closeReason } from './codes.js';

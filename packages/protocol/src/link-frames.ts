@@ -39,6 +39,8 @@ export const FrameType = Object.freeze({
   DATA: 0x20,
   WINDOW: 0x21,
   CLOSE: 0x30,
+  /** EVENT (connector → relay): something the relay must record for a session (egress.denied); only when WELCOME.events. */
+  EVENT: 0x31,
 } as const);
 export type FrameType = (typeof FrameType)[keyof typeof FrameType];
 
@@ -65,6 +67,24 @@ export interface WelcomePayload {
   relay: string;
   /** reauth is true when the relay accepts REAUTH on this link (a connector sends it only then). */
   reauth?: boolean;
+  /** events is true when the relay accepts EVENT frames (a connector sends them only then). */
+  events?: boolean;
+}
+
+/** MAX_EVENT_FIELD is the longest string an EVENT field may carry. */
+export const MAX_EVENT_FIELD = 512;
+
+/**
+ * EventPayload is one thing the connector saw in a session and the relay records: today
+ * `egress.denied`, a destination the contained server asked for and did not get.
+ */
+export interface EventPayload {
+  kind: 'egress.denied';
+  /** destination is the host the server named (a domain or an IP address). */
+  destination: string;
+  port: number;
+  /** reason says which rule refused it. */
+  reason: string;
 }
 
 /** OpenPayload asks the connector for a new backend session. */
@@ -106,7 +126,8 @@ export type Frame =
   | { type: typeof FrameType.OPEN_FAIL; sessionId: number; payload: ClosePayload }
   | { type: typeof FrameType.DATA; sessionId: number; data: Buffer }
   | { type: typeof FrameType.WINDOW; sessionId: number; increment: number }
-  | { type: typeof FrameType.CLOSE; sessionId: number; payload: ClosePayload };
+  | { type: typeof FrameType.CLOSE; sessionId: number; payload: ClosePayload }
+  | { type: typeof FrameType.EVENT; sessionId: number; payload: EventPayload };
 
 /** LinkProtocolError is a frame that breaks the framing rules; the link is closed with 1002. */
 export class LinkProtocolError extends Error {
@@ -230,6 +251,8 @@ function checkPayload(type: number, p: Json): unknown {
       };
       if (p.reauth !== undefined && typeof p.reauth !== 'boolean') bad('reauth', 'must be true or false');
       if (p.reauth === true) welcome.reauth = true;
+      if (p.events !== undefined && typeof p.events !== 'boolean') bad('events', 'must be true or false');
+      if (p.events === true) welcome.events = true;
       return welcome;
     }
     case FrameType.OPEN: {
@@ -274,6 +297,14 @@ function checkPayload(type: number, p: Json): unknown {
       if (typeof p.notAfter === 'string') result.notAfter = p.notAfter;
       if (typeof p.reason === 'string') result.reason = p.reason;
       return result;
+    }
+    case FrameType.EVENT: {
+      if (p.kind !== 'egress.denied') bad('kind', 'must be "egress.denied"');
+      if (typeof p.destination !== 'string' || p.destination.length === 0 || p.destination.length > MAX_EVENT_FIELD) bad('destination', `must be a string of 1–${MAX_EVENT_FIELD} characters`);
+      if (typeof p.port !== 'number' || !Number.isInteger(p.port) || p.port < 0 || p.port > 65535) bad('port', 'must be an integer from 0 to 65535');
+      if (typeof p.reason !== 'string' || p.reason.length > MAX_EVENT_FIELD) bad('reason', `must be a string of at most ${MAX_EVENT_FIELD} characters`);
+      const event: EventPayload = { kind: 'egress.denied', destination: p.destination as string, port: p.port as number, reason: p.reason as string };
+      return event;
     }
     default: {
       // GOAWAY, OPEN_FAIL, CLOSE

@@ -143,6 +143,19 @@ describe('payload checks', () => {
     expect(decodeFrame(ctl(FrameType.WELCOME, 0, { ...WELCOME, rejected: [{ server: 'x' }] }))).toMatchObject({ payload: { rejected: [{ server: 'x', reason: '' }] } });
   });
 
+  it('EVENT (egress.denied) and WELCOME.events', () => {
+    const ok = { kind: 'egress.denied', destination: 'exfil.attacker.example', port: 443, reason: 'exfil.attacker.example:443 is not in egress' };
+    expect(decodeFrame(ctl(FrameType.EVENT, 9, { ...ok, extra: 1 }))).toEqual({ type: FrameType.EVENT, sessionId: 9, payload: ok });
+    expect(refused(ctl(FrameType.EVENT, 0, ok))).toBe('link: session frame with session id 0');
+    expect(refused(ctl(FrameType.EVENT, 9, { ...ok, kind: 'other' }))).toBe('link: EVENT.kind must be "egress.denied"');
+    expect(refused(ctl(FrameType.EVENT, 9, { ...ok, destination: '' }))).toBe('link: EVENT.destination must be a string of 1–512 characters');
+    expect(refused(ctl(FrameType.EVENT, 9, { ...ok, destination: 'x'.repeat(513) }))).toBe('link: EVENT.destination must be a string of 1–512 characters');
+    expect(refused(ctl(FrameType.EVENT, 9, { ...ok, port: 70000 }))).toBe('link: EVENT.port must be an integer from 0 to 65535');
+    expect(refused(ctl(FrameType.EVENT, 9, { ...ok, reason: 7 }))).toBe('link: EVENT.reason must be a string of at most 512 characters');
+    expect(decodeFrame(ctl(FrameType.WELCOME, 0, { ...WELCOME, events: true }))).toMatchObject({ payload: { events: true } });
+    expect(refused(ctl(FrameType.WELCOME, 0, { ...WELCOME, events: 'yes' }))).toBe('link: WELCOME.events must be true or false');
+  });
+
   it('OPEN', () => {
     expect(refused(ctl(FrameType.OPEN, 1, { agent: 'a' }))).toBe('link: OPEN.server must be a string');
     expect(refused(ctl(FrameType.OPEN, 1, { server: 'crm' }))).toBe('link: OPEN.agent must be a string');

@@ -79,6 +79,8 @@ export interface RelayMetricsSnapshot {
   revocationCloses: number;
   /** expiryCloses counts sessions and links closed because their peer's certificate expired (4402). */
   expiryCloses: number;
+  /** egressDenied counts egress.denied events connectors reported (and the trail recorded). */
+  egressDenied: number;
   /** renewals counts `POST /v1/renew` answers by result (`issued` or a `RENEW_ERR_…` code). */
   renewals: Record<string, number>;
   /** enrollments counts `POST /v1/enroll` answers by result. */
@@ -132,6 +134,7 @@ export class RelayMetrics {
   readonly pinEvents: Record<PinEventType, number> = zeros(PIN_EVENTS);
   revocationCloses = 0;
   expiryCloses = 0;
+  egressDenied = 0;
   /** reauths counts REAUTH on live links and sessions, accepted and refused. */
   readonly reauths = { accepted: 0, refused: 0 };
   /** renewals counts `POST /v1/renew` answers: `issued`, or the refusal code. */
@@ -168,6 +171,7 @@ export class RelayMetrics {
       pinEvents: { ...this.pinEvents },
       revocationCloses: this.revocationCloses,
       expiryCloses: this.expiryCloses,
+      egressDenied: this.egressDenied,
       renewals: Object.fromEntries(this.renewals),
       enrollments: Object.fromEntries(this.enrollments),
       reauths: { ...this.reauths },
@@ -226,6 +230,8 @@ export class RelayMetrics {
       [...this.renewals].map(([result, v]) => [`{result="${result}"}`, v]));
     metric('switchboard_relay_expiry_closes_total', 'counter', 'Sessions and connector links closed because the certificate they authenticated with expired.',
       [['', this.expiryCloses]]);
+    metric('switchboard_relay_egress_denied_total', 'counter', 'Destinations connectors refused to contained servers (egress.denied records).',
+      [['', this.egressDenied]]);
     if (this.audit) out.push(...renderAuditMetrics(this.audit()));
     return `${out.join('\n')}\n`;
   }

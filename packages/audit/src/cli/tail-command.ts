@@ -144,6 +144,8 @@ export function formatRecord(r: Rec): string {
     case 'session.open':
     case 'session.resume':
       return `${head} ${s(r['agent'])} → ${s(r['server'])} via ${s(r['connector'])} session=${s(r['sessionId'])}${r['resumeId'] !== undefined ? ` resumes=${s(r['resumeId'])}` : ''}`;
+    case 'egress.denied':
+      return `${head} ${s(r['agent'])} → ${s(r['server'])} to ${s(r['destination'])}:${s(r['port'])} session=${s(r['sessionId'])} reason=${s(JSON.stringify(r['reason']))}`;
     case 'checkpoint':
       return `${head} signs seq ${s(r['coversSeq'])} key=${s(r['keyId'])}`;
     default:

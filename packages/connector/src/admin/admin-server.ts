@@ -80,6 +80,7 @@ const COUNTER_HELP: Record<string, string> = {
   reconnects: 'Links that ended and were redialed.',
   renewals: 'New identities installed: renewals over the relay (POST /v1/renew) and Workload API rotations.',
   relayCertExpiries: "Links replaced because the relay's certificate on them expired (sessions drained, not dropped).",
+  egressDenied: 'Destinations refused to contained servers by their egress rules (each reported once per session).',
   renewalFailures: 'Identity renewal attempts a relay did not answer with a new SVID.',
   sessionsDetached: 'Sessions kept after their relay link was lost, waiting to be resumed.',
   sessionsResumed: 'Sessions resumed through a new relay link (the same backend session).',

@@ -2,6 +2,7 @@ import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import type { OpenPayload } from '@switchboard/protocol';
 import type { ServerConfig } from '../config.js';
 import type { Logger } from '@switchboard/common';
+import type { EgressDenial } from '../sandbox/egress-proxy.js';
 
 /**
  * BackendSink receives what one backend session produces. The link's session object implements
@@ -18,6 +19,8 @@ export interface BackendSink {
   written(bytes: number): void;
   /** ended reports that the backend session ended on its own (process exit, HTTP failure). */
   ended(reason: string): void;
+  /** egressDenied reports a destination a contained server asked for and was refused. */
+  egressDenied?(denial: EgressDenial): void;
 }
 
 /**

@@ -9,6 +9,12 @@ import { BackendError } from '../errors.js';
 import type { Logger } from '@switchboard/common';
 import type { BackendSession, BackendSink } from './backend.js';
 import { JsonRpcLineBuffer } from './json-rpc-lines.js';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DnsCatcher } from '../sandbox/dns-catcher.js';
+import { EgressProxy, type EgressDenial } from '../sandbox/egress-proxy.js';
+import { bwrapCommand, type SandboxPlan } from '../sandbox/sandbox.js';
 
 /** MAX_BACKEND_MESSAGE_BYTES bounds one server → agent message (protocol limit: 16 MiB). */
 export const MAX_BACKEND_MESSAGE_BYTES = 16 * 1024 * 1024;
@@ -39,16 +45,42 @@ export class StdioBackend implements BackendSession {
   private awaitingDrain = 0;
   private stderrPartial = '';
   private readonly stderrTail: string[] = [];
+  private readonly plan: SandboxPlan | undefined;
+  /** sessionDir is this session's private directory (the egress proxy's socket), when contained with egress rules. */
+  private readonly sessionDir: string | undefined;
+  private proxy: EgressProxy | undefined;
+  private dns: DnsCatcher | undefined;
 
-  constructor(config: StdioServerConfig, open: OpenPayload, sink: BackendSink, logger: Logger) {
+  /**
+   * A `plan` runs the process inside the server's sandbox (bubblewrap): the command line becomes
+   * bwrap's, and with egress rules this session gets its own egress proxy.
+   */
+  constructor(config: StdioServerConfig, open: OpenPayload, sink: BackendSink, logger: Logger, plan?: SandboxPlan) {
     this.sink = sink;
     this.logger = logger;
     this.command = config.command;
-    const env: Record<string, string> = { ...config.env, SWITCHBOARD_AGENT_ID: open.agent };
+    this.plan = plan;
+    let command = config.command;
+    let args = [...config.args];
+    let env: Record<string, string> = { ...config.env };
+    if (plan) {
+      if (plan.policy) {
+        this.sessionDir = mkdtempSync(join(tmpdir(), 'switchboard-egress-'));
+        writeFileSync(join(this.sessionDir, 'resolv.conf'), 'nameserver 127.0.0.1\noptions attempts:1 timeout:2\n');
+        writeFileSync(join(this.sessionDir, 'hosts'), '127.0.0.1 localhost\n::1 localhost\n');
+      }
+      const wrapped = bwrapCommand(plan, config.command, config.args, this.sessionDir);
+      command = wrapped.command;
+      args = wrapped.args;
+      // The configured env may set HOME; the proxy variables always point at the egress proxy.
+      const { HOME, ...proxyVars } = wrapped.env;
+      env = { ...(HOME !== undefined ? { HOME } : {}), ...config.env, ...proxyVars };
+    }
+    env.SWITCHBOARD_AGENT_ID = open.agent;
     if (open.jwtSvid) env.SWITCHBOARD_AGENT_JWT_SVID = open.jwtSvid;
     this.transport = new StdioClientTransport({
-      command: config.command,
-      args: [...config.args],
+      command,
+      args,
       env,
       cwd: config.cwd,
       stderr: 'pipe',
@@ -74,8 +106,17 @@ export class StdioBackend implements BackendSession {
 
   async start(): Promise<void> {
     try {
+      if (this.plan?.policy && this.sessionDir) {
+        const policy = this.plan.policy;
+        this.proxy = await EgressProxy.listen({ policy, socketPath: join(this.sessionDir, 'egress.sock'), onDenied: this.onEgressDenied });
+        this.dns = await DnsCatcher.listen(join(this.sessionDir, 'dns.sock'), (name) => {
+          // Every name is refused here; one no egress rule allows is also reported (port 53).
+          if (!policy.allowsName(name)) this.onEgressDenied({ destination: name, port: 53, reason: `DNS query for ${name}, which no egress rule allows (a contained server resolves nothing itself)` });
+        });
+      }
       await this.transport.start();
     } catch (err) {
+      this.cleanUp();
       throw new BackendError(`cannot start ${this.command}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { cause: err });
     }
     // The SDK keeps the child private; it is needed to pause stdout and to report the exit status.
@@ -121,7 +162,23 @@ export class StdioBackend implements BackendSession {
     if (this.closing) return;
     this.closing = true;
     await this.transport.close().catch((err: unknown) => this.logger.debug({ err: (err as Error).message }, 'backend close failed'));
+    this.cleanUp();
   }
+
+  /** cleanUp stops the egress proxy and removes the session's directory. */
+  private cleanUp(): void {
+    const { proxy, dns } = this;
+    this.proxy = undefined;
+    this.dns = undefined;
+    void proxy?.close();
+    void dns?.close();
+    if (this.sessionDir) rmSync(this.sessionDir, { recursive: true, force: true });
+  }
+
+  private readonly onEgressDenied = (denial: EgressDenial): void => {
+    this.logger.warn({ destination: denial.destination, port: denial.port, reason: denial.reason }, 'egress denied');
+    this.sink.egressDenied?.(denial);
+  };
 
   private readonly onMessage = (message: JSONRPCMessage): void => {
     if (!this.closing) this.sink.message(message, this.lines?.lineOf(message));
@@ -158,6 +215,7 @@ export class StdioBackend implements BackendSession {
     const signal = this.child?.signalCode;
     const how = code !== null && code !== undefined ? `with code ${code}` : signal ? `on ${signal}` : '';
     this.logger.warn({ exitCode: code ?? null, signal: signal ?? null, stderrTail: this.stderrTail }, 'backend process exited');
+    this.cleanUp();
     this.sink.ended(`backend process exited${how ? ` ${how}` : ''}`);
   };
 

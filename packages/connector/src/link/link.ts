@@ -72,6 +72,8 @@ export interface LinkCounters {
   overflows: number;
   /** relayCertExpiries counts links replaced because the relay's certificate on them expired. */
   relayCertExpiries: number;
+  /** egressDenied counts destinations refused to contained servers (each reported once per session). */
+  egressDenied: number;
 }
 
 /** LinkState is where a link is in its life cycle. */
@@ -236,6 +238,14 @@ export class Link implements SessionHost {
 
   countOverflow(): void {
     this.opts.counters.overflows++;
+  }
+
+  countEgressDenied(): void {
+    this.opts.counters.egressDenied++;
+  }
+
+  get events(): boolean {
+    return this.welcome?.events === true;
   }
 
   sessionMoved(session: Session): void {

@@ -1,5 +1,6 @@
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
-import { CloseCode, encodeControl, encodeData, encodeWindow, FrameType, HEADER_BYTES, type OpenOkPayload } from '@switchboard/protocol';
+import { CloseCode, encodeControl, encodeData, encodeWindow, FrameType, HEADER_BYTES, MAX_EVENT_FIELD, type EventPayload, type OpenOkPayload } from '@switchboard/protocol';
+import type { EgressDenial } from '../sandbox/egress-proxy.js';
 import type { BackendSession, BackendSink } from '../backend/backend.js';
 import { MAX_BACKEND_MESSAGE_BYTES } from '../backend/stdio-backend.js';
 import type { Logger } from '@switchboard/common';
@@ -7,6 +8,8 @@ import type { Logger } from '@switchboard/common';
 /** DEFAULT_OUTPUT_BUFFER_BYTES bounds what one session may buffer while the relay withholds credit (8 MiB). */
 export const DEFAULT_OUTPUT_BUFFER_BYTES = 8 * 1024 * 1024;
 const SENT = Buffer.alloc(0);
+/** MAX_EGRESS_REPORTS bounds the distinct refused destinations one session reports to the relay. */
+const MAX_EGRESS_REPORTS = 256;
 
 /** SessionHost is what a session needs from its link. */
 export interface SessionHost {
@@ -20,6 +23,10 @@ export interface SessionHost {
   countOverflow(): void;
   /** sessionMoved removes the session from the link's table without ending it (it was detached or resumed elsewhere). */
   sessionMoved(session: Session): void;
+  /** countEgressDenied counts a destination refused to this session's contained server. */
+  countEgressDenied(): void;
+  /** events is true when the relay accepts EVENT frames on this link (WELCOME.events). */
+  readonly events: boolean;
   readonly outputBufferBytes: number;
 }
 
@@ -30,6 +37,8 @@ const DETACHED: SessionHost = Object.freeze({
   track: () => undefined,
   countOverflow: () => undefined,
   sessionMoved: () => undefined,
+  countEgressDenied: () => undefined,
+  events: false,
   outputBufferBytes: DEFAULT_OUTPUT_BUFFER_BYTES,
 });
 
@@ -62,6 +71,7 @@ export class Session implements BackendSink {
   private grantThreshold: number;
   // DATA frames waiting for credit, oldest first from queueHead; their payload bytes are queuedBytes.
   private queue: Buffer[] = [];
+  private readonly egressReported = new Set<string>();
   private queueHead = 0;
   private queuedBytes = 0;
   private paused = false;
@@ -224,6 +234,23 @@ export class Session implements BackendSink {
     if (!this.paused) {
       this.paused = true;
       this.backend?.pause();
+    }
+  }
+
+  /**
+   * egressDenied reports a destination the contained server was refused: counted, and sent to the
+   * relay (EVENT, for its audit trail) once per destination and session, at most
+   * {@link MAX_EGRESS_REPORTS} destinations.
+   */
+  egressDenied(denial: EgressDenial): void {
+    if (this.state === 'closed') return;
+    const key = `${denial.destination}:${denial.port}`;
+    if (this.egressReported.has(key) || this.egressReported.size >= MAX_EGRESS_REPORTS) return;
+    this.egressReported.add(key);
+    this.host.countEgressDenied();
+    if (this.host.events) {
+      const payload: EventPayload = { kind: 'egress.denied', destination: denial.destination.slice(0, MAX_EVENT_FIELD), port: denial.port, reason: denial.reason.slice(0, MAX_EVENT_FIELD) };
+      this.host.sendFrame(encodeControl(FrameType.EVENT, this.id, payload));
     }
   }
 

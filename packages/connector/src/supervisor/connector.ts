@@ -16,6 +16,7 @@ import { EnrollFileError, IdentityRenewer, enrollIfEmpty, renewOverRelays, type 
 import { realSleep, type BackoffOptions, type Sleep } from './backoff.js';
 import type { LinkStatus } from '../link/link-status.js';
 import { RelaySupervisor } from './relay-supervisor.js';
+import { SandboxUnavailableError, isContained, planSandbox, type SandboxPlan } from '../sandbox/sandbox.js';
 
 /** DEFAULT_DRAIN_TIMEOUT_MS is how long `close()` lets open sessions finish (30 s). */
 export const DEFAULT_DRAIN_TIMEOUT_MS = 30_000;
@@ -90,8 +91,10 @@ export interface Connector {
 export async function startConnector(config: ConnectorConfig, options: StartConnectorOptions = {}): Promise<Connector> {
   const now = options.now ?? Date.now;
   const logger = options.logger ?? silentLogger;
-  // A command that cannot run fails here, naming the server, not at an agent's first session (4502).
-  if (options.createBackend === undefined) await checkCommands(config.servers);
+  // A command that cannot run fails here, naming the server, not at an agent's first session (4502);
+  // so does a contained server whose sandbox cannot be set up (never run uncontained instead).
+  let plans = new Map<string, SandboxPlan>();
+  if (options.createBackend === undefined) plans = await planContainment(config, await checkCommands(config.servers), logger);
   if (config.enroll !== undefined && typeof config.identity === 'string') await enrollIfNeeded(config.identity, config.enroll, config.relayId, logger);
   const workloadApi = isWorkloadApiSetting(config.identity) ? await openWorkloadApi(config.identity.workloadApi, logger) : undefined;
   let identity: IdentitySource;
@@ -103,7 +106,7 @@ export async function startConnector(config: ConnectorConfig, options: StartConn
     workloadApi?.close();
     throw err;
   }
-  const impl = new ConnectorImpl(config, options, identity, now, workloadApi);
+  const impl = new ConnectorImpl(config, options, identity, now, workloadApi, plans);
   if (config.admin) impl.admin = await AdminServer.listen(config.admin, impl);
   impl.start();
   return impl;
@@ -114,7 +117,8 @@ export async function startConnector(config: ConnectorConfig, options: StartConn
  * or is not executable, or a name not found on the PATH the process will get (its `env.PATH`, else
  * the connector's). Throws {@link ConfigError} at `servers.<name>.command`.
  */
-export async function checkCommands(servers: ConnectorConfig['servers']): Promise<void> {
+export async function checkCommands(servers: ConnectorConfig['servers']): Promise<Map<string, string>> {
+  const resolved = new Map<string, string>();
   for (const [name, s] of Object.entries(servers)) {
     if (s.kind !== 'stdio') continue;
     const at = `servers.${name}.command`;
@@ -125,6 +129,7 @@ export async function checkCommands(servers: ConnectorConfig['servers']): Promis
         const code = (err as NodeJS.ErrnoException).code;
         throw new ConfigError(at, `${s.command} ${code === 'ENOENT' ? 'does not exist' : `is not executable (${code ?? 'unknown'})`}`);
       }
+      resolved.set(name, s.command);
       continue;
     }
     const dirs = (s.env.PATH ?? process.env.PATH ?? '').split(delimiter).filter((d) => d !== '');
@@ -133,6 +138,7 @@ export async function checkCommands(servers: ConnectorConfig['servers']): Promis
       try {
         await access(join(dir, s.command), fsConstants.X_OK);
         found = true;
+        resolved.set(name, join(dir, s.command));
         break;
       } catch {
         // not in this directory
@@ -140,6 +146,31 @@ export async function checkCommands(servers: ConnectorConfig['servers']): Promis
     }
     if (!found) throw new ConfigError(at, `"${s.command}" is not found on the PATH the server gets (${dirs.join(delimiter) || 'empty'}); give its full path, or set servers.${name}.env.PATH`);
   }
+  return resolved;
+}
+
+/**
+ * planContainment resolves every contained stdio server's sandbox at start (docs/containment.md):
+ * a server that cannot be contained here stops the connector with a {@link ConfigError} naming it
+ * and what is missing. `egress: any` and `filesystem: any` are logged, as the opt-outs they are.
+ */
+export async function planContainment(config: ConnectorConfig, commands: ReadonlyMap<string, string>, logger: Logger): Promise<Map<string, SandboxPlan>> {
+  const plans = new Map<string, SandboxPlan>();
+  const secrets = [typeof config.identity === 'string' ? config.identity : undefined, config.enroll?.token, config.file].filter((p): p is string => p !== undefined);
+  for (const [name, s] of Object.entries(config.servers)) {
+    if (s.kind !== 'stdio') continue;
+    const { egress, filesystem } = s.containment;
+    if (egress === 'any') logger.warn({ server: name }, `servers.${name} has egress: any: it reaches the network without a filter`);
+    if (filesystem === 'any') logger.warn({ server: name }, `servers.${name} has filesystem: any: it reads and writes whatever the connector's user may`);
+    if (!isContained(s.containment)) continue;
+    try {
+      plans.set(name, await planSandbox(s.containment, commands.get(name) ?? s.command, s.args, s.cwd, secrets));
+    } catch (err) {
+      const what = err instanceof SandboxUnavailableError ? `cannot be contained on this host: ${err.message}` : (err as Error).message;
+      throw new ConfigError(`servers.${name}`, what);
+    }
+  }
+  return plans;
 }
 
 /** enrollIfNeeded gets the first identity into `dir` with the enrollment token when the directory holds no SVID yet. */
@@ -175,6 +206,7 @@ class ConnectorImpl implements Connector {
     backendFailures: 0,
     overflows: 0,
     relayCertExpiries: 0,
+    egressDenied: 0,
     reconnects: 0,
     renewals: 0,
     renewalFailures: 0,
@@ -200,6 +232,7 @@ class ConnectorImpl implements Connector {
     private readonly identity: IdentitySource,
     private readonly now: () => number,
     private readonly workloadApi: WorkloadApiSource | undefined = undefined,
+    private readonly plans: ReadonlyMap<string, SandboxPlan> = new Map(),
   ) {
     this.logger = (options.logger ?? silentLogger).child({ component: 'connector' });
     this.resumes = new ResumeTable(config.resumeGraceMs, this.stats, this.logger);
@@ -227,7 +260,7 @@ class ConnectorImpl implements Connector {
         new RelaySupervisor(relay, {
           identity: this.identity,
           servers: this.config.servers,
-          createBackend: this.options.createBackend ?? createBackend,
+          createBackend: this.options.createBackend ?? ((server, open, sink, log) => createBackend(server, open, sink, log, this.plans.get(open.server))),
           logger: this.logger,
           timing,
           backoff: { sleep: this.options.sleep ?? realSleep, ...this.options.backoff },

@@ -31,12 +31,22 @@ export async function setup(opts: Partial<HarnessOptions> = {}): Promise<Setup> 
   return { ca, harness, identity: { svid, bundle: ca.bundle } };
 }
 
+/**
+ * echoConfig is the link tests' connector config. Its stdio servers run uncontained (`egress: any`,
+ * `filesystem: any`) unless a server sets those keys itself: these tests watch backend processes by
+ * their host PID, which a sandbox's PID namespace hides. Containment has its own tests
+ * (test/sandbox, test/e2e/containment.test.ts).
+ */
 export function echoConfig(relays: string[], identity: Identity, extra: Record<string, unknown> = {}): ConnectorConfig {
-  return parseConnectorConfig({
-    relays,
-    identity,
-    servers: { echo: { command: process.execPath, args: [ECHO_SERVER] }, ...extra },
-  });
+  const servers: Record<string, unknown> = { echo: { command: process.execPath, args: [ECHO_SERVER] }, ...extra };
+  for (const [name, s] of Object.entries(servers)) servers[name] = uncontained(s);
+  return parseConnectorConfig({ relays, identity, servers });
+}
+
+/** uncontained adds `egress: any, filesystem: any` to a stdio server that sets neither. */
+export function uncontained(server: unknown): unknown {
+  if (typeof server !== 'object' || server === null || !('command' in server)) return server;
+  return { egress: 'any', filesystem: 'any', ...server };
 }
 
 export interface LogEntry {

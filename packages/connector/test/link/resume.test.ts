@@ -7,7 +7,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { parseConnectorConfig, startConnector, type Connector } from '../../src/index.js';
 import type { HarnessLink, HarnessRelay } from '../harness/relay-harness.js';
 import { until } from '../harness/relay-harness.js';
-import { alive, call, ECHO_SERVER, INIT, INITIALIZED, memoryLogger, setup } from '../harness/setup.js';
+import { alive, call, ECHO_SERVER, INIT, INITIALIZED, memoryLogger, setup, uncontained } from '../harness/setup.js';
 
 const AGENT = 'spiffe://example.org/agent/a';
 const cleanup: (() => Promise<void>)[] = [];
@@ -28,7 +28,8 @@ async function started(relays = 1, resume?: { graceMs: number }): Promise<{ harn
   const config = parseConnectorConfig({
     relays: harnesses.map((h) => h.url),
     identity,
-    servers: { echo: { command: process.execPath, args: [ECHO_SERVER] } },
+    // Uncontained: these tests follow the backend by its host PID (harness/setup.ts).
+    servers: { echo: uncontained({ command: process.execPath, args: [ECHO_SERVER] }) },
     ...(resume !== undefined ? { resume } : {}),
   });
   const connector = await startConnector(config, { logger: logs, backoff: { baseMs: 10, capMs: 50 }, drainTimeoutMs: 0, renew: false });

@@ -219,6 +219,10 @@ export class ConnectorLink implements RoutableLink, SessionHost {
         this.session(frame.sessionId)?.handleServerClose(frame.payload.code, frame.payload.reason);
         return;
       }
+      case FrameType.EVENT: {
+        this.session(frame.sessionId)?.handleEvent(frame.payload);
+        return;
+      }
       case FrameType.GOAWAY:
         this.goAwayReceived(frame.payload.reason);
         return;
@@ -265,6 +269,7 @@ export class ConnectorLink implements RoutableLink, SessionHost {
       rejected,
       window: this.ctx.limits.sessionWindowBytes,
       reauth: true,
+      events: true,
     };
     this.send(encodeControl(FrameType.WELCOME, 0, welcome));
     this.ctx.audit.write({

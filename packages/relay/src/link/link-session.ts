@@ -1,4 +1,4 @@
-import type { OpenOkPayload, OpenPayload } from '@switchboard/protocol';
+import type { EventPayload, OpenOkPayload, OpenPayload } from '@switchboard/protocol';
 import type { PeerIdentity } from '../auth/peer-auth.js';
 
 /**
@@ -19,6 +19,8 @@ export interface LinkSession {
   handleOpenOk(payload: OpenOkPayload): void;
   handleOpenFail(code: unknown, reason: unknown): void;
   handleServerClose(code: unknown, reason: unknown): void;
+  /** handleEvent records an EVENT the connector reported for this session (egress.denied). */
+  handleEvent(event: EventPayload): void;
   /** handleLinkLost ends the session: its link is gone (`resumable`: lost, not closed for the connector's sake). */
   handleLinkLost(resumable: boolean): void;
   /** tick is the heartbeat: ping the agent, end it after `idleTicks` silent periods. */

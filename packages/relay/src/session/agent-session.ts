@@ -3,7 +3,7 @@ import { isUtf8 } from 'node:buffer';
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import type { Logger } from '@switchboard/common';
-import { CloseCode, checkReauthPayload, closeReason, encodeResumeToken, sendableCloseCode, type OpenOkPayload, type ResumeToken } from '@switchboard/protocol';
+import { CloseCode, checkReauthPayload, closeReason, encodeResumeToken, sendableCloseCode, type EventPayload, type OpenOkPayload, type ResumeToken } from '@switchboard/protocol';
 import WebSocket from 'ws';
 import type { AuditSink } from '../audit/sink.js';
 import { watchExpiry, type ExpiryWatch } from '../auth/expiry.js';
@@ -51,6 +51,8 @@ import {
 
 /** MAX_RELAY_LIST_PAGES bounds the pages of the relay's own tools/list (pinning a call made before any list). */
 const MAX_RELAY_LIST_PAGES = 20;
+/** MAX_EVENTS_PER_SESSION bounds the egress.denied records one session writes. */
+const MAX_EVENTS_PER_SESSION = 256;
 
 /** MAX_IN_FLIGHT bounds the outstanding requests per session and direction. */
 export const MAX_IN_FLIGHT = 4096;
@@ -126,6 +128,7 @@ export class AgentSession implements LinkSession {
   /** relayLists are the ids of the relay's own tools/list requests in flight, and the pages fetched. */
   private readonly relayLists = new Set<RequestKey>();
   private relayListPages = 0;
+  private events = 0;
   private relayListTimer: NodeJS.Timeout | undefined;
 
   constructor(init: {
@@ -579,6 +582,22 @@ export class AgentSession implements LinkSession {
   /** @internal CLOSE from the connector: answer what is outstanding, then close the agent. */
   handleServerClose(code: unknown, reason: unknown): void {
     this.close(sendableCloseCode(code, CloseCode.BACKEND_FAILED), closeReason(reason) || 'backend session ended', false, true);
+  }
+
+  /**
+   * @internal EVENT from the connector: `egress.denied` goes to the audit trail, at most
+   * {@link MAX_EVENTS_PER_SESSION} per session (a server that floods refused destinations cannot
+   * flood the trail; the rest are counted in the log).
+   */
+  handleEvent(event: EventPayload): void {
+    if (this.state === CLOSED) return;
+    if (this.events >= MAX_EVENTS_PER_SESSION) {
+      if (this.events++ === MAX_EVENTS_PER_SESSION) this.log.warn({ server: this.server }, `more than ${MAX_EVENTS_PER_SESSION} egress denials in one session: the rest are not recorded`);
+      return;
+    }
+    this.events++;
+    this.ctx.metrics.egressDenied++;
+    this.audit.egressDenied(event.destination, event.port, event.reason);
   }
 
   /**

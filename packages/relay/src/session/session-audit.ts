@@ -77,6 +77,11 @@ export class SessionAudit {
     this.sink.write({ type: 'session.resume', ...this.sessionFields(), resumeId });
   }
 
+  /** egressDenied writes `egress.denied`: the connector refused a destination this session's server asked for. */
+  egressDenied(destination: string, port: number, reason: string): void {
+    this.sink.write({ type: 'egress.denied', sessionId: this.sessionId, server: this.server, agent: this.agentId, connector: this.connector.id.toString(), destination, port, reason });
+  }
+
   private sessionFields() {
     return {
       sessionId: this.sessionId,

@@ -36,6 +36,7 @@ describe('HELLO / WELCOME', () => {
       ],
       window: 256 * 1024,
       reauth: true,
+      events: true,
     });
     expect(t.relay.servers()).toEqual(['crm']);
     // The support agents may use tickets, but this connector could not register it.
