@@ -117,16 +117,24 @@ const fd = (x) => (x === undefined ? '—' : `${x >= 0 ? '+' : ''}${x.toFixed(3)
 /** printContainment prints the table and the goals (setup ≤ +30 ms, tools/call p50 ≤ +0.02 ms). */
 export function printContainment(r) {
   console.log('');
-  console.log(`Containment (bubblewrap; ${r.opts.setups} sessions and ${r.opts.calls} calls per server, interleaved)`);
-  if (r.skipped) return console.log(`  skipped: ${r.skipped}`);
-  if (r.error) return console.log(`  failed: ${r.error}`);
-  console.log('  server      setup p50   setup p99   call p50   call p99   (ms)');
-  for (const s of SERVERS) console.log(`  ${s.padEnd(10)}  ${f(r[s].setupP50).padStart(9)}   ${f(r[s].setupP99).padStart(9)}   ${f(r[s].callP50).padStart(8)}   ${f(r[s].callP99).padStart(8)}`);
-  console.log(`  the sandbox alone: bwrap + /usr/bin/true ${f(r.spawnBwrap)} ms vs /usr/bin/true ${f(r.spawnTrue)} ms (p50)`);
+  console.log('## Containment');
+  console.log('');
+  console.log(`The same echo server three ways behind one connector, ${r.opts.setups} fresh sessions and ${r.opts.calls} calls each, interleaved: plain (egress: any, filesystem: any), contained (the default: bubblewrap, no network), egress (contained with an egress list: proxy, DNS catcher, socat).`);
+  if (r.skipped) return console.log(`skipped: ${r.skipped}`);
+  if (r.error) return console.log(`failed: ${r.error}`);
+  console.log('');
+  console.log('| server | setup p50 ms | setup p99 ms | tools/call p50 ms | tools/call p99 ms |');
+  console.log('|---|---:|---:|---:|---:|');
+  for (const s of SERVERS) console.log(`| ${s} | ${f(r[s].setupP50)} | ${f(r[s].setupP99)} | ${f(r[s].callP50)} | ${f(r[s].callP99)} |`);
+  console.log('');
+  console.log(`the sandbox alone: bwrap starting /usr/bin/true ${f(r.spawnBwrap)} ms, /usr/bin/true alone ${f(r.spawnTrue)} ms (p50)`);
+  console.log('');
+  console.log('Goals:');
   for (const s of ['contained', 'egress']) {
     const dSetup = r[s].setupP50 - r.plain.setupP50;
     const dCall = r[s].callP50 - r.plain.callP50;
-    console.log(`  ${s}: setup ${fd(dSetup)} ms (goal ≤ +30: ${dSetup <= 30 ? 'met' : 'NOT met'}), tools/call p50 ${fd(dCall)} ms (goal ≤ +0.02: ${dCall <= 0.02 ? 'met' : 'NOT met'})`);
+    console.log(`- ${s}: session setup p50 ≤ +30 ms over plain: ${fd(dSetup)} ms → ${dSetup <= 30 ? 'met' : 'NOT met'}`);
+    console.log(`- ${s}: tools/call p50 ≤ +0.02 ms over plain: ${fd(dCall)} ms → ${dCall <= 0.02 ? 'met' : 'NOT met'}`);
   }
 }
 

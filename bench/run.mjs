@@ -9,6 +9,7 @@ import { benchAudit, printAudit } from './audit.mjs';
 import { benchRelayAudit, printRelayAudit } from './audit-relay.mjs';
 import { benchRenewal, printRenewal } from './renewal.mjs';
 import { benchResilience, printResilience } from './resilience.mjs';
+import { benchContainment, printContainment } from './containment.mjs';
 
 const quick = process.argv.includes('--quick');
 console.log(`Switchboard benchmark — node ${process.version}, ${new Date().toISOString()}${quick ? ' (quick)' : ''}\n`);
@@ -24,3 +25,4 @@ console.log('');
 printRelayAudit(await benchRelayAudit({ quick }));
 printRenewal(await benchRenewal({ quick }));
 printResilience(await benchResilience({ quick }));
+printContainment(await benchContainment({ quick }));

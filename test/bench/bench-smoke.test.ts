@@ -51,6 +51,13 @@ describe('pnpm bench --quick', () => {
     expect(out).toMatch(/^- legitimate agent served within 1 s under the flood \(p99\): \d+ ms → (met|NOT met)$/m);
   });
 
+  it('prints the cost of containment: setup and tools/call p50 with and without the sandbox, with the goals', () => {
+    expect(out).toContain('## Containment');
+    for (const s of ['plain', 'contained', 'egress']) expect(out).toMatch(new RegExp(`^\\| ${s} \\| \\d+\\.\\d\\d \\| \\d+\\.\\d\\d \\| \\d+\\.\\d\\d \\| \\d+\\.\\d\\d \\|$`, 'm'));
+    expect(out).toMatch(/^- contained: session setup p50 ≤ \+30 ms over plain: [+-]\d+\.\d{3} ms → (met|NOT met)$/m);
+    expect(out).toMatch(/^- egress: tools\/call p50 ≤ \+0\.02 ms over plain: [+-]\d+\.\d{3} ms → (met|NOT met)$/m);
+  });
+
   it('prints the identity figures as numbers', () => {
     expect(out).toMatch(/^full TLS 1\.3 mTLS handshake\s+\d+ \/s/m);
   });
