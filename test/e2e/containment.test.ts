@@ -148,6 +148,10 @@ describe('a contained server with an egress list', () => {
     // Its loopback is its own: the host's listeners (the echo stand-in, the relay) are not on it.
     expect(await call(client, 'tcp', { host: '127.0.0.1', port: echoPort })).toBe('error ECONNREFUSED');
     expect(await call(client, 'tcp', { host: '127.0.0.1', port: Number(new URL(w.relay.url).port) })).toBe('error ECONNREFUSED');
+    // The kernel drops them before a destination exists, but counts them: the trail gets that.
+    const d = await eventually('the direct-connection record', async () => (await denials()).find((r) => r.sessionId === sessionId && r.destination === 'direct'));
+    expect(d).toMatchObject({ port: 0, agent: ALICE, server: 'probe' });
+    expect(d.reason).toMatch(/^\d+ connection attempts? around the egress proxy \(no route out of the sandbox/);
   });
 
   it('sees none of the host\'s files but the system, its program and its folder', async () => {

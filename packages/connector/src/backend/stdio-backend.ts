@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import { DnsCatcher } from '../sandbox/dns-catcher.js';
 import { EgressProxy, type EgressDenial } from '../sandbox/egress-proxy.js';
 import { bwrapCommand, type SandboxPlan } from '../sandbox/sandbox.js';
+import { RouteWatch } from '../sandbox/route-watch.js';
 
 /** MAX_BACKEND_MESSAGE_BYTES bounds one server → agent message (protocol limit: 16 MiB). */
 export const MAX_BACKEND_MESSAGE_BYTES = 16 * 1024 * 1024;
@@ -50,6 +51,7 @@ export class StdioBackend implements BackendSession {
   private readonly sessionDir: string | undefined;
   private proxy: EgressProxy | undefined;
   private dns: DnsCatcher | undefined;
+  private routes: RouteWatch | undefined;
 
   /**
    * A `plan` runs the process inside the server's sandbox (bubblewrap): the command line becomes
@@ -123,6 +125,12 @@ export class StdioBackend implements BackendSession {
     // Best effort: without it the session still works, bounded by the output buffer.
     const child = (this.transport as unknown as { _process?: ChildProcess })._process;
     if (child && typeof child.once === 'function') this.child = child;
+    // Connections tried around the proxy get no route; the kernel counts them, without destinations.
+    if (this.plan?.policy && this.child?.pid !== undefined) {
+      this.routes = new RouteWatch(this.child.pid, (total) =>
+        this.onEgressDenied({ destination: 'direct', port: 0, reason: `${total} connection attempt${total === 1 ? '' : 's'} around the egress proxy (no route out of the sandbox; the kernel drops them before a destination is seen)` }),
+      );
+    }
   }
 
   send(message: JSONRPCMessage, bytes: number): void {
@@ -161,6 +169,7 @@ export class StdioBackend implements BackendSession {
   async close(): Promise<void> {
     if (this.closing) return;
     this.closing = true;
+    await this.routes?.poll();
     await this.transport.close().catch((err: unknown) => this.logger.debug({ err: (err as Error).message }, 'backend close failed'));
     this.cleanUp();
   }
@@ -168,6 +177,7 @@ export class StdioBackend implements BackendSession {
   /** cleanUp stops the egress proxy and removes the session's directory. */
   private cleanUp(): void {
     const { proxy, dns } = this;
+    this.routes?.stop();
     this.proxy = undefined;
     this.dns = undefined;
     void proxy?.close();
