@@ -171,6 +171,9 @@ describe('a contained server with an egress list', () => {
     expect(await call(client, 'write', { path: join(outside, 'pwned.txt') })).toMatch(/^error (ENOENT|EROFS|EACCES)$/);
     expect(await call(client, 'write', { path: join(ROOT, 'pwned.txt') })).toMatch(/^error (EROFS|EACCES)$/);
     expect(await call(client, 'write', { path: '/usr/pwned' })).toMatch(/^error (EROFS|EACCES)$/);
+    // Its proxy and DNS sockets are reachable, not replaceable; its /tmp is its own.
+    expect(await call(client, 'write', { path: '/run/switchboard/egress.sock' })).toMatch(/^error (EROFS|EACCES)$/);
+    expect(await call(client, 'write', { path: '/tmp/scratch' })).toBe('ok written');
   });
 
   it('cannot reach a unix socket it was not given (the host\'s, another session\'s proxy)', async () => {
