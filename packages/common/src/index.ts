@@ -3,3 +3,4 @@ export type { AtomicWriteOptions } from './atomic-file.js';
 export { canonicalize, canonicalBytes, canonicalString, canonicalKey, MAX_CANONICAL_DEPTH } from './canonical-json.js';
 export { silentLogger } from './logger.js';
 export type { Logger } from './logger.js';
+export { loopbackRefusal } from './loopback-request.js';

@@ -2,6 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { parseConnectorConfig, startConnector } from '../src/index.js';
 import { until } from './harness/relay-harness.js';
 import { ECHO_SERVER, setup } from './harness/setup.js';
+import { request as httpRequest } from 'node:http';
 
 const cleanup: (() => Promise<void>)[] = [];
 afterEach(async () => {
@@ -28,6 +29,12 @@ describe('admin listener', () => {
     expect(metrics).toMatch(/switchboard_connector_sessions_opened_total 0/);
     expect((await fetch(`${base}/nope`)).status).toBe(404);
     expect((await fetch(`${base}/healthz`, { method: 'POST' })).status).toBe(405);
+    // DNS rebinding: a page on attacker.example whose name now resolves to 127.0.0.1 sends its own
+    // Host; a cross-site request carries its Origin. Neither reads the metrics.
+    const port = new URL(base).port;
+    expect(await getWith(`${base}/metrics`, { host: `attacker.example:${port}` })).toEqual({ status: 403, body: 'forbidden: unexpected Host header\n' });
+    expect(await getWith(`${base}/metrics`, { host: `127.0.0.1:${port}`, origin: 'http://attacker.example' })).toEqual({ status: 403, body: 'forbidden: cross-origin request\n' });
+    expect((await getWith(`${base}/metrics`, { host: `localhost:${port}` })).status).toBe(200);
   });
 
   it('/readyz is 503 while no link is up', async () => {
@@ -40,3 +47,16 @@ describe('admin listener', () => {
     expect(await res.text()).toBe('no relay link is up\n');
   });
 });
+
+/** getWith fetches `url` with the headers a browser on another site would send (fetch cannot set Host). */
+function getWith(url: string, headers: Record<string, string>): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(url, { headers }, (res) => {
+      let body = '';
+      res.on('data', (c: Buffer) => (body += c.toString()));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}

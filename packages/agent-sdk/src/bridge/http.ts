@@ -8,7 +8,7 @@ import type { EnrollSetting } from '@switchboard/protocol';
 import { AgentError } from '../errors.js';
 import { AgentIdentity, type AgentIdentitySpec } from '../identity.js';
 import { openIdentity, relayList } from './stdio.js';
-import { silentLogger, type Logger } from '@switchboard/common';
+import { loopbackRefusal, silentLogger, type Logger } from '@switchboard/common';
 import { RelayClientTransport } from '../relay-client-transport.js';
 
 const MAX_BODY_BYTES = 1024 * 1024;
@@ -89,8 +89,9 @@ class HttpBridgeImpl implements HttpBridge {
   private readonly path: string;
   /** renewing is true when this bridge started the identity's renewal (and so stops it). */
   renewing = false;
-  private allowedHosts = new Set<string>();
-  private allowedOrigins = new Set<string>();
+  /** host and port are where the bridge listens (the Host and Origin a request may name, with the loopback names). */
+  private host = '';
+  private port = 0;
   url = '';
 
   constructor(
@@ -120,11 +121,8 @@ class HttpBridgeImpl implements HttpBridge {
     const bound = (this.server.address() as AddressInfo).port;
     const hostPart = isIP(host) === 6 ? `[${host}]` : host;
     this.url = `http://${hostPart}:${bound}${this.path}`;
-    for (const h of ['127.0.0.1', 'localhost', '[::1]']) {
-      this.allowedHosts.add(`${h}:${bound}`);
-      this.allowedOrigins.add(`http://${h}:${bound}`);
-    }
-    this.allowedHosts.add(`${hostPart}:${bound}`);
+    this.host = host;
+    this.port = bound;
     this.logger.info({ url: this.url }, 'listening');
   }
 
@@ -143,9 +141,9 @@ class HttpBridgeImpl implements HttpBridge {
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    if (!this.allowedHosts.has(req.headers.host ?? '')) return rpcError(res, 403, -32000, 'forbidden: unexpected Host header');
-    const origin = req.headers.origin;
-    if (origin !== undefined && !this.allowedOrigins.has(origin)) return rpcError(res, 403, -32000, 'forbidden: cross-origin request');
+    const refused = loopbackRefusal(req.headers.host, req.headers.origin, this.port, [this.host]);
+    if (refused === 'host') return rpcError(res, 403, -32000, 'forbidden: unexpected Host header');
+    if (refused === 'origin') return rpcError(res, 403, -32000, 'forbidden: cross-origin request');
     if ((req.url ?? '').split('?')[0] !== this.path) return rpcError(res, 404, -32000, 'not found');
     const sid = req.headers['mcp-session-id'];
     if (typeof sid === 'string') {

@@ -2,6 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import type { AdminConfig } from '../config.js';
 import type { LinkStatus } from '../link/link-status.js';
+import { loopbackRefusal } from '@switchboard/common';
 
 /** AdminSource is what the admin listener reports on. */
 export interface AdminSource {
@@ -53,6 +54,9 @@ export class AdminServer {
   }
 
   private readonly onRequest = (req: IncomingMessage, res: ServerResponse): void => {
+    // Loopback only, and only by a loopback name: a web page must not read it through DNS rebinding.
+    const refused = loopbackRefusal(req.headers.host, req.headers.origin, this.address.port, [this.address.host]);
+    if (refused) return reply(res, 403, refused === 'host' ? 'forbidden: unexpected Host header\n' : 'forbidden: cross-origin request\n');
     const path = (req.url ?? '/').split('?')[0];
     if (req.method !== 'GET' && req.method !== 'HEAD') return reply(res, 405, 'method not allowed\n');
     if (path === '/healthz') return reply(res, 200, 'ok\n');

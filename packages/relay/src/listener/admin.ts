@@ -1,4 +1,6 @@
 import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { loopbackRefusal } from '@switchboard/common';
 
 /** AdminHandlers supplies what the admin endpoints report. */
 export interface AdminHandlers {
@@ -10,10 +12,18 @@ export interface AdminHandlers {
 
 /**
  * createAdminServer builds the loopback admin listener: `GET /healthz` (200 while the process
- * serves), `GET /readyz` (200 when ready, else 503) and `GET /metrics` (Prometheus text).
+ * serves), `GET /readyz` (200 when ready, else 503) and `GET /metrics` (Prometheus text). A
+ * request whose `Host` is not a loopback name on its port, or with a foreign `Origin`, gets 403.
  */
 export function createAdminServer(handlers: AdminHandlers): Server {
-  const server = createServer((req, res) => {
+  const server: Server = createServer((req, res) => {
+    // Loopback only, and only by a loopback name: a web page must not read it through DNS rebinding.
+    const a = server.address() as AddressInfo;
+    const refused = loopbackRefusal(req.headers.host, req.headers.origin, a.port, [a.address]);
+    if (refused) {
+      res.writeHead(403, { 'content-type': 'text/plain; charset=utf-8' }).end(refused === 'host' ? 'forbidden: unexpected Host header\n' : 'forbidden: cross-origin request\n');
+      return;
+    }
     const path = (req.url ?? '').split('?')[0];
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.writeHead(405, { 'content-type': 'text/plain; charset=utf-8', allow: 'GET, HEAD' }).end('method not allowed\n');

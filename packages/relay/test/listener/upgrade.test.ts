@@ -7,6 +7,7 @@ import { AgentClient } from '../helpers/agent-client.js';
 import { HarnessConnector } from '../helpers/harness-connector.js';
 import { CRM_CONNECTOR, OUTSIDER, SUPPORT, TD } from '../helpers/ids.js';
 import { connect, outcome, startTestRelay, type TestRelay } from '../helpers/relay.js';
+import { request as httpRequest } from 'node:http';
 
 let t: TestRelay;
 beforeEach(async () => {
@@ -176,6 +177,12 @@ describe('admin listener', () => {
     expect(metrics).toContain('switchboard_relay_upgrades_refused_total{reason="forbidden"} 1');
     expect(metrics).toContain('# TYPE switchboard_relay_messages_forwarded_total counter');
     expect((await fetch(`${base}/nope`)).status).toBe(404);
+    // DNS rebinding: a page on attacker.example whose name now resolves to 127.0.0.1 sends its own
+    // Host; a cross-site request carries its Origin. Neither reads the metrics.
+    const port = new URL(base).port;
+    expect(await getWith(`${base}/metrics`, { host: `attacker.example:${port}` })).toEqual({ status: 403, body: 'forbidden: unexpected Host header\n' });
+    expect(await getWith(`${base}/metrics`, { host: `127.0.0.1:${port}`, origin: 'http://attacker.example' })).toEqual({ status: 403, body: 'forbidden: cross-origin request\n' });
+    expect((await getWith(`${base}/metrics`, { host: `localhost:${port}` })).status).toBe(200);
   });
 
   it('is refused on a non-loopback address', async () => {
@@ -192,3 +199,16 @@ describe('admin listener', () => {
     ).rejects.toMatchObject({ code: 'RELAY_ERR_CONFIG', path: 'admin.listen' });
   });
 });
+
+/** getWith fetches `url` with the headers a browser on another site would send (fetch cannot set Host). */
+function getWith(url: string, headers: Record<string, string>): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(url, { headers }, (res) => {
+      let body = '';
+      res.on('data', (c: Buffer) => (body += c.toString()));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
