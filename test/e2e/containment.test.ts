@@ -186,6 +186,14 @@ describe('a contained server with an egress list', () => {
     } finally {
       srv.close();
     }
+    // Abstract unix sockets belong to the network namespace: the host's are not there.
+    const abstract = createServer(() => undefined);
+    await new Promise<void>((r) => abstract.listen('\0switchboard-test-abstract', r));
+    try {
+      expect(await call(client, 'unix', { path: '\0switchboard-test-abstract' })).toBe('error ECONNREFUSED');
+    } finally {
+      abstract.close();
+    }
   });
 });
 
