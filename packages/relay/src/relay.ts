@@ -28,6 +28,9 @@ import type { PolicySnapshot } from './policy/compile.js';
 import type { PolicyDocument } from './policy/document.js';
 import type { PolicyStore } from './policy/store.js';
 import { AgentSession, type SessionContext } from './session/agent-session.js';
+import { adminRoutes } from './console/admin-api.js';
+import { Observatory } from './console/observatory.js';
+import { consoleContext, readAdminToken } from './console/open-console.js';
 import { Cleanup } from './wiring/cleanup.js';
 import { closeServer, createMainServer, hostForUrl, identityApplier, listenOn, renewOwnIdentity, startAdmin, startEnrollment, watchIdentity } from './wiring/listeners.js';
 import { loadRelayIdentity, openAudit, validityProblem, openEnforcement, openEnrollment, openPolicy, openRenewal, readKeyFile } from './wiring/open-parts.js';
@@ -49,8 +52,11 @@ export interface RelayOptions {
   policy: string | PolicyDocument | PolicySnapshot | PolicyStore;
   /** audit configures the tamper-evident trail (docs/audit.md), or passes any {@link AuditSink} (tests, embedders). */
   audit: RelayAuditOptions | { sink: AuditSink };
-  /** admin, when set, starts the loopback admin listener (/healthz, /readyz, /metrics). */
-  admin?: { listen: string };
+  /**
+   * admin, when set, starts the loopback admin listener (/healthz, /readyz, /metrics, the console
+   * and its API); `tokenFile` (a file holding at least 32 characters) lets the console approve.
+   */
+  admin?: { listen: string; tokenFile?: string };
   limits?: Partial<RelayLimits>;
   enforcement?: Partial<EnforcementOptions>;
   /** pins, when set, is the tool pin store file; every server is then pinned `tofu` unless its policy says otherwise. */
@@ -341,7 +347,11 @@ export async function startRelay(options: RelayOptions, deps: StartRelayDeps = {
     const enrollAddr = options.enrollment ? parseListenAddress(options.enrollment.listen, 'enrollment.listen') : undefined;
     const enrollKeyPem = typeof options.enrollment?.publicKey === 'string' ? await readKeyFile(options.enrollment.publicKey, 'enrollment.publicKey') : undefined;
     const metrics = new RelayMetrics();
-    const audit = await openAudit(options.audit, policyFile, metrics, logger, deps.auditFs, cleanup);
+    const trail = await openAudit(options.audit, policyFile, metrics, logger, deps.auditFs, cleanup);
+    // The console watches every record as it is built: what it shows is what the trail says.
+    const observatory = new Observatory();
+    const audit = observatory.tap(trail);
+    const tokenDigest = options.admin?.tokenFile === undefined ? undefined : await readAdminToken(options.admin.tokenFile);
     const enforcement = await openEnforcement({ ...options, replicas }, policy, identity.svid.id.trustDomain.name, { audit, metrics, logger });
     cleanup.add('pin store', () => enforcement.close());
 
@@ -403,9 +413,11 @@ export async function startRelay(options: RelayOptions, deps: StartRelayDeps = {
       ({ url: enrollUrl, server: enrollServer } = await startEnrollment(enrollAddr, identity, (req, res) => handleEnroll({ ...shared, renewal, verifier }, req, res), { metrics, logger, limits }, cleanup));
     }
     const applyIdentity = identityApplier(() => (enrollServer === undefined ? [server] : [server, enrollServer]), bundle);
-    const adminUrl = adminAddr === undefined ? undefined : await startAdmin(adminAddr, { ready: () => server.listening && !state.closing && audit.available, metrics }, cleanup);
-
     const url = `wss://${hostForUrl(listen.host)}:${port}`;
+    const consoleApi = consoleContext({ relayId: identity.svid.id.toString(), url, policy, registry, enforcement, observatory, trail, auditMetrics: () => metrics.audit?.() ?? null, tokenDigest });
+    const adminUrl =
+      adminAddr === undefined ? undefined : await startAdmin(adminAddr, { ready: () => server.listening && !state.closing && audit.available, metrics, routes: adminRoutes(consoleApi) }, cleanup);
+
     logger.info({ url, adminUrl, enrollUrl, relay: identity.svid.id.toString() }, 'relay listening');
     const issuerDir = typeof options.renewal?.issuer === 'string' ? options.renewal.issuer : undefined;
     const relay = new Relay({ renewal, issuerDir, url, port, adminUrl, enrollUrl, relayId: identity.svid.id, policy, policyFile, server, links, registry, sockets, state, metrics, audit, enforcement, limits, timing, logger, cleanup });

@@ -1,8 +1,14 @@
 import { statfs } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import { existsSync } from 'node:fs';
 import {
   AuditTrail,
+  checkpointFileName,
   isAuditError,
+  listTrailFiles,
+  verifyAuditTrail,
+  type AuditPublicKey,
+  type AuditVerifyResult,
   type AuditFs,
   type AuditHealth,
   type AuditRecordInput,
@@ -134,6 +140,10 @@ export class TrailAuditSink implements AuditSink {
   private readonly recoverEveryMs: number;
   private readonly freeBytes: (dir: string) => Promise<number>;
   private readonly dir: string;
+  /** path is the live trail file. */
+  readonly path: string;
+  /** publicKey verifies the checkpoints this sink signs, when it signs them. */
+  readonly publicKey: AuditPublicKey | undefined;
   /** recoveries counts the times the trail was reopened after running out of space. */
   recoveries = 0;
 
@@ -145,6 +155,8 @@ export class TrailAuditSink implements AuditSink {
     this.recoverEveryMs = options.recoverEveryMs ?? 1000;
     this.freeBytes = options.freeBytes ?? statfsFreeBytes;
     this.dir = dirname(options.path);
+    this.path = options.path;
+    this.publicKey = options.signingKey?.publicKey;
     // One handler for every fire-and-forget write: an unavailable trail is already reported by
     // onFailure; anything else is a record the trail refused, which must not vanish silently.
     this.refusedWrite = (err: unknown) => {
@@ -293,6 +305,21 @@ export class TrailAuditSink implements AuditSink {
   /** health is the trail's state (for /readyz and the audit gauges). */
   health(): AuditHealth {
     return this.trail.health();
+  }
+
+  /**
+   * verify flushes what was written so far and checks the whole trail on disk — every file, the
+   * side file, every checkpoint signature — as `switchboard audit verify` does.
+   */
+  async verify(): Promise<AuditVerifyResult> {
+    await this.flush().catch(() => undefined);
+    const files = await listTrailFiles(this.path);
+    const side = checkpointFileName(this.path);
+    return verifyAuditTrail(files.length > 0 ? files : [this.path], {
+      ...(existsSync(side) ? { checkpoints: side } : {}),
+      ...(this.publicKey ? { publicKey: this.publicKey } : {}),
+      partial: false,
+    });
   }
 
   /** stats are the trail's counters since open. */

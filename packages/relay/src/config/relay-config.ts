@@ -19,8 +19,11 @@ export interface RelayConfig {
   policy: string;
   /** audit configures the tamper-evident trail (docs/audit.md). */
   audit: RelayAuditConfig;
-  /** admin, when set, is the loopback listener for /healthz, /readyz and /metrics. */
-  admin?: { listen: string };
+  /**
+   * admin, when set, is the loopback listener for /healthz, /readyz, /metrics and the console;
+   * `tokenFile` holds the token that lets the console approve tool definitions.
+   */
+  admin?: { listen: string; tokenFile?: string };
   limits: RelayLimits;
   enforcement: EnforcementOptions;
   /** pins, when set, is the tool pin store (docs/policy.md, "Tool pinning"). */
@@ -42,7 +45,7 @@ export const relayConfigSchema = object({
   identity: z.unknown().refine((v) => v !== undefined, 'is required: an identity directory, or { workloadApi: { endpoint } }'),
   policy: string(),
   audit: auditSchema,
-  admin: object({ listen: string() }).optional(),
+  admin: object({ listen: string(), tokenFile: string().optional() }).optional(),
   limits: limitsSchema.optional(),
   enforcement: enforcementSchema.optional(),
   renewal: renewalSchema.optional(),
@@ -73,7 +76,7 @@ export function parseRelayConfig(
         identity: identitySetting(root.identity, ['identity'], baseDir),
         policy: resolve(baseDir, root.policy),
         audit: auditConfig(root.audit, baseDir),
-        ...(root.admin ? { admin: { listen: root.admin.listen } } : {}),
+        ...(root.admin ? { admin: { listen: root.admin.listen, ...(root.admin.tokenFile !== undefined ? { tokenFile: resolve(baseDir, root.admin.tokenFile) } : {}) } } : {}),
         limits: withDefaults(DEFAULT_LIMITS, root.limits ?? {}),
         enforcement: withDefaults(DEFAULT_ENFORCEMENT, root.enforcement ?? {}),
         ...enforcementConfig(root, baseDir),

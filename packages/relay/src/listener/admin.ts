@@ -1,4 +1,4 @@
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { loopbackRefusal } from '@switchboard/common';
 
@@ -8,11 +8,14 @@ export interface AdminHandlers {
   ready(): boolean;
   /** metrics renders the Prometheus text exposition. */
   metrics(): string;
+  /** routes are further paths (the console and its API), each checking its own method. */
+  routes?: Record<string, (req: IncomingMessage, res: ServerResponse) => void>;
 }
 
 /**
  * createAdminServer builds the loopback admin listener: `GET /healthz` (200 while the process
- * serves), `GET /readyz` (200 when ready, else 503) and `GET /metrics` (Prometheus text). A
+ * serves), `GET /readyz` (200 when ready, else 503), `GET /metrics` (Prometheus text) and the
+ * `routes` given (the console: `console/admin-api.ts`). A
  * request whose `Host` is not a loopback name on its port, or with a foreign `Origin`, gets 403.
  */
 export function createAdminServer(handlers: AdminHandlers): Server {
@@ -24,7 +27,12 @@ export function createAdminServer(handlers: AdminHandlers): Server {
       res.writeHead(403, { 'content-type': 'text/plain; charset=utf-8' }).end(refused === 'host' ? 'forbidden: unexpected Host header\n' : 'forbidden: cross-origin request\n');
       return;
     }
-    const path = (req.url ?? '').split('?')[0];
+    const path = (req.url ?? '').split('?')[0] ?? '';
+    const route = handlers.routes?.[path];
+    if (route !== undefined && Object.hasOwn(handlers.routes as object, path)) {
+      route(req, res);
+      return;
+    }
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.writeHead(405, { 'content-type': 'text/plain; charset=utf-8', allow: 'GET, HEAD' }).end('method not allowed\n');
       return;

@@ -12,7 +12,7 @@ import type { RelayLimits } from '../config/limits.js';
 import type { ListenAddress } from '../config/listen.js';
 import { ConnectionGuard } from '../listener/connection-guard.js';
 import { RelayError } from '../errors.js';
-import { createAdminServer } from '../listener/admin.js';
+import { createAdminServer, type AdminHandlers } from '../listener/admin.js';
 import type { RelayMetrics } from '../metrics.js';
 import type { Cleanup } from './cleanup.js';
 
@@ -126,8 +126,8 @@ export async function startEnrollment(
 }
 
 /** startAdmin starts the loopback admin listener and returns its URL. */
-export async function startAdmin(addr: ListenAddress, deps: { ready: () => boolean; metrics: RelayMetrics }, cleanup: Cleanup): Promise<string> {
-  const admin: HttpServer = createAdminServer({ ready: deps.ready, metrics: () => deps.metrics.prometheus() });
+export async function startAdmin(addr: ListenAddress, deps: { ready: () => boolean; metrics: RelayMetrics; routes?: AdminHandlers['routes'] }, cleanup: Cleanup): Promise<string> {
+  const admin: HttpServer = createAdminServer({ ready: deps.ready, metrics: () => deps.metrics.prometheus(), ...(deps.routes ? { routes: deps.routes } : {}) });
   const port = await listenOn(admin, addr, 'admin.listen');
   cleanup.add('admin listener', () => closeServer(admin));
   return `http://${hostForUrl(addr.host)}:${port}`;

@@ -1,0 +1,183 @@
+import type { AuditRecordInput } from '@switchboard/audit';
+import { buildRecord, type AuditSink, type LazyAuditRecord } from '../audit/sink.js';
+
+/**
+ * The relay's live view for the console and `switchboard status`: it reads the audit records as
+ * the sink builds them (so what the console shows is what the trail says, digests only) and keeps
+ * the live sessions, a bounded ring of recent events and a few counters. Nothing here decides
+ * anything; it only watches.
+ */
+
+/** LiveSession is one open agent session as the console shows it. */
+export interface LiveSession {
+  readonly sessionId: string;
+  readonly server: string;
+  readonly agent: string;
+  readonly connector: string;
+  /** since is when the session opened (or resumed here), ISO 8601. */
+  readonly since: string;
+  /** calls counts the agent's requests the relay allowed; denials those it refused. */
+  calls: number;
+  denials: number;
+  lastActivity: string;
+}
+
+/** ConsoleEvent is one event of the live stream: an audit record, its `args` left out, plus `id` and `time`. */
+export type ConsoleEvent = Readonly<Record<string, unknown>> & { readonly id: number; readonly time: string; readonly type: string };
+
+/** EventListener receives each event as it is recorded. */
+export type EventListener = (event: ConsoleEvent) => void;
+
+/** RECENT_EVENTS bounds the events kept for a page that connects later (and for `status`). */
+export const RECENT_EVENTS = 500;
+
+/** ObservatoryCounts are counters since the relay started. */
+export interface ObservatoryCounts {
+  allowed: number;
+  denied: number;
+  rateLimited: number;
+  egressDenied: number;
+  drifts: number;
+}
+
+/**
+ * Observatory watches the audit records and keeps what the console shows. `tap(sink)` returns a
+ * sink that hands each record to the observatory once it is built, then to `sink` unchanged.
+ */
+export class Observatory {
+  private readonly live = new Map<string, LiveSession>();
+  private readonly ring: ConsoleEvent[] = [];
+  private readonly listeners = new Set<EventListener>();
+  private nextId = 1;
+  readonly counts: ObservatoryCounts = { allowed: 0, denied: 0, rateLimited: 0, egressDenied: 0, drifts: 0 };
+  private readonly now: () => Date;
+
+  constructor(options: { now?: () => Date } = {}) {
+    this.now = options.now ?? (() => new Date());
+  }
+
+  /** sessions lists the open sessions, oldest first. */
+  sessions(): LiveSession[] {
+    return [...this.live.values()].map((s) => ({ ...s }));
+  }
+
+  /** recent returns the last `n` events (at most {@link RECENT_EVENTS}), oldest first; `after` skips those up to that id. */
+  recent(n = RECENT_EVENTS, after = 0): ConsoleEvent[] {
+    const from = this.ring.filter((e) => e.id > after);
+    return from.slice(Math.max(0, from.length - n));
+  }
+
+  /** subscribe calls `listener` for every later event; the returned function unsubscribes. */
+  subscribe(listener: EventListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** subscribers is the number of live listeners (console pages with the stream open). */
+  get subscribers(): number {
+    return this.listeners.size;
+  }
+
+  /** tap wraps `sink`: every record written or appended reaches the observatory once it is built. */
+  tap(sink: AuditSink): AuditSink {
+    const observe = (r: AuditRecordInput): void => this.record(r);
+    return {
+      get durability() {
+        return sink.durability;
+      },
+      get available() {
+        return sink.available;
+      },
+      append(record: AuditRecordInput): Promise<unknown> {
+        observe(record);
+        return sink.append(record);
+      },
+      write(record: LazyAuditRecord): void {
+        if (typeof record === 'function') {
+          // Built when the sink builds it (off the message path), observed then.
+          sink.write(() => {
+            const r = buildRecord(record);
+            observe(r);
+            return r;
+          });
+        } else {
+          observe(record);
+          sink.write(record);
+        }
+      },
+      flush: () => sink.flush(),
+      close: () => sink.close(),
+      inner: sink,
+    } as AuditSink & { inner: AuditSink };
+  }
+
+  /** record takes one audit record into the view. */
+  record(r: AuditRecordInput): void {
+    const rec = r as unknown as Record<string, unknown>;
+    const type = String(rec.type);
+    const time = this.now().toISOString();
+    const sessionId = typeof rec.sessionId === 'string' ? rec.sessionId : undefined;
+    switch (type) {
+      case 'session.open':
+      case 'session.resume':
+        if (sessionId !== undefined) {
+          this.live.set(sessionId, {
+            sessionId,
+            server: String(rec.server),
+            agent: String(rec.agent),
+            connector: String(rec.connector),
+            since: time,
+            calls: 0,
+            denials: 0,
+            lastActivity: time,
+          });
+        }
+        break;
+      case 'session.close':
+        if (sessionId !== undefined) this.live.delete(sessionId);
+        break;
+      case 'request': {
+        const s = sessionId === undefined ? undefined : this.live.get(sessionId);
+        const agentSide = rec.direction === 'agent-to-server';
+        if (rec.decision === 'deny') {
+          this.counts.denied++;
+          if (typeof rec.reason === 'string' && rec.reason.startsWith('rate limit')) this.counts.rateLimited++;
+          if (s !== undefined && agentSide) s.denials++;
+        } else {
+          this.counts.allowed++;
+          if (s !== undefined && agentSide) s.calls++;
+        }
+        if (s !== undefined) s.lastActivity = time;
+        // Allowed requests other than calls are routine (list, ping): the stream carries decisions that matter.
+        if (rec.decision === 'allow' && rec.method !== 'tools/call') return;
+        break;
+      }
+      case 'response':
+        // Responses are in the trail; the stream shows decisions, not every answer.
+        return;
+      case 'egress.denied':
+        this.counts.egressDenied++;
+        break;
+      case 'pin.drift':
+        this.counts.drifts++;
+        break;
+      default:
+        break;
+    }
+    this.emit(type, rec, time);
+  }
+
+  private emit(type: string, rec: Record<string, unknown>, time: string): void {
+    const { args: _args, ...shown } = rec;
+    const event = Object.freeze({ ...shown, id: this.nextId++, time, type }) as ConsoleEvent;
+    this.ring.push(event);
+    if (this.ring.length > RECENT_EVENTS) this.ring.shift();
+    for (const l of this.listeners) {
+      try {
+        l(event);
+      } catch {
+        // A listener's failure (a closed stream) is its own; the others still hear.
+      }
+    }
+  }
+}
