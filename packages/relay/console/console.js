@@ -64,7 +64,12 @@ async function approve(server, tool, button) {
 
 function toolRow(server, t) {
   const badge = h('span', { class: `badge ${t.state}`, 'data-testid': 'tool-state' }, t.state);
-  const cells = [h('td', { class: 'name' }, t.name), h('td', {}, badge), h('td', { class: 'desc' }, t.description ?? '')];
+  const rule = t.deniedBy.length > 0
+    ? h('span', { class: 'policy deny', 'data-testid': 'tool-policy' }, `denied by ${t.deniedBy.join(', ')}`)
+    : t.allowedBy.length > 0
+      ? h('span', { class: 'policy allow', 'data-testid': 'tool-policy' }, `allowed by ${t.allowedBy.join(', ')}`)
+      : h('span', { class: 'policy none', 'data-testid': 'tool-policy' }, 'no rule allows it');
+  const cells = [h('td', { class: 'name' }, t.name), h('td', {}, badge), h('td', {}, rule), h('td', { class: 'desc' }, t.description ?? '')];
   const waiting = t.state === 'drifted' || t.state === 'pending' || t.state === 'unapproved';
   const extra = [];
   if (waiting) {
@@ -76,9 +81,9 @@ function toolRow(server, t) {
       const b = h('button', { type: 'button', 'data-testid': `approve-${t.name}`, onclick: () => approve(server, t.name, b) }, 'Approve');
       parts.push(b);
     }
-    extra.push(h('tr', { class: 'pending-row' }, h('td', {}), h('td', { colspan: 2 }, parts)));
+    extra.push(h('tr', { class: 'pending-row' }, h('td', {}), h('td', { colspan: 3 }, parts)));
   } else if (t.hash) {
-    cells[2].append(h('span', { class: 'muted hash' }, ` ${short(t.hash)}`));
+    cells[3].append(h('span', { class: 'muted hash' }, ` ${short(t.hash)}`));
   }
   return [h('tr', { 'data-testid': `tool-${t.name}`, 'data-state': t.state }, cells), ...extra];
 }

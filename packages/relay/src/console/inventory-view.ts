@@ -37,6 +37,12 @@ export interface InventoryToolView {
   seenAt?: string;
   /** changes says what a drifted definition changed (summaries: the first 200 characters of a description). */
   changes?: ToolChange[];
+  /**
+   * allowedBy and deniedBy name the rules of this server that allow or deny the tool by name
+   * (deny beats allow for an agent both match; an agent no allowing rule matches is refused).
+   */
+  allowedBy: string[];
+  deniedBy: string[];
 }
 
 /** InventoryServerView is one server of the policy. */
@@ -105,6 +111,7 @@ function changes(pinned: ToolSummary | undefined, seen: ToolSummary): ToolChange
 
 /** toolsOf merges what the relay last saw of `server` with its pin store entries. */
 function toolsOf(src: InventorySources, server: string, mode: string): InventoryToolView[] {
+  const rules = src.policy.current.rules.filter((r) => r.servers.match(server) !== undefined);
   const seen = src.inventory.get(server);
   const pins = src.pins.store.list(server)[0];
   const names = new Set<string>([...(seen?.tools.map((t) => t.name) ?? []), ...Object.keys(pins?.tools ?? {}), ...Object.keys(pins?.pending ?? {})]);
@@ -114,7 +121,13 @@ function toolsOf(src: InventorySources, server: string, mode: string): Inventory
     const t = byName.get(name);
     const pin = pins?.tools[name];
     const pending = pins?.pending[name];
-    const view: InventoryToolView = { name, state: 'unpinned', hash: pin?.hash ?? null };
+    const view: InventoryToolView = {
+      name,
+      state: 'unpinned',
+      hash: pin?.hash ?? null,
+      allowedBy: rules.filter((r) => r.toolsAllow.match(name) !== undefined).map((r) => r.id),
+      deniedBy: rules.filter((r) => r.toolsDeny.match(name) !== undefined).map((r) => r.id),
+    };
     const title = t?.title ?? pin?.summary.title ?? pending?.summary.title;
     const description = t?.description ?? pin?.summary.description ?? pending?.summary.description;
     if (title !== undefined) view.title = title;

@@ -117,7 +117,8 @@ describe('GET /v1/inventory', () => {
     expect(crm.connectors).toEqual([{ id: CRM_CONNECTOR, linkId: expect.stringMatching(/^[0-9a-f]{16}$/), sessions: 1 }]);
     // Every tool of the page the server listed is pinned on first sight, whoever may call it (sorted by name).
     expect(crm.tools.map((x: any) => [x.name, x.state])).toEqual([['delete_customer', 'pinned'], ['get_order', 'pinned'], ['lookup_customer', 'pinned']]);
-    expect(crm.tools.find((x: any) => x.name === 'get_order')).toEqual({ name: 'get_order', description: 'an order', state: 'pinned', hash: expect.stringMatching(/^[0-9a-f]{64}$/) });
+    expect(crm.tools.find((x: any) => x.name === 'get_order')).toEqual({ name: 'get_order', description: 'an order', state: 'pinned', hash: expect.stringMatching(/^[0-9a-f]{64}$/), allowedBy: ['support'], deniedBy: [] });
+    expect(crm.tools.find((x: any) => x.name === 'delete_customer')).toMatchObject({ allowedBy: [], deniedBy: ['support'] });
     expect(inv.sessions).toEqual([
       { sessionId: expect.stringMatching(/^[0-9a-f]{16}\/1$/), server: 'crm', agent: SUPPORT, connector: CRM_CONNECTOR, since: expect.any(String), calls: 1, denials: 1, lastActivity: expect.any(String) },
     ]);
