@@ -2,7 +2,7 @@ import { Command, CommanderError } from 'commander';
 import { auditCommand } from '@switchboard/audit/cli';
 import type { CliIo } from '@switchboard/common/cli';
 import { caCommand, identityCommand } from '@switchboard/pki/cli';
-import { policyCommand, relayCommand, toolsCommand } from '@switchboard/relay';
+import { policyCommand, relayCommand, statusCommand, toolsCommand } from '@switchboard/relay';
 import { connectorCommand } from '@switchboard/connector';
 import { agentCommand } from '@switchboard/agent-sdk';
 import { demoCommand } from './demo.js';
@@ -33,6 +33,7 @@ export async function main(argv: readonly string[], io: CliIo = processIo()): Pr
   program.addCommand(relayCommand());
   program.addCommand(policyCommand(io, setExit));
   program.addCommand(toolsCommand(io, setExit));
+  program.addCommand(statusCommand(io, setExit));
   program.addCommand(connectorCommand(io, setExit));
   program.addCommand(agentCommand(io, setExit));
   program.addCommand(auditCommand(io, setExit));

@@ -72,4 +72,8 @@ export type { RunRelayOptions, RunRelayDeps, SignalSource } from './cli/relay-co
 export { policyCommand, runPolicyCheck } from './cli/policy-command.js';
 export type { PolicyCheckOptions } from './cli/policy-command.js';
 export { toolsCommand, runToolsList, runToolsApprove, DEFAULT_PINS_PATH } from './cli/tools-command.js';
+export { statusCommand, runStatus, formatStatus, needsAttention, STATUS_ATTENTION } from './cli/status-command.js';
+export type { StatusOptions } from './cli/status-command.js';
+export type { RelayInventory, InventoryServerView, InventoryToolView, ToolState, AuditView } from './console/inventory-view.js';
+export type { LiveSession, ConsoleEvent } from './console/observatory.js';
 export type { ToolsOptions, ToolsApproveOptions } from './cli/tools-command.js';
