@@ -331,7 +331,7 @@ describe('hot reload', () => {
     await writeFile(w.relayPolicyPath, policy(files).replace('servers: [mutating]', 'servers: [mutating]\n    toolz: {}'));
     await eventually(async () => (reloads().failed > 0 ? true : undefined), 'the rejected reload');
     expect(w.relay.policy.current).toBe(good);
-    const prom = w.relay.prometheus();
+    const prom = await w.relay.prometheus();
     expect(prom).toMatch(/switchboard_relay_policy_reloads_total\{result="failed"\} 1/);
     expect(text(await c.callTool({ name: 'mutate', arguments: {} }))).toBe('mutated');
     const check = await run(process.execPath, [CLI, 'policy', 'check', w.relayPolicyPath]).catch((e: { code: number; stderr: string }) => e);

@@ -43,7 +43,7 @@ export {
 } from './keys.js';
 export type { AuditKeyPem } from './keys.js';
 export { AuditTrail } from './trail.js';
-export type { AuditDurability, AuditTrailOptions, AuditAppendResult, AuditHealth, AuditStats } from './trail.js';
+export type { AuditDurability, AuditTrailOptions, AuditAppendResult, AuditBatchTiming, AuditHealth, AuditStats } from './trail.js';
 export type { AuditRecovery } from './internal/resume.js';
 export { verifyAuditTrail } from './verify.js';
 export type { AuditProblem, AuditVerifyOptions, AuditVerifyResult } from './verify.js';

@@ -27,6 +27,11 @@ export interface AuditTrailOptions {
   maxPendingBytes?: number;
   /** onFailure is called once when the trail enters the failed state. */
   onFailure?: (err: AuditUnavailableError) => void;
+  /**
+   * onBatch is called after each batch is stored: how many records and bytes, how long the
+   * write(2) took and how long the fsync/fdatasync (null in `off` mode, which does not sync).
+   */
+  onBatch?: (batch: AuditBatchTiming) => void;
   /** now is the clock (for record times, checkpoint intervals and age rotation). */
   now?: () => Date;
   /** fs is the file system layer; tests inject one to count syncs or to fail. */
@@ -53,6 +58,14 @@ export interface AuditHealth {
   /** waiting counts appends held back because the pending buffer is full. */
   waiting: number;
   error?: string;
+}
+
+/** AuditBatchTiming is one stored batch, as {@link AuditTrailOptions.onBatch} hears it. */
+export interface AuditBatchTiming {
+  records: number;
+  bytes: number;
+  writeSeconds: number;
+  syncSeconds: number | null;
 }
 
 /** AuditStats are counters since open. */

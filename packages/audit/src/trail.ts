@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks';
 import { dirname } from 'node:path';
 import { assertAppendable, encodeChained } from './chain.js';
 import { AuditError, AuditUnavailableError } from './errors.js';
@@ -13,11 +14,12 @@ import {
   type AuditDurability,
   type AuditHealth,
   type AuditStats,
+  type AuditBatchTiming,
   type AuditTrailOptions,
   type ValidTrailOptions,
 } from './trail-options.js';
 
-export type { AuditAppendResult, AuditDurability, AuditHealth, AuditStats, AuditTrailOptions };
+export type { AuditAppendResult, AuditBatchTiming, AuditDurability, AuditHealth, AuditStats, AuditTrailOptions };
 
 interface Item {
   data: string;
@@ -70,6 +72,7 @@ export class AuditTrail {
   private readonly maxPending: number;
   private readonly now: () => Date;
   private readonly onFailure: ((err: AuditUnavailableError) => void) | undefined;
+  private readonly onBatch: ((batch: AuditBatchTiming) => void) | undefined;
   private fh: AuditFileHandle;
   private sideFh: AuditFileHandle | undefined;
 
@@ -111,6 +114,7 @@ export class AuditTrail {
     this.maxPending = o.maxPendingBytes ?? TRAIL_DEFAULTS.maxPendingBytes;
     this.now = o.now;
     this.onFailure = o.onFailure;
+    this.onBatch = o.onBatch;
     this.fh = fh;
     this.recovery = s.recovery;
     this.lastSeq = s.lastSeq;
@@ -408,7 +412,9 @@ export class AuditTrail {
 
   private async writeBatch(batch: Item[]): Promise<void> {
     const buf = Buffer.from(batch.length === 1 ? (batch[0] as Item).data : batch.map((it) => it.data).join(''), 'utf8');
+    const t0 = performance.now();
     await writeAll(this.fh, buf);
+    const t1 = performance.now();
     this.counters.batches++;
     if (this.durability === 'strict') {
       await this.fh.sync();
@@ -419,6 +425,7 @@ export class AuditTrail {
     } else {
       this.unsynced = true;
     }
+    this.onBatch?.({ records: batch.length, bytes: buf.length, writeSeconds: (t1 - t0) / 1000, syncSeconds: this.durability === 'off' ? null : (performance.now() - t1) / 1000 });
   }
 
   private async writeSide(data: string): Promise<void> {

@@ -1,4 +1,27 @@
-import { renderAuditMetrics, type AuditMetricsSnapshot } from './audit/metrics.js';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { AUDIT_METRICS, type AuditMetricsSnapshot } from './audit/metrics.js';
+
+/** LATENCY_BUCKETS (seconds) cover a loopback hop (0.25 ms) to a slow tool (30 s). */
+export const LATENCY_BUCKETS: readonly number[] = Object.freeze([0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30]);
+/** SETUP_BUCKETS (seconds) cover a warm start (5 ms) to a slow spawn (10 s). */
+export const SETUP_BUCKETS: readonly number[] = Object.freeze([0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]);
+
+const MCP_METHODS = new Set([
+  'initialize', 'ping', 'tools/list', 'tools/call', 'resources/list', 'resources/templates/list', 'resources/read', 'resources/subscribe',
+  'resources/unsubscribe', 'prompts/list', 'prompts/get', 'completion/complete', 'logging/setLevel', 'sampling/createMessage', 'elicitation/create',
+  'roots/list', 'tasks/get', 'tasks/list', 'tasks/cancel', 'tasks/result',
+]);
+
+/** methodLabel bounds the method label: an MCP method as is, anything a peer made up as "other". */
+function methodLabel(m: unknown): string {
+  return typeof m === 'string' && MCP_METHODS.has(m) ? m : 'other';
+}
+
+/** codeLabel bounds the code label: "" for none, a JSON-RPC or Switchboard code as is, else "other". */
+function codeLabel(c: unknown): string {
+  if (c === undefined || c === null) return '';
+  return Number.isInteger(c) && (c as number) >= -32768 && (c as number) <= -32000 ? String(c) : 'other';
+}
 
 /**
  * Relay counters, exported as Prometheus text on the admin listener and as a plain object from
@@ -179,60 +202,121 @@ export class RelayMetrics {
     };
   }
 
-  /** prometheus renders the counters in the Prometheus text exposition format (0.0.4). */
-  prometheus(): string {
-    const out: string[] = [];
-    const metric = (name: string, type: 'counter' | 'gauge', help: string, rows: [string, number][]): void => {
-      out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
-      for (const [labels, v] of rows) out.push(`${name}${labels} ${v}`);
+  /** registry holds every metric for `/metrics` (prom-client; its own registry, not the global one). */
+  readonly registry = new Registry();
+  /** toolCalls times tools/call at the relay, request forwarded to response forwarded, by server and status. */
+  readonly toolCalls: Histogram<'server' | 'status'>;
+  /** sessionSetup times an agent session from the accepted upgrade to the backend ready (OPEN_OK), or its failure. */
+  readonly sessionSetup: Histogram<'result'>;
+  /** handshakes times TLS handshakes on the public listeners, TCP accept to secure. */
+  readonly handshakes: Histogram<'listener'>;
+  /** auditAppend times a gating record from append to durable (what a call waits in `strict`). */
+  readonly auditAppend: Histogram;
+  /** auditWrite and auditSync time the trail's batches: the write(2), and the fsync/fdatasync. */
+  readonly auditWrite: Histogram;
+  readonly auditSync: Histogram;
+  /** decisions counts policy decisions on requests, by decision and method; responses counts answers by status and error code. */
+  readonly decisions: Counter<'decision' | 'method'>;
+  readonly responses: Counter<'method' | 'status' | 'code'>;
+  private readonly toolCallChildren = new Map<string, { ok: Histogram.Internal<'server' | 'status'>; error: Histogram.Internal<'server' | 'status'> }>();
+
+  constructor() {
+    const reg = this.registry;
+    const value = (name: string, type: 'counter' | 'gauge', help: string, labelNames: readonly string[], rows: () => [Record<string, string>, number][]): void => {
+      const collect = function (this: Counter<string> | Gauge<string>): void {
+        this.reset();
+        for (const [labels, v] of rows()) {
+          if (this instanceof Counter) this.inc(labels, v);
+          else this.set(labels, v);
+        }
+      };
+      if (type === 'counter') new Counter({ name, help, labelNames, registers: [reg], collect });
+      else new Gauge({ name, help, labelNames, registers: [reg], collect });
     };
-    metric('switchboard_relay_sessions_open', 'gauge', 'Agent sessions currently open.', [['', this.sessionsOpen]]);
-    metric('switchboard_relay_sessions_opened_total', 'counter', 'Agent sessions opened.', [['', this.sessionsOpenedTotal]]);
-    metric('switchboard_relay_sessions_closed_total', 'counter', 'Agent sessions closed, by WebSocket close code.',
-      [...this.closed].map(([code, v]) => [`{code="${code}"}`, v]));
-    metric('switchboard_relay_links_up', 'gauge', 'Connector links currently registered.', [['', this.linksUp]]);
-    metric('switchboard_relay_messages_forwarded_total', 'counter', 'JSON-RPC messages passed on, by direction.', [
-      ['{direction="agent_to_server"}', this.forwardedUp],
-      ['{direction="server_to_agent"}', this.forwardedDown],
+    const one = (v: () => number): (() => [Record<string, string>, number][]) => () => [[{}, v()]];
+    value('switchboard_relay_sessions_open', 'gauge', 'Agent sessions currently open.', [], one(() => this.sessionsOpen));
+    value('switchboard_relay_sessions_opened_total', 'counter', 'Agent sessions opened.', [], one(() => this.sessionsOpenedTotal));
+    value('switchboard_relay_sessions_closed_total', 'counter', 'Agent sessions closed, by WebSocket close code.', ['code'], () => [...this.closed].map(([code, v]) => [{ code: String(code) }, v]));
+    value('switchboard_relay_links_up', 'gauge', 'Connector links currently registered.', [], one(() => this.linksUp));
+    value('switchboard_relay_messages_forwarded_total', 'counter', 'JSON-RPC messages passed on, by direction.', ['direction'], () => [
+      [{ direction: 'agent_to_server' }, this.forwardedUp],
+      [{ direction: 'server_to_agent' }, this.forwardedDown],
     ]);
-    metric('switchboard_relay_messages_denied_total', 'counter', 'Messages refused or dropped, by reason.',
-      DENY_REASONS.map((r) => [`{reason="${r}"}`, this.denied[r]]));
-    metric('switchboard_relay_upgrades_refused_total', 'counter', 'WebSocket upgrades refused before the upgrade, by reason.',
-      REFUSALS.map((r) => [`{reason="${r}"}`, this.refused[r]]));
-    metric('switchboard_relay_tls_handshake_failures_total', 'counter', 'TLS handshakes that failed (no, expired or untrusted client certificate, …).',
-      [['', this.tlsHandshakeFailures]]);
-    const listeners = (['main', 'enrollment'] as const).filter((l) => this.guards[l] !== undefined);
-    metric('switchboard_relay_connections_open', 'gauge', 'TCP connections open on a public listener.',
-      listeners.map((l) => [`{listener="${l}"}`, this.guards[l]?.open ?? 0]));
-    metric('switchboard_relay_handshakes_in_progress', 'gauge', 'Connections still in the TLS handshake on a public listener.',
-      listeners.map((l) => [`{listener="${l}"}`, this.guards[l]?.inHandshake ?? 0]));
-    metric('switchboard_relay_connections_dropped_total', 'counter', 'Connections closed by the listener limits (limits.max*, upgradeTimeoutMs), by reason.',
-      GUARD_DROPS.map((r) => [`{reason="${r}"}`, this.connectionsDropped[r]]));
-    metric('switchboard_relay_link_protocol_errors_total', 'counter', 'Connector links closed for breaking the link protocol.',
-      [['', this.linkProtocolErrors]]);
-    metric('switchboard_relay_policy_reloads_total', 'counter', 'Policy reloads, by result.', [
-      ['{result="ok"}', this.reloadsOk],
-      ['{result="failed"}', this.reloadsFailed],
+    value('switchboard_relay_messages_denied_total', 'counter', 'Messages refused or dropped, by reason.', ['reason'], () => DENY_REASONS.map((r) => [{ reason: r }, this.denied[r]]));
+    value('switchboard_relay_upgrades_refused_total', 'counter', 'WebSocket upgrades refused before the upgrade, by reason.', ['reason'], () => REFUSALS.map((r) => [{ reason: r }, this.refused[r]]));
+    value('switchboard_relay_tls_handshake_failures_total', 'counter', 'TLS handshakes that failed (no, expired or untrusted client certificate, …).', [], one(() => this.tlsHandshakeFailures));
+    const listeners = (): ('main' | 'enrollment')[] => (['main', 'enrollment'] as const).filter((l) => this.guards[l] !== undefined);
+    value('switchboard_relay_connections_open', 'gauge', 'TCP connections open on a public listener.', ['listener'], () => listeners().map((l) => [{ listener: l }, this.guards[l]?.open ?? 0]));
+    value('switchboard_relay_handshakes_in_progress', 'gauge', 'Connections still in the TLS handshake on a public listener.', ['listener'], () => listeners().map((l) => [{ listener: l }, this.guards[l]?.inHandshake ?? 0]));
+    value('switchboard_relay_connections_dropped_total', 'counter', 'Connections closed by the listener limits (limits.max*, upgradeTimeoutMs), by reason.', ['reason'], () => GUARD_DROPS.map((r) => [{ reason: r }, this.connectionsDropped[r]]));
+    value('switchboard_relay_link_protocol_errors_total', 'counter', 'Connector links closed for breaking the link protocol.', [], one(() => this.linkProtocolErrors));
+    value('switchboard_relay_policy_reloads_total', 'counter', 'Policy reloads, by result.', ['result'], () => [
+      [{ result: 'ok' }, this.reloadsOk],
+      [{ result: 'failed' }, this.reloadsFailed],
     ]);
-    metric('switchboard_relay_redactions_total', 'counter', 'Values redacted from results and arguments, by kind.',
-      [...this.redactions].map(([k, v]) => [`{kind="${k}"}`, v]));
-    metric('switchboard_relay_pin_events_total', 'counter', 'Tool pin store events, by event.',
-      PIN_EVENTS.map((e) => [`{event="${e}"}`, this.pinEvents[e]]));
-    metric('switchboard_relay_revocation_closes_total', 'counter', 'Sessions and connector links closed because their identity was revoked.',
-      [['', this.revocationCloses]]);
-    metric('switchboard_relay_reauths_total', 'counter', 'Renewed certificates presented on live links and sessions, by result.', [
-      ['{result="accepted"}', this.reauths.accepted],
-      ['{result="refused"}', this.reauths.refused],
+    value('switchboard_relay_redactions_total', 'counter', 'Values redacted from results and arguments, by kind.', ['kind'], () => [...this.redactions].map(([k, v]) => [{ kind: k }, v]));
+    value('switchboard_relay_pin_events_total', 'counter', 'Tool pin store events, by event.', ['event'], () => PIN_EVENTS.map((e) => [{ event: e }, this.pinEvents[e]]));
+    value('switchboard_relay_revocation_closes_total', 'counter', 'Sessions and connector links closed because their identity was revoked.', [], one(() => this.revocationCloses));
+    value('switchboard_relay_reauths_total', 'counter', 'Renewed certificates presented on live links and sessions, by result.', ['result'], () => [
+      [{ result: 'accepted' }, this.reauths.accepted],
+      [{ result: 'refused' }, this.reauths.refused],
     ]);
-    metric('switchboard_relay_enrollments_total', 'counter', 'POST /v1/enroll answers, by result (issued, or the ENROLL_ERR_ code).',
-      [...this.enrollments].map(([result, v]) => [`{result="${result}"}`, v]));
-    metric('switchboard_relay_renewals_total', 'counter', 'POST /v1/renew answers, by result (issued, or the RENEW_ERR_ code).',
-      [...this.renewals].map(([result, v]) => [`{result="${result}"}`, v]));
-    metric('switchboard_relay_expiry_closes_total', 'counter', 'Sessions and connector links closed because the certificate they authenticated with expired.',
-      [['', this.expiryCloses]]);
-    metric('switchboard_relay_egress_denied_total', 'counter', 'Destinations connectors refused to contained servers (egress.denied records).',
-      [['', this.egressDenied]]);
-    if (this.audit) out.push(...renderAuditMetrics(this.audit()));
-    return `${out.join('\n')}\n`;
+    value('switchboard_relay_enrollments_total', 'counter', 'POST /v1/enroll answers, by result (issued, or the ENROLL_ERR_ code).', ['result'], () => [...this.enrollments].map(([r, v]) => [{ result: r }, v]));
+    value('switchboard_relay_renewals_total', 'counter', 'POST /v1/renew answers, by result (issued, or the RENEW_ERR_ code).', ['result'], () => [...this.renewals].map(([r, v]) => [{ result: r }, v]));
+    value('switchboard_relay_expiry_closes_total', 'counter', 'Sessions and connector links closed because the certificate they authenticated with expired.', [], one(() => this.expiryCloses));
+    value('switchboard_relay_egress_denied_total', 'counter', 'Destinations connectors refused to contained servers (egress.denied records).', [], one(() => this.egressDenied));
+    for (const m of AUDIT_METRICS) {
+      value(m.name, m.type, m.help, [], () => {
+        const a = this.audit?.();
+        return a === undefined ? [] : [[{}, m.read(a)]];
+      });
+    }
+    this.toolCalls = new Histogram({
+      name: 'switchboard_relay_tool_call_duration_seconds',
+      help: 'tools/call at the relay: from forwarding the request to forwarding its response (connector, backend and both hops), by server and status.',
+      labelNames: ['server', 'status'],
+      buckets: [...LATENCY_BUCKETS],
+      registers: [reg],
+    });
+    this.sessionSetup = new Histogram({
+      name: 'switchboard_relay_session_setup_seconds',
+      help: 'Agent session setup: from the accepted upgrade to the backend ready (OPEN_OK), by result (ok, resumed, failed).',
+      labelNames: ['result'],
+      buckets: [...SETUP_BUCKETS],
+      registers: [reg],
+    });
+    this.handshakes = new Histogram({ name: 'switchboard_relay_tls_handshake_seconds', help: 'TLS handshakes on the public listeners, from TCP accept to secure.', labelNames: ['listener'], buckets: [...LATENCY_BUCKETS], registers: [reg] });
+    this.auditAppend = new Histogram({ name: 'switchboard_relay_audit_append_seconds', help: 'A gating audit record from append to stored as the durability promises (what a call waits for in strict mode).', buckets: [...LATENCY_BUCKETS], registers: [reg] });
+    this.auditWrite = new Histogram({ name: 'switchboard_relay_audit_write_seconds', help: 'One audit batch written to the trail file (write(2)).', buckets: [...LATENCY_BUCKETS], registers: [reg] });
+    this.auditSync = new Histogram({ name: 'switchboard_relay_audit_fsync_seconds', help: 'One fsync/fdatasync of the trail file (group commit: one per batch).', buckets: [...LATENCY_BUCKETS], registers: [reg] });
+    this.decisions = new Counter({ name: 'switchboard_relay_decisions_total', help: 'Policy decisions on requests (both directions), by decision and method (methods outside MCP counted as "other").', labelNames: ['decision', 'method'], registers: [reg] });
+    this.responses = new Counter({ name: 'switchboard_relay_responses_total', help: 'Answers to recorded agent requests, by method, status (ok, error, aborted) and JSON-RPC error code.', labelNames: ['method', 'status', 'code'], registers: [reg] });
+  }
+
+  /**
+   * recorded takes an audit record as it is built (off the message path): decisions, responses
+   * and tools/call latency come from the records themselves, so `/metrics` and the trail agree.
+   */
+  recorded(r: Readonly<Record<string, unknown>>): void {
+    if (r.type === 'request') {
+      this.decisions.inc({ decision: r.decision === 'allow' ? 'allow' : 'deny', method: methodLabel(r.method) });
+    } else if (r.type === 'response') {
+      const status = r.status === 'ok' || r.status === 'error' ? r.status : 'aborted';
+      this.responses.inc({ method: methodLabel(r.method), status, code: codeLabel(r.errorCode) });
+      if (r.method === 'tools/call' && typeof r.latencyMs === 'number' && status !== 'aborted') {
+        const server = String(r.server);
+        let c = this.toolCallChildren.get(server);
+        if (c === undefined) {
+          c = { ok: this.toolCalls.labels(server, 'ok'), error: this.toolCalls.labels(server, 'error') };
+          this.toolCallChildren.set(server, c);
+        }
+        c[status].observe(r.latencyMs / 1000);
+      }
+    }
+  }
+
+  /** prometheus renders every metric in the Prometheus text exposition format (0.0.4). */
+  prometheus(): Promise<string> {
+    return this.registry.metrics();
   }
 }

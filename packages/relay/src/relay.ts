@@ -169,8 +169,8 @@ export class Relay {
     return this.parts.metrics.snapshot();
   }
 
-  /** prometheus renders the counters as the admin listener's `/metrics` does. */
-  prometheus(): string {
+  /** prometheus renders the metrics as the admin listener's `/metrics` does. */
+  prometheus(): Promise<string> {
     return this.parts.metrics.prometheus();
   }
 
@@ -349,7 +349,7 @@ export async function startRelay(options: RelayOptions, deps: StartRelayDeps = {
     const metrics = new RelayMetrics();
     const trail = await openAudit(options.audit, policyFile, metrics, logger, deps.auditFs, cleanup);
     // The console watches every record as it is built: what it shows is what the trail says.
-    const observatory = new Observatory();
+    const observatory = new Observatory({ onRecord: (r) => metrics.recorded(r), onAppended: (seconds) => metrics.auditAppend.observe(seconds) });
     const audit = observatory.tap(trail);
     const tokenDigest = options.admin?.tokenFile === undefined ? undefined : await readAdminToken(options.admin.tokenFile);
     const enforcement = await openEnforcement({ ...options, replicas }, policy, identity.svid.id.trustDomain.name, { audit, metrics, logger });

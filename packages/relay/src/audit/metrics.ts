@@ -54,19 +54,22 @@ export function auditMetricsOf(sink: AuditSink): () => AuditMetricsSnapshot {
   });
 }
 
-/** renderAuditMetrics writes the audit gauges and counters in the Prometheus text format. */
-export function renderAuditMetrics(a: AuditMetricsSnapshot): string[] {
-  const out: string[] = [];
-  const metric = (name: string, type: 'counter' | 'gauge', help: string, value: number): void => {
-    out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`, `${name} ${value}`);
-  };
-  metric('switchboard_relay_audit_available', 'gauge', 'Whether the audit trail can record (0: it failed, every recorded call is refused with -32050).', a.available ? 1 : 0);
-  metric('switchboard_relay_audit_records_total', 'counter', 'Audit records appended since start (checkpoints excluded).', a.records);
-  metric('switchboard_relay_audit_checkpoints_total', 'counter', 'Signed audit checkpoints written since start.', a.checkpoints);
-  metric('switchboard_relay_audit_syncs_total', 'counter', 'fsync/fdatasync calls on the audit trail since start (group commit: one per batch).', a.syncs);
-  metric('switchboard_relay_audit_rotations_total', 'counter', 'Audit trail file rotations since start.', a.rotations);
-  metric('switchboard_relay_audit_last_seq', 'gauge', 'Seq of the last audit record appended.', a.lastSeq);
-  metric('switchboard_relay_audit_durable_seq', 'gauge', 'Seq of the last audit record known to be on disk.', a.durableSeq);
-  metric('switchboard_relay_audit_pending_bytes', 'gauge', 'Audit records appended but not yet on disk, in bytes.', a.pendingBytes);
-  return out;
+/** AuditMetric is one audit gauge or counter of `/metrics`, read from the trail's state. */
+export interface AuditMetric {
+  readonly name: string;
+  readonly type: 'counter' | 'gauge';
+  readonly help: string;
+  read(a: AuditMetricsSnapshot): number;
 }
+
+/** AUDIT_METRICS are the audit trail's gauges and counters on `/metrics`. */
+export const AUDIT_METRICS: readonly AuditMetric[] = Object.freeze([
+  { name: 'switchboard_relay_audit_available', type: 'gauge', help: 'Whether the audit trail can record (0: it failed, every recorded call is refused with -32050).', read: (a) => (a.available ? 1 : 0) },
+  { name: 'switchboard_relay_audit_records_total', type: 'counter', help: 'Audit records appended since start (checkpoints excluded).', read: (a) => a.records },
+  { name: 'switchboard_relay_audit_checkpoints_total', type: 'counter', help: 'Signed audit checkpoints written since start.', read: (a) => a.checkpoints },
+  { name: 'switchboard_relay_audit_syncs_total', type: 'counter', help: 'fsync/fdatasync calls on the audit trail since start (group commit: one per batch).', read: (a) => a.syncs },
+  { name: 'switchboard_relay_audit_rotations_total', type: 'counter', help: 'Audit trail file rotations since start.', read: (a) => a.rotations },
+  { name: 'switchboard_relay_audit_last_seq', type: 'gauge', help: 'Seq of the last audit record appended.', read: (a) => a.lastSeq },
+  { name: 'switchboard_relay_audit_durable_seq', type: 'gauge', help: 'Seq of the last audit record known to be on disk.', read: (a) => a.durableSeq },
+  { name: 'switchboard_relay_audit_pending_bytes', type: 'gauge', help: 'Audit records appended but not yet on disk, in bytes.', read: (a) => a.pendingBytes },
+] satisfies AuditMetric[]);

@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { AuditSigningKey, isAuditError, loadAuditSigningKey, sha256Hex, type AuditFs, type AuditPolicyReload } from '@switchboard/audit';
+import { AuditSigningKey, isAuditError, loadAuditSigningKey, sha256Hex, type AuditBatchTiming, type AuditFs, type AuditPolicyReload } from '@switchboard/audit';
 import type { Logger } from '@switchboard/common';
 import { RelayConfigError } from '../errors.js';
 import { UNSIGNED, type RelayAuditConfig, type RelayAuditDurability } from '../config/audit-config.js';
@@ -34,7 +34,7 @@ const DURABILITIES = new Set<string>(['strict', 'batched', 'off']);
  */
 export async function openRelayAudit(
   audit: RelayAuditOptions | { sink: AuditSink },
-  env: { logger: Logger; fs?: AuditFs; onFailure: (err: Error) => void; onRecovered?: () => void },
+  env: { logger: Logger; fs?: AuditFs; onFailure: (err: Error) => void; onRecovered?: () => void; onBatch?: (batch: AuditBatchTiming) => void },
 ): Promise<OpenedAudit> {
   if ('sink' in audit) return { sink: audit.sink, owned: false };
   const log = env.logger;
@@ -82,6 +82,7 @@ export async function openRelayAudit(
     ...(env.fs ? { fs: env.fs } : {}),
     onFailure: env.onFailure,
     ...(env.onRecovered ? { onRecovered: env.onRecovered } : {}),
+    ...(env.onBatch ? { onBatch: env.onBatch } : {}),
     onRefused: (err, type) => log.error({ err: err.message, type }, 'audit record refused by the trail (a relay bug): it is not recorded'),
   });
   const rec = sink.recovery;

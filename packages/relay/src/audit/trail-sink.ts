@@ -9,6 +9,7 @@ import {
   verifyAuditTrail,
   type AuditPublicKey,
   type AuditVerifyResult,
+  type AuditBatchTiming,
   type AuditFs,
   type AuditHealth,
   type AuditRecordInput,
@@ -35,6 +36,8 @@ export interface TrailAuditSinkOptions {
   fs?: AuditFs;
   /** onFailure is called once when the trail fails (a write or fsync error): the relay fails closed from then on. */
   onFailure?: (err: AuditUnavailableError) => void;
+  /** onBatch hears each stored batch's write and sync times (the relay's histograms). */
+  onBatch?: (batch: AuditBatchTiming) => void;
   /** onRefused is called when a record is refused as not appendable (a bug: it is logged, never silently lost). */
   onRefused?: (err: Error, type: string) => void;
   /**
@@ -182,6 +185,7 @@ export class TrailAuditSink implements AuditSink {
         ...(options.checkpointEvery ? { checkpointEvery: options.checkpointEvery } : {}),
         ...(options.rotate ? { rotate: options.rotate } : {}),
         ...(options.fs ? { fs: options.fs } : {}),
+        ...(options.onBatch ? { onBatch: options.onBatch } : {}),
         onFailure: (err) => {
           if (sink) sink.failed = true;
           options.onFailure?.(err);

@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks';
 import type { AuditRecordInput } from '@switchboard/audit';
 import { buildRecord, type AuditSink, type LazyAuditRecord } from '../audit/sink.js';
 
@@ -51,9 +52,17 @@ export class Observatory {
   private nextId = 1;
   readonly counts: ObservatoryCounts = { allowed: 0, denied: 0, rateLimited: 0, egressDenied: 0, drifts: 0 };
   private readonly now: () => Date;
+  private readonly onRecord: ((r: Readonly<Record<string, unknown>>) => void) | undefined;
+  private readonly onAppended: ((seconds: number) => void) | undefined;
 
-  constructor(options: { now?: () => Date } = {}) {
+  /**
+   * `onRecord` hears every record too (the relay's metrics count decisions and time calls from
+   * them); `onAppended` hears how long each gating append took to be stored.
+   */
+  constructor(options: { now?: () => Date; onRecord?: (r: Readonly<Record<string, unknown>>) => void; onAppended?: (seconds: number) => void } = {}) {
     this.now = options.now ?? (() => new Date());
+    this.onRecord = options.onRecord;
+    this.onAppended = options.onAppended;
   }
 
   /** sessions lists the open sessions, oldest first. */
@@ -88,9 +97,15 @@ export class Observatory {
       get available() {
         return sink.available;
       },
-      append(record: AuditRecordInput): Promise<unknown> {
+      append: (record: AuditRecordInput): Promise<unknown> => {
         observe(record);
-        return sink.append(record);
+        const appended = this.onAppended;
+        if (appended === undefined) return sink.append(record);
+        const t0 = performance.now();
+        return sink.append(record).then((r) => {
+          appended((performance.now() - t0) / 1000);
+          return r;
+        });
       },
       write(record: LazyAuditRecord): void {
         if (typeof record === 'function') {
@@ -114,6 +129,7 @@ export class Observatory {
   /** record takes one audit record into the view. */
   record(r: AuditRecordInput): void {
     const rec = r as unknown as Record<string, unknown>;
+    this.onRecord?.(rec);
     const type = String(rec.type);
     const time = this.now().toISOString();
     const sessionId = typeof rec.sessionId === 'string' ? rec.sessionId : undefined;

@@ -7,7 +7,7 @@ export interface AdminHandlers {
   /** ready is true while the main listener is listening, the policy is loaded and no shutdown began. */
   ready(): boolean;
   /** metrics renders the Prometheus text exposition. */
-  metrics(): string;
+  metrics(): Promise<string>;
   /** routes are further paths (the console and its API), each checking its own method. */
   routes?: Record<string, (req: IncomingMessage, res: ServerResponse) => void>;
 }
@@ -47,7 +47,10 @@ export function createAdminServer(handlers: AdminHandlers): Server {
         return;
       }
       case '/metrics':
-        res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' }).end(handlers.metrics());
+        handlers.metrics().then(
+          (text) => res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' }).end(text),
+          (err: Error) => res.writeHead(500, { 'content-type': 'text/plain; charset=utf-8' }).end(`metrics failed: ${err.message}\n`),
+        );
         return;
       default:
         res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8' }).end('not found\n');

@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks';
 import type { Server as HttpsServer } from 'node:https';
 import { isIPv4, isIPv6 } from 'node:net';
 import type { Socket } from 'node:net';
@@ -22,12 +23,16 @@ export interface ConnectionLimits {
 /** GuardCounters is where the guard reports (RelayMetrics implements it). */
 export interface GuardCounters {
   readonly connectionsDropped: Record<GuardDrop, number>;
+  /** handshake hears how long each completed TLS handshake took, TCP accept to secure. */
+  handshake?(seconds: number): void;
 }
 
 interface Tracked {
   readonly key: string;
   readonly socket: Socket;
   readonly source: string;
+  /** since is when the TCP connection was accepted (performance.now()). */
+  readonly since: number;
   handshaking: boolean;
   timer?: NodeJS.Timeout | undefined;
 }
@@ -122,7 +127,7 @@ export class ConnectionGuard {
         oldest.socket.destroy();
       }
     }
-    const tracked: Tracked = { key, socket, source, handshaking: true };
+    const tracked: Tracked = { key, socket, source, since: performance.now(), handshaking: true };
     counts.open++;
     counts.handshaking++;
     this.perSource.set(source, counts);
@@ -134,6 +139,7 @@ export class ConnectionGuard {
   private secured(socket: TLSSocket): void {
     const tracked = this.byKey.get(`${socket.remoteAddress ?? '?'}|${socket.remotePort ?? '?'}`);
     if (tracked === undefined) return;
+    this.counters.handshake?.((performance.now() - tracked.since) / 1000);
     this.endHandshake(tracked);
     tracked.timer = setTimeout(() => {
       tracked.timer = undefined;

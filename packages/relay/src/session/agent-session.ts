@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks';
 import { closeAsSent, protocolCloseOf, type ProtocolClose } from '../internal/ws-close.js';
 import { isUtf8 } from 'node:buffer';
 import type { Duplex } from 'node:stream';
@@ -129,6 +130,8 @@ export class AgentSession implements LinkSession {
   private readonly relayLists = new Set<RequestKey>();
   private relayListPages = 0;
   private events = 0;
+  /** setupStart is when the accepted upgrade started the session (for the setup histogram). */
+  private setupStart = 0;
   private relayListTimer: NodeJS.Timeout | undefined;
 
   constructor(init: {
@@ -185,6 +188,7 @@ export class AgentSession implements LinkSession {
 
   /** start wires the agent socket, asks the connector to open the backend session, and audits. */
   start(): void {
+    this.setupStart = performance.now();
     const ws = this.ws;
     ws[kSession] = this;
     ws.on('message', onAgentMessage);
@@ -557,6 +561,7 @@ export class AgentSession implements LinkSession {
       return;
     }
     this.state = OPEN;
+    this.ctx.metrics.sessionSetup.observe({ result: payload.resumed === true ? 'resumed' : 'ok' }, (performance.now() - this.setupStart) / 1000);
     if (this.openTimer) clearTimeout(this.openTimer);
     this.openTimer = undefined;
     this.log.debug({ sessionId: this.sessionId, resumed: payload.resumed === true }, 'session open');
@@ -679,6 +684,7 @@ export class AgentSession implements LinkSession {
    */
   close(code: number, reason: string, notifyConnector: boolean, answerOutstanding: boolean): void {
     if (this.state === CLOSED) return;
+    if (this.state === OPENING && this.setupStart !== 0) this.ctx.metrics.sessionSetup.observe({ result: 'failed' }, (performance.now() - this.setupStart) / 1000);
     this.state = CLOSED;
     if (notifyConnector) this.link.sendClose(this.sessionId, code, reason);
     this.link.detach(this);

@@ -50,7 +50,8 @@ export function closeServer(server: HttpServer | HttpsServer): Promise<void> {
 
 /** guardListener puts the connection caps of `limits` on a public listener and reports its gauges. */
 function guardListener(server: HttpsServer, limits: RelayLimits, metrics: RelayMetrics, logger: Logger, which: 'main' | 'enrollment'): ConnectionGuard {
-  const guard = new ConnectionGuard(limits, metrics, logger.child({ listener: which }));
+  const timer = metrics.handshakes.labels(which);
+  const guard = new ConnectionGuard(limits, { connectionsDropped: metrics.connectionsDropped, handshake: (seconds) => timer.observe(seconds) }, logger.child({ listener: which }));
   guard.attach(server);
   metrics.guards[which] = guard;
   return guard;

@@ -206,6 +206,10 @@ export async function openAudit(
           : 'audit trail failed: every recorded call is refused (-32050) and /readyz reports 503 until the relay is restarted',
       ),
     onRecovered: () => logger.warn({}, 'audit trail reopened: space returned; recorded calls are accepted again'),
+    onBatch: (b) => {
+      metrics.auditWrite.observe(b.writeSeconds);
+      if (b.syncSeconds !== null) metrics.auditSync.observe(b.syncSeconds);
+    },
   });
   const audit = opened.sink;
   // A sink the caller passed in is theirs to close; the relay only flushes it.

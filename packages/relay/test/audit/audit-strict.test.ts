@@ -159,8 +159,8 @@ describe('strict: a failed trail fails closed', () => {
     expect(m.messagesDenied.audit_unavailable).toBe(3);
     expect(m.audit).toMatchObject({ available: false });
     expect(m.messagesForwarded.agentToServer).toBe(1); // the ping
-    expect(t.relay.prometheus()).toContain('switchboard_relay_audit_available 0\n');
-    expect(t.relay.prometheus()).toContain('switchboard_relay_messages_denied_total{reason="audit_unavailable"} 3\n');
+    expect(await t.relay.prometheus()).toContain('switchboard_relay_audit_available 0\n');
+    expect(await t.relay.prometheus()).toContain('switchboard_relay_messages_denied_total{reason="audit_unavailable"} 3\n');
     expect((await fetch(`${t.relay.adminUrl}/readyz`)).status).toBe(503);
   });
 });

@@ -363,7 +363,7 @@ describe('live policy changes', () => {
       'the failed reload',
     );
     expect(t!.relay.policy.current).toBe(good);
-    expect(t!.relay.prometheus()).toMatch(/switchboard_relay_policy_reloads_total\{result="failed"\} 1/);
+    expect(await t!.relay.prometheus()).toMatch(/switchboard_relay_policy_reloads_total\{result="failed"\} 1/);
   });
 
   it('revocation closes live sessions with 4401 at once, refuses new ones, closes revoked connectors, and is audited', async () => {
