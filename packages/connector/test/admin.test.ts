@@ -1,7 +1,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { parseConnectorConfig, startConnector } from '../src/index.js';
 import { until } from './harness/relay-harness.js';
-import { ECHO_SERVER, setup } from './harness/setup.js';
+import { call, ECHO_SERVER, INIT, INITIALIZED, setup } from './harness/setup.js';
+import { FrameType } from '@switchboard/protocol';
 import { request as httpRequest } from 'node:http';
 
 const cleanup: (() => Promise<void>)[] = [];
@@ -35,6 +36,39 @@ describe('admin listener', () => {
     expect(await getWith(`${base}/metrics`, { host: `attacker.example:${port}` })).toEqual({ status: 403, body: 'forbidden: unexpected Host header\n' });
     expect(await getWith(`${base}/metrics`, { host: `127.0.0.1:${port}`, origin: 'http://attacker.example' })).toEqual({ status: 403, body: 'forbidden: cross-origin request\n' });
     expect((await getWith(`${base}/metrics`, { host: `localhost:${port}` })).status).toBe(200);
+  });
+
+  it('/metrics (prom-client) times backend start and each request to the backend, per server', async () => {
+    const { harness, identity } = await setup();
+    cleanup.push(() => harness.close());
+    const config = parseConnectorConfig({ relays: [harness.url], identity, servers: { echo: { command: process.execPath, args: [ECHO_SERVER], egress: 'any', filesystem: 'any' } }, admin: { listen: '127.0.0.1:0' } });
+    const connector = await startConnector(config, { drainTimeoutMs: 0 });
+    cleanup.push(() => connector.close({ drainTimeoutMs: 0 }));
+    await connector.ready();
+    const link = await harness.link(1);
+    link.open(1, 'echo');
+    await link.frame((f) => f.type === FrameType.OPEN_OK);
+    link.data(1, INIT);
+    await link.json(1, (m) => m.id === 1);
+    link.data(1, INITIALIZED);
+    link.data(1, call(2, 'echo', { text: 'a' }));
+    await link.json(1, (m) => m.id === 2);
+    link.data(1, call('three', 'echo', { text: 'b' }));
+    await link.json(1, (m) => m.id === 'three');
+    link.data(1, { jsonrpc: '2.0', id: 4, method: 'no/such/method' });
+    await link.json(1, (m) => m.id === 4);
+    const text = await (await fetch(`http://127.0.0.1:${connector.adminAddress?.port}/metrics`)).text();
+    const sample = (line: string): number => Number(new RegExp(`^${line.replace(/[{}"+.]/g, '\\$&')} (\\S+)$`, 'm').exec(text)?.[1]);
+    expect(text).toContain('# TYPE switchboard_connector_backend_start_seconds histogram');
+    expect(sample('switchboard_connector_backend_start_seconds_count{server="echo",result="ok"}')).toBe(1);
+    expect(sample('switchboard_connector_backend_start_seconds_bucket{le="+Inf",server="echo",result="ok"}')).toBe(1);
+    expect(sample('switchboard_connector_backend_start_seconds_sum{server="echo",result="ok"}')).toBeGreaterThan(0);
+    // initialize, two calls (a number id and a string id): answered; the unknown method: an error answer.
+    expect(sample('switchboard_connector_backend_request_seconds_count{server="echo",status="ok"}')).toBe(3);
+    expect(sample('switchboard_connector_backend_request_seconds_count{server="echo",status="error"}')).toBe(1);
+    expect(sample('switchboard_connector_sessions_opened_total')).toBe(1);
+    expect(sample('switchboard_connector_egress_denied_total')).toBe(0);
+    expect(text).toContain('# TYPE switchboard_connector_egress_denied_total counter');
   });
 
   it('/readyz is 503 while no link is up', async () => {

@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import type { AdminConfig } from '../config.js';
 import type { LinkStatus } from '../link/link-status.js';
 import { loopbackRefusal } from '@switchboard/common';
+import type { ConnectorMetrics } from './metrics.js';
 
 /** AdminSource is what the admin listener reports on. */
 export interface AdminSource {
@@ -20,15 +21,17 @@ export interface AdminSource {
 export class AdminServer {
   private readonly server: Server;
   private readonly source: AdminSource;
+  private readonly metrics: ConnectorMetrics;
 
-  private constructor(source: AdminSource) {
+  private constructor(source: AdminSource, metrics: ConnectorMetrics) {
     this.source = source;
+    this.metrics = metrics;
     this.server = createServer(this.onRequest);
   }
 
-  /** AdminServer.listen binds the loopback address of `config`. */
-  static async listen(config: AdminConfig, source: AdminSource): Promise<AdminServer> {
-    const admin = new AdminServer(source);
+  /** AdminServer.listen binds the loopback address of `config`; `/metrics` renders `metrics`. */
+  static async listen(config: AdminConfig, source: AdminSource, metrics: ConnectorMetrics): Promise<AdminServer> {
+    const admin = new AdminServer(source, metrics);
     await new Promise<void>((resolve, reject) => {
       admin.server.once('error', reject);
       admin.server.listen(config.port, config.host, () => {
@@ -65,7 +68,13 @@ export class AdminServer {
       if (this.source.identityHealthy?.() === false) return reply(res, 503, 'identity renewal is failing and the certificate expires soon\n');
       return up.length > 0 ? reply(res, 200, 'ready\n') : reply(res, 503, 'no relay link is up\n');
     }
-    if (path === '/metrics') return reply(res, 200, renderMetrics(this.source), 'text/plain; version=0.0.4; charset=utf-8');
+    if (path === '/metrics') {
+      this.metrics.text().then(
+        (text) => reply(res, 200, text, 'text/plain; version=0.0.4; charset=utf-8'),
+        (err: Error) => reply(res, 500, `metrics failed: ${err.message}\n`),
+      );
+      return;
+    }
     reply(res, 404, 'not found\n');
   };
 }
@@ -73,44 +82,4 @@ export class AdminServer {
 function reply(res: ServerResponse, status: number, body: string, type = 'text/plain; charset=utf-8'): void {
   res.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' });
   res.end(body);
-}
-
-const COUNTER_HELP: Record<string, string> = {
-  sessionsOpened: 'Agent sessions whose backend session started.',
-  openFailures: 'OPEN requests answered with OPEN_FAIL.',
-  sessionsClosed: 'Agent sessions that ended.',
-  backendFailures: 'Backend sessions that failed to start.',
-  overflows: 'Sessions closed because their output buffer overflowed.',
-  reconnects: 'Links that ended and were redialed.',
-  renewals: 'New identities installed: renewals over the relay (POST /v1/renew) and Workload API rotations.',
-  relayCertExpiries: "Links replaced because the relay's certificate on them expired (sessions drained, not dropped).",
-  egressDenied: 'Destinations refused to contained servers by their egress rules (each reported once per session).',
-  renewalFailures: 'Identity renewal attempts a relay did not answer with a new SVID.',
-  sessionsDetached: 'Sessions kept after their relay link was lost, waiting to be resumed.',
-  sessionsResumed: 'Sessions resumed through a new relay link (the same backend session).',
-  resumesRefused: 'Resume attempts refused (unknown or expired session, wrong secret, another agent or server).',
-  resumeExpiries: 'Detached sessions closed because no resume came within resume.graceMs.',
-};
-
-/** renderMetrics writes the connector's metrics in the Prometheus text exposition format. */
-export function renderMetrics(source: AdminSource): string {
-  const links = source.links();
-  const lines: string[] = [];
-  lines.push('# HELP switchboard_connector_link_up Whether the link to a relay is up (1) or not (0).');
-  lines.push('# TYPE switchboard_connector_link_up gauge');
-  for (const l of links) lines.push(`switchboard_connector_link_up{relay="${escapeLabel(l.relay)}"} ${l.state === 'up' ? 1 : 0}`);
-  lines.push('# HELP switchboard_connector_sessions_open Agent sessions open now.');
-  lines.push('# TYPE switchboard_connector_sessions_open gauge');
-  for (const l of links) lines.push(`switchboard_connector_sessions_open{relay="${escapeLabel(l.relay)}"} ${l.sessions}`);
-  for (const [key, value] of Object.entries(source.counters())) {
-    const name = `switchboard_connector_${key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)}_total`;
-    lines.push(`# HELP ${name} ${COUNTER_HELP[key] ?? key}`);
-    lines.push(`# TYPE ${name} counter`);
-    lines.push(`${name} ${value}`);
-  }
-  return `${lines.join('\n')}\n`;
-}
-
-function escapeLabel(v: string): string {
-  return v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
 }

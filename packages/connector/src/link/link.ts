@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks';
 import type { IncomingMessage, ClientRequest } from 'node:http';
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
@@ -38,7 +39,7 @@ import type { Logger } from '@switchboard/common';
 import { CONNECTOR_VERSION } from '../version.js';
 import { dialError } from './dial-errors.js';
 import type { ResumeTable } from './resume-table.js';
-import { Session, type SessionHost } from './session.js';
+import { Session, type BackendTimings, type SessionHost } from './session.js';
 
 /** MAX_LINK_FRAME_BYTES is the largest link frame accepted: 16 MiB of payload plus the header. */
 export const MAX_LINK_FRAME_BYTES = 16 * 1024 * 1024 + HEADER_BYTES;
@@ -98,6 +99,8 @@ export interface LinkOptions {
   maxSessions: number;
   outputBufferBytes: number;
   counters: LinkCounters;
+  /** timings hears backend start and request times (the connector's histograms). */
+  timings?: BackendTimings;
   /** resumes holds the connector's resumable sessions (shared by every link). */
   resumes: ResumeTable;
   now: () => number;
@@ -246,6 +249,10 @@ export class Link implements SessionHost {
 
   get events(): boolean {
     return this.welcome?.events === true;
+  }
+
+  get timings(): BackendTimings | undefined {
+    return this.opts.timings;
   }
 
   sessionMoved(session: Session): void {
@@ -475,12 +482,15 @@ export class Link implements SessionHost {
     const session = new Session(this, id, p.server, p.agent, this.window, logger);
     this.sessions.set(id, session);
     let backend: BackendSession;
+    const t0 = performance.now();
+    const started = (ok: boolean): void => this.opts.timings?.started(p.server, (performance.now() - t0) / 1000, ok);
     try {
       backend = this.opts.createBackend(this.opts.servers[p.server] as ServerConfig, p, session, logger);
     } catch (err) {
       session.state = 'closed';
       this.forget(session);
       logger.warn({ err: (err as Error).message }, 'backend could not be created');
+      started(false);
       return fail(`backend ${p.server} failed to start`);
     }
     backend.start().then(
@@ -490,6 +500,7 @@ export class Link implements SessionHost {
           return;
         }
         this.opts.counters.sessionsOpened++;
+        started(true);
         logger.info({}, 'session open');
         if (p.resumable === true && this.opts.resumes.enabled) {
           const credential = this.opts.resumes.issue(session);
@@ -501,6 +512,7 @@ export class Link implements SessionHost {
       },
       (err: unknown) => {
         this.opts.counters.backendFailures++;
+        started(false);
         logger.warn({ err: (err as Error).message }, 'backend failed to start');
         this.track(backend.close());
         if (session.state === 'closed') return;

@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks';
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import { CloseCode, encodeControl, encodeData, encodeWindow, FrameType, HEADER_BYTES, MAX_EVENT_FIELD, type EventPayload, type OpenOkPayload } from '@switchboard/protocol';
 import type { EgressDenial } from '../sandbox/egress-proxy.js';
@@ -10,6 +11,19 @@ export const DEFAULT_OUTPUT_BUFFER_BYTES = 8 * 1024 * 1024;
 const SENT = Buffer.alloc(0);
 /** MAX_EGRESS_REPORTS bounds the distinct refused destinations one session reports to the relay. */
 const MAX_EGRESS_REPORTS = 256;
+
+/** BackendTimings hears how long backends take: to start, and to answer each request. */
+export interface BackendTimings {
+  /** started: OPEN to backend ready (or failed). */
+  started(server: string, seconds: number, ok: boolean): void;
+  /** answered: a request delivered to the backend until its response (`ok` false for an error response). */
+  answered(server: string, seconds: number, ok: boolean): void;
+}
+
+/** MAX_TIMED_BYTES: larger requests are not timed (parsing them for an id would cost more than it tells). */
+const MAX_TIMED_BYTES = 64 * 1024;
+/** MAX_TIMED_REQUESTS bounds the requests one session times at once (the oldest is forgotten). */
+const MAX_TIMED_REQUESTS = 1024;
 
 /** SessionHost is what a session needs from its link. */
 export interface SessionHost {
@@ -28,6 +42,8 @@ export interface SessionHost {
   /** events is true when the relay accepts EVENT frames on this link (WELCOME.events). */
   readonly events: boolean;
   readonly outputBufferBytes: number;
+  /** timings, when set, hears backend start and request times (the connector's histograms). */
+  readonly timings?: BackendTimings | undefined;
 }
 
 /** DETACHED is the host of a session whose link is gone: frames go nowhere until a resume. */
@@ -40,7 +56,16 @@ const DETACHED: SessionHost = Object.freeze({
   countEgressDenied: () => undefined,
   events: false,
   outputBufferBytes: DEFAULT_OUTPUT_BUFFER_BYTES,
+  timings: undefined,
 });
+
+function parseOrUndefined(data: Buffer): unknown {
+  try {
+    return JSON.parse(data.toString('utf8'));
+  } catch {
+    return undefined;
+  }
+}
 
 /** SessionState is where a session is in its life cycle ('detached': its link is gone, it waits to be resumed). */
 export type SessionState = 'opening' | 'open' | 'detached' | 'closed';
@@ -77,6 +102,9 @@ export class Session implements BackendSink {
   private paused = false;
   // Agent input that arrived before the backend was ready; bounded by the input credit.
   private early: Buffer[] | undefined;
+  // Requests delivered to the backend and not answered yet: id (as typed JSON text) → when.
+  private timed: Map<string, number> | undefined;
+  private readonly timings: BackendTimings | undefined;
 
   constructor(host: SessionHost, id: number, server: string, agent: string, window: number, logger: Logger) {
     this.host = host;
@@ -89,6 +117,7 @@ export class Session implements BackendSink {
     // relay keeps at least three quarters of its window, so it never stalls on our batching.
     this.grantThreshold = Math.max(1, Math.floor(window / 4));
     this.logger = logger;
+    this.timings = host.timings;
   }
 
   /** opened marks the backend ready: OPEN_OK (with `ok`, e.g. a resume credential) goes out, then any input that arrived early is delivered. */
@@ -156,7 +185,11 @@ export class Session implements BackendSink {
 
   private deliver(data: Buffer): void {
     const backend = this.backend as BackendSession;
-    if (backend.sendRaw !== undefined && backend.sendRaw(data)) return;
+    const t0 = this.timings === undefined ? 0 : performance.now();
+    if (backend.sendRaw !== undefined && backend.sendRaw(data)) {
+      if (this.timings !== undefined && data.length <= MAX_TIMED_BYTES) this.timeRequest(parseOrUndefined(data), t0);
+      return;
+    }
     let message: JSONRPCMessage;
     try {
       message = JSON.parse(data.toString('utf8')) as JSONRPCMessage;
@@ -166,7 +199,28 @@ export class Session implements BackendSink {
       this.written(data.length);
       return;
     }
+    if (this.timings !== undefined) this.timeRequest(message, t0);
     backend.send(message, data.length);
+  }
+
+  /** timeRequest remembers when a request went to the backend, keyed by its id. */
+  private timeRequest(message: unknown, t0: number): void {
+    const m = message as { id?: unknown; method?: unknown } | undefined;
+    if (m === undefined || typeof m.method !== 'string' || (typeof m.id !== 'string' && typeof m.id !== 'number')) return;
+    const timed = (this.timed ??= new Map());
+    if (timed.size >= MAX_TIMED_REQUESTS) timed.delete(timed.keys().next().value as string);
+    timed.set(typeof m.id === 'string' ? `s${m.id}` : `n${m.id}`, t0);
+  }
+
+  /** timeAnswer observes the latency of the request a backend response answers. */
+  private timeAnswer(message: JSONRPCMessage): void {
+    const m = message as { id?: unknown; method?: unknown; error?: unknown };
+    if (this.timed === undefined || m.method !== undefined || (typeof m.id !== 'string' && typeof m.id !== 'number')) return;
+    const key = typeof m.id === 'string' ? `s${m.id}` : `n${m.id}`;
+    const t0 = this.timed.get(key);
+    if (t0 === undefined) return;
+    this.timed.delete(key);
+    this.timings?.answered(this.server, (performance.now() - t0) / 1000, m.error === undefined);
   }
 
   /** window handles a WINDOW frame: more output credit, which flushes buffered output. */
@@ -208,6 +262,7 @@ export class Session implements BackendSink {
    */
   message(message: JSONRPCMessage, json?: string): void {
     if (this.state === 'closed') return;
+    if (this.timed !== undefined) this.timeAnswer(message);
     json ??= JSON.stringify(message);
     // UTF-8 takes at least one byte per UTF-16 unit and at most three: count only near the limit.
     if (json.length * 3 > MAX_BACKEND_MESSAGE_BYTES) {

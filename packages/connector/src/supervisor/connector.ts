@@ -1,4 +1,5 @@
 import { AdminServer } from '../admin/admin-server.js';
+import { ConnectorMetrics } from '../admin/metrics.js';
 import type { BackendFactory } from '../backend/backend.js';
 import { createBackend } from '../backend/create-backend.js';
 import { PkiError, WorkloadApiSource, type Identity } from '@switchboard/pki';
@@ -107,7 +108,7 @@ export async function startConnector(config: ConnectorConfig, options: StartConn
     throw err;
   }
   const impl = new ConnectorImpl(config, options, identity, now, workloadApi, plans);
-  if (config.admin) impl.admin = await AdminServer.listen(config.admin, impl);
+  if (config.admin) impl.admin = await AdminServer.listen(config.admin, impl, impl.metrics);
   impl.start();
   return impl;
 }
@@ -216,6 +217,8 @@ class ConnectorImpl implements Connector {
     resumeExpiries: 0,
   };
   private readonly resumes: ResumeTable;
+  /** metrics is the registry behind /metrics; the links report backend timings to it. */
+  readonly metrics: ConnectorMetrics = new ConnectorMetrics(this, Object.keys(this.stats));
   private readonly readyPromise: Promise<void>;
   private readonly waitPromise: Promise<void>;
   private resolveReady!: () => void;
@@ -267,6 +270,7 @@ class ConnectorImpl implements Connector {
           maxSessions: this.options.maxSessionsPerLink ?? 1024,
           outputBufferBytes: this.options.outputBufferBytes ?? DEFAULT_OUTPUT_BUFFER_BYTES,
           counters: this.stats,
+          timings: this.metrics,
           resumes: this.resumes,
           now: this.now,
           onReady: () => this.resolveReady(),

@@ -1,3 +1,4 @@
+import type { BackendTimings } from '../link/session.js';
 import type { BackendFactory } from '../backend/backend.js';
 import type { ServerConfig } from '../config.js';
 import type { ConnectorError } from '../errors.js';
@@ -21,6 +22,7 @@ export interface SupervisorContext {
   maxSessions: number;
   outputBufferBytes: number;
   counters: LinkCounters & { reconnects: number };
+  timings?: BackendTimings;
   resumes: ResumeTable;
   now: () => number;
   onReady(): void;
@@ -108,6 +110,7 @@ export class RelaySupervisor {
           maxSessions: this.ctx.maxSessions,
           outputBufferBytes: this.ctx.outputBufferBytes,
           counters: this.ctx.counters,
+          ...(this.ctx.timings ? { timings: this.ctx.timings } : {}),
           resumes: this.ctx.resumes,
           now: this.ctx.now,
           onWelcome: () => {

@@ -79,7 +79,7 @@ export const INIT = {
   params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'harness', version: '1.0.0' } },
 } as const;
 export const INITIALIZED = { jsonrpc: '2.0', method: 'notifications/initialized' } as const;
-export function call(id: number, name: string, args: Record<string, unknown> = {}): object {
+export function call(id: number | string, name: string, args: Record<string, unknown> = {}): object {
   return { jsonrpc: '2.0', id, method: 'tools/call', params: { name, arguments: args } };
 }
 
