@@ -10,6 +10,7 @@ import { benchRelayAudit, printRelayAudit } from './audit-relay.mjs';
 import { benchRenewal, printRenewal } from './renewal.mjs';
 import { benchResilience, printResilience } from './resilience.mjs';
 import { benchContainment, printContainment } from './containment.mjs';
+import { benchMetrics, printMetrics } from './metrics.mjs';
 
 const quick = process.argv.includes('--quick');
 console.log(`Switchboard benchmark — node ${process.version}, ${new Date().toISOString()}${quick ? ' (quick)' : ''}\n`);
@@ -26,3 +27,4 @@ printRelayAudit(await benchRelayAudit({ quick }));
 printRenewal(await benchRenewal({ quick }));
 printResilience(await benchResilience({ quick }));
 printContainment(await benchContainment({ quick }));
+printMetrics(await benchMetrics({ quick }));

@@ -58,6 +58,15 @@ describe('pnpm bench --quick', () => {
     expect(out).toMatch(/^- egress: tools\/call p50 ≤ \+0\.02 ms over plain: [+-]\d+\.\d{3} ms → (met|NOT met)$/m);
   });
 
+  it('prints the per-call cost of the metrics against the tools/call p50, with the goal', () => {
+    expect(out).toContain('## Metrics on the hot path (prom-client)');
+    expect(out).toMatch(/^\| relay: decision \+ response counters \+ latency histogram \(from the two audit records\) \| \d+\.\d{3} µs \|$/m);
+    expect(out).toMatch(/^\| connector: parse the request for its id, remember it, observe the backend latency \| \d+\.\d{3} µs \|$/m);
+    // Counted, not timed: every call through the tunnel is in the relay's histogram exactly once.
+    expect(out).toMatch(/^the relay's tools\/call histogram counted 300 of the 300 calls/m);
+    expect(out).toMatch(/^- metrics cost per tools\/call ≤ 1 % of its p50: \d+\.\d{3} µs = \d+\.\d\d % → (met|NOT met)$/m);
+  });
+
   it('prints the identity figures as numbers', () => {
     expect(out).toMatch(/^full TLS 1\.3 mTLS handshake\s+\d+ \/s/m);
   });

@@ -42,3 +42,6 @@ export type { Logger } from '@switchboard/common';
 export { connectorCommand, runConnector } from './cli/connector-command.js';
 export type { ConnectorCommandOptions, RunConnectorDeps, SignalSource } from './cli/connector-command.js';
 export { CONNECTOR_VERSION } from './version.js';
+export { ConnectorMetrics, counterName } from './admin/metrics.js';
+export type { MetricsSource } from './admin/metrics.js';
+export type { BackendTimings } from './link/session.js';

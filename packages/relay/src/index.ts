@@ -65,6 +65,7 @@ export type { AuditMetricsSnapshot } from './audit/metrics.js';
 export { Registry } from './link/registry.js';
 export type { RoutableLink } from './link/registry.js';
 export type { RelayMetricsSnapshot, UpgradeRefusal, DenyReason } from './metrics.js';
+export { RelayMetrics, LATENCY_BUCKETS, SETUP_BUCKETS } from './metrics.js';
 export { validateStrictJson } from './message/strict-json.js';
 export type { StrictJsonResult } from './message/strict-json.js';
 export { relayCommand, runRelay } from './cli/relay-command.js';
