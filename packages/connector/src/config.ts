@@ -1,4 +1,5 @@
 import { readFile } from 'node:fs/promises';
+import { tracingSchema, type TracingSetting } from '@switchboard/common/tracing';
 import { isIP } from 'node:net';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { TrustBundle, X509Svid, type IdMatcher, type Identity, type SpiffeId } from '@switchboard/pki';
@@ -88,6 +89,8 @@ export interface ConnectorConfig {
    * 30 s; 0 turns resumption off: a lost link ends its sessions). docs/protocol.md.
    */
   readonly resumeGraceMs: number;
+  /** tracing, when set, exports OpenTelemetry spans by OTLP (docs/operations.md, "Tracing"); off otherwise. */
+  readonly tracing?: TracingSetting | undefined;
   /** file is the config file it was read from (absolute), when it came from one: hidden from contained servers. */
   readonly file?: string;
 }
@@ -111,6 +114,7 @@ const topSchema = object({
   admin: object({ listen: string({ what: 'a loopback address such as 127.0.0.1:9465' }) }).optional(),
   enroll: object({ url: string({ what: 'the enrollment listener, https://host:port' }), token: string({ what: 'a file holding the enrollment token' }), bundle: string({ what: "the trust domain's bundle.pem" }) }).optional(),
   resume: object({ graceMs: integer(0, 600_000) }).optional(),
+  tracing: tracingSchema.optional(),
 }, { expected: 'a mapping' });
 
 const stdioShape = {
@@ -238,7 +242,7 @@ function parseConfig(input: unknown, baseDir: string): ConnectorConfig {
     enroll = Object.freeze({ url: u.href.replace(/\/+$/, ''), token: resolve(baseDir, top.enroll.token), bundle: resolve(baseDir, top.enroll.bundle) });
   }
   const resumeGraceMs = top.resume?.graceMs ?? DEFAULT_RESUME_GRACE_MS;
-  return Object.freeze({ relays: Object.freeze(relays), identity, relayId, servers: Object.freeze(servers), admin, enroll, resumeGraceMs });
+  return Object.freeze({ relays: Object.freeze(relays), identity, relayId, servers: Object.freeze(servers), admin, enroll, resumeGraceMs, ...(top.tracing ? { tracing: top.tracing as TracingSetting } : {}) });
 }
 
 /** DEFAULT_RESUME_GRACE_MS is how long a session whose relay was lost waits to be resumed (connector.yaml `resume.graceMs`). */

@@ -16,6 +16,18 @@ function fails(input: unknown): { code: ConnectorErrorCode; path: string; messag
   throw new Error('config was accepted');
 }
 
+describe('parseConnectorConfig: tracing', () => {
+  it('is off without a tracing section; reads one; refuses unknown keys and a ratio out of range', () => {
+    expect(parseConnectorConfig(base, { baseDir: '/etc/sb' }).tracing).toBeUndefined();
+    expect(parseConnectorConfig({ ...base, tracing: { otlp: { endpoint: 'http://127.0.0.1:4318/v1/traces' }, serviceName: 'connector-east' } }, { baseDir: '/etc/sb' }).tracing).toEqual({
+      otlp: { endpoint: 'http://127.0.0.1:4318/v1/traces' },
+      serviceName: 'connector-east',
+    });
+    expect(fails({ ...base, tracing: { otlp: { endpoint: 'http://x:4318/v1/traces', insecure: true } } })).toMatchObject({ code: 'CONNECTOR_ERR_CONFIG_INVALID', message: expect.stringMatching(/tracing\.otlp\.insecure: unknown key/) });
+    expect(fails({ ...base, tracing: { otlp: { endpoint: 'http://x:4318/v1/traces' }, sampleRatio: 2 } }).message).toMatch(/tracing\.sampleRatio/);
+  });
+});
+
 describe('parseConnectorConfig: containment', () => {
   it('reads egress destinations and filesystem paths (relative to the config dir), and the any opt-outs', () => {
     const c = parseConnectorConfig(

@@ -1,5 +1,10 @@
 import { checkReauthPayload, type ReauthPayload, type ReauthResultPayload } from './reauth.js';
 import { isCredentialPart, type ResumeCredential } from './resume.js';
+
+
+/** TRACEPARENT is a version-00 W3C traceparent. */
+const TRACEPARENT = /^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/;
+
 /**
  * Frames of the connector link (`switchboard.v1`). Every frame is one binary WebSocket message:
  *
@@ -98,6 +103,8 @@ export interface OpenPayload {
   resumable?: boolean;
   /** resume asks the connector to re-attach the backend session this credential names, instead of a new one. */
   resume?: ResumeCredential;
+  /** traceparent, when the relay traces, is the W3C trace context of its session span (the connector's spans are its children). */
+  traceparent?: string;
 }
 
 /** OpenOkPayload answers OPEN: the backend session is ready (a new one, or the resumed one). */
@@ -263,6 +270,10 @@ function checkPayload(type: number, p: Json): unknown {
       const open: OpenPayload = { server: p.server as string, agent: p.agent as string };
       if (typeof p.jwtSvid === 'string') open.jwtSvid = p.jwtSvid;
       if (p.resumable === true) open.resumable = true;
+      if (p.traceparent !== undefined) {
+        if (typeof p.traceparent !== 'string' || !TRACEPARENT.test(p.traceparent)) bad('traceparent', 'must be a W3C traceparent (00-<32 hex>-<16 hex>-<2 hex>)');
+        open.traceparent = p.traceparent as string;
+      }
       if (p.resume !== undefined) {
         const r = p.resume as Json;
         if (!isObject(r) || !isCredentialPart(r.id) || !isCredentialPart(r.secret)) bad('resume', 'must be { id, secret } of 16–64 base64url characters each');

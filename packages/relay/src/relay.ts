@@ -32,6 +32,7 @@ import { adminRoutes } from './console/admin-api.js';
 import { Observatory } from './console/observatory.js';
 import { consoleContext, readAdminToken } from './console/open-console.js';
 import { Cleanup } from './wiring/cleanup.js';
+import { Tracing, type TracingSetting } from '@switchboard/common/tracing';
 import { closeServer, createMainServer, hostForUrl, identityApplier, listenOn, renewOwnIdentity, startAdmin, startEnrollment, watchIdentity } from './wiring/listeners.js';
 import { loadRelayIdentity, openAudit, validityProblem, openEnforcement, openEnrollment, openPolicy, openRenewal, readKeyFile } from './wiring/open-parts.js';
 import type { PolicyFile, PolicyReloadResult } from './wiring/policy-file.js';
@@ -69,6 +70,8 @@ export interface RelayOptions {
   renewal?: RenewalSetting;
   /** enrollment, when set, starts the enrollment listener (`POST /v1/enroll`; needs `renewal`). */
   enrollment?: EnrollmentSetting;
+  /** tracing, when set, exports OpenTelemetry spans by OTLP (docs/operations.md, "Tracing"); off otherwise. */
+  tracing?: TracingSetting;
 }
 
 /** StartRelayDeps are the relay's collaborators; all optional. */
@@ -337,6 +340,9 @@ export async function startRelay(options: RelayOptions, deps: StartRelayDeps = {
   const timing: RelayTiming = { ...DEFAULT_TIMING, ...deps.timing };
   const logger = (deps.logger ?? silentLogger).child({ component: 'relay' });
   const cleanup = new Cleanup();
+  // Started first, stopped last: the sessions closed at shutdown still get their spans out.
+  const tracing = options.tracing === undefined ? Tracing.off : Tracing.start(options.tracing, { serviceName: 'switchboard-relay' });
+  if (tracing.enabled) cleanup.add('tracing', () => tracing.shutdown());
   try {
     // From the SPIFFE Workload API, the first identity now and each rotation as the stream delivers it.
     const workloadApi = isWorkloadApiSetting(options.identity) ? await openRelayWorkloadApi(options.identity.workloadApi, logger) : undefined;
@@ -380,6 +386,7 @@ export async function startRelay(options: RelayOptions, deps: StartRelayDeps = {
         if (state.closing && metrics.sessionsOpen === 0) state.idle?.();
       },
       linkEnded: (link) => links.delete(link),
+      tracing,
     };
 
     const router = new UpgradeRouter(shared, auth, {

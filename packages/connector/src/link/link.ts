@@ -40,6 +40,7 @@ import { CONNECTOR_VERSION } from '../version.js';
 import { dialError } from './dial-errors.js';
 import type { ResumeTable } from './resume-table.js';
 import { Session, type BackendTimings, type SessionHost } from './session.js';
+import type { Tracing } from '@switchboard/common/tracing';
 
 /** MAX_LINK_FRAME_BYTES is the largest link frame accepted: 16 MiB of payload plus the header. */
 export const MAX_LINK_FRAME_BYTES = 16 * 1024 * 1024 + HEADER_BYTES;
@@ -101,6 +102,8 @@ export interface LinkOptions {
   counters: LinkCounters;
   /** timings hears backend start and request times (the connector's histograms). */
   timings?: BackendTimings;
+  /** tracing records the sessions' and calls' spans (connector.yaml `tracing`). */
+  tracing?: Tracing;
   /** resumes holds the connector's resumable sessions (shared by every link). */
   resumes: ResumeTable;
   now: () => number;
@@ -253,6 +256,10 @@ export class Link implements SessionHost {
 
   get timings(): BackendTimings | undefined {
     return this.opts.timings;
+  }
+
+  get tracing(): Tracing | undefined {
+    return this.opts.tracing;
   }
 
   sessionMoved(session: Session): void {
@@ -480,6 +487,7 @@ export class Link implements SessionHost {
       return;
     }
     const session = new Session(this, id, p.server, p.agent, this.window, logger);
+    session.traceFrom(p.traceparent);
     this.sessions.set(id, session);
     let backend: BackendSession;
     const t0 = performance.now();

@@ -1,4 +1,5 @@
 import { performance } from 'node:perf_hooks';
+import { endSpan, SpanKind, SpanStatusCode, validTraceparent, type Span, type Tracing } from '@switchboard/common/tracing';
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import { CloseCode, encodeControl, encodeData, encodeWindow, FrameType, HEADER_BYTES, MAX_EVENT_FIELD, type EventPayload, type OpenOkPayload } from '@switchboard/protocol';
 import type { EgressDenial } from '../sandbox/egress-proxy.js';
@@ -44,6 +45,8 @@ export interface SessionHost {
   readonly outputBufferBytes: number;
   /** timings, when set, hears backend start and request times (the connector's histograms). */
   readonly timings?: BackendTimings | undefined;
+  /** tracing, when set and enabled, records the session's and its calls' spans. */
+  readonly tracing?: Tracing | undefined;
 }
 
 /** DETACHED is the host of a session whose link is gone: frames go nowhere until a resume. */
@@ -57,6 +60,7 @@ const DETACHED: SessionHost = Object.freeze({
   events: false,
   outputBufferBytes: DEFAULT_OUTPUT_BUFFER_BYTES,
   timings: undefined,
+  tracing: undefined,
 });
 
 function parseOrUndefined(data: Buffer): unknown {
@@ -105,6 +109,10 @@ export class Session implements BackendSink {
   // Requests delivered to the backend and not answered yet: id (as typed JSON text) → when.
   private timed: Map<string, number> | undefined;
   private readonly timings: BackendTimings | undefined;
+  // Tracing (when on): the session's span, and the open tools/call spans by request id.
+  private readonly tracing: Tracing | undefined;
+  private span: Span | undefined;
+  private callSpans: Map<string, Span> | undefined;
 
   constructor(host: SessionHost, id: number, server: string, agent: string, window: number, logger: Logger) {
     this.host = host;
@@ -118,6 +126,16 @@ export class Session implements BackendSink {
     this.grantThreshold = Math.max(1, Math.floor(window / 4));
     this.logger = logger;
     this.timings = host.timings;
+    this.tracing = host.tracing?.enabled === true ? host.tracing : undefined;
+  }
+
+  /** traceFrom starts the session's span, a child of the relay's (OPEN's `traceparent`), when tracing is on. */
+  traceFrom(traceparent: string | undefined): void {
+    this.span = this.tracing?.span(`mcp.backend.session ${this.server}`, {
+      parent: traceparent,
+      kind: SpanKind.SERVER,
+      attributes: { 'switchboard.server': this.server, 'switchboard.agent': this.agent },
+    });
   }
 
   /** opened marks the backend ready: OPEN_OK (with `ok`, e.g. a resume credential) goes out, then any input that arrived early is delivered. */
@@ -186,6 +204,7 @@ export class Session implements BackendSink {
   private deliver(data: Buffer): void {
     const backend = this.backend as BackendSession;
     const t0 = this.timings === undefined ? 0 : performance.now();
+    if (this.tracing !== undefined && data.length <= MAX_TIMED_BYTES) data = this.traceRequest(data);
     if (backend.sendRaw !== undefined && backend.sendRaw(data)) {
       if (this.timings !== undefined && data.length <= MAX_TIMED_BYTES) this.timeRequest(parseOrUndefined(data), t0);
       return;
@@ -201,6 +220,38 @@ export class Session implements BackendSink {
     }
     if (this.timings !== undefined) this.timeRequest(message, t0);
     backend.send(message, data.length);
+  }
+
+  /**
+   * traceRequest starts the span of a tools/call, a child of the relay's call span (the request's
+   * `params._meta.traceparent`), and hands the backend our span instead: the traceparent is
+   * replaced in place (same length), every other byte stays as the relay sent it.
+   */
+  private traceRequest(data: Buffer): Buffer {
+    const m = parseOrUndefined(data) as { id?: unknown; method?: unknown; params?: { name?: unknown; _meta?: { traceparent?: unknown } } } | undefined;
+    if (m === undefined || m.method !== 'tools/call' || (typeof m.id !== 'string' && typeof m.id !== 'number')) return data;
+    const parent = m.params?._meta?.traceparent;
+    const name = typeof m.params?.name === 'string' ? m.params.name : '';
+    const span = this.tracing?.span(`tools/call ${name}`.trim(), {
+      parent: validTraceparent(parent) ? parent : this.span,
+      kind: SpanKind.CLIENT,
+      attributes: { 'mcp.method.name': 'tools/call', 'gen_ai.tool.name': name, 'jsonrpc.request.id': JSON.stringify(m.id), 'switchboard.server': this.server, 'switchboard.agent': this.agent },
+    });
+    if (span === undefined) return data;
+    const spans = (this.callSpans ??= new Map());
+    if (spans.size >= MAX_TIMED_REQUESTS) {
+      const oldest = spans.keys().next().value as string;
+      endSpan(spans.get(oldest), 'not answered before newer requests');
+      spans.delete(oldest);
+    }
+    spans.set(typeof m.id === 'string' ? `s${m.id}` : `n${m.id}`, span);
+    if (!validTraceparent(parent)) return data;
+    const ours = this.tracing?.traceparent(span) as string;
+    const at = data.indexOf(`"traceparent":"${parent}"`);
+    if (at < 0) return data;
+    const out = Buffer.from(data);
+    out.write(ours, at + '"traceparent":"'.length, 'latin1');
+    return out;
   }
 
   /** timeRequest remembers when a request went to the backend, keyed by its id. */
@@ -221,6 +272,16 @@ export class Session implements BackendSink {
     if (t0 === undefined) return;
     this.timed.delete(key);
     this.timings?.answered(this.server, (performance.now() - t0) / 1000, m.error === undefined);
+  }
+
+  private endCallSpan(message: JSONRPCMessage): void {
+    const m = message as { id?: unknown; method?: unknown; error?: { message?: unknown } };
+    if (m.method !== undefined || (typeof m.id !== 'string' && typeof m.id !== 'number')) return;
+    const key = typeof m.id === 'string' ? `s${m.id}` : `n${m.id}`;
+    const span = this.callSpans?.get(key);
+    if (span === undefined) return;
+    this.callSpans?.delete(key);
+    endSpan(span, m.error === undefined ? undefined : `the backend answered with an error: ${String(m.error.message ?? '')}`.slice(0, 200));
   }
 
   /** window handles a WINDOW frame: more output credit, which flushes buffered output. */
@@ -263,6 +324,7 @@ export class Session implements BackendSink {
   message(message: JSONRPCMessage, json?: string): void {
     if (this.state === 'closed') return;
     if (this.timed !== undefined) this.timeAnswer(message);
+    if (this.callSpans !== undefined) this.endCallSpan(message);
     json ??= JSON.stringify(message);
     // UTF-8 takes at least one byte per UTF-16 unit and at most three: count only near the limit.
     if (json.length * 3 > MAX_BACKEND_MESSAGE_BYTES) {
@@ -333,6 +395,7 @@ export class Session implements BackendSink {
   /** fail ends the session from our side: CLOSE with `code` to the relay, then the backend is closed. */
   fail(code: number, reason: string): void {
     if (this.state === 'closed') return;
+    this.span?.setStatus({ code: SpanStatusCode.ERROR, message: `closed ${code}: ${reason}` });
     this.host.sendFrame(encodeControl(FrameType.CLOSE, this.id, { code, reason }));
     this.logger.info({ code, reason }, 'session closed by connector');
     this.release();
@@ -353,6 +416,9 @@ export class Session implements BackendSink {
     this.queueHead = 0;
     this.queuedBytes = 0;
     this.early = undefined;
+    if (this.callSpans !== undefined) for (const span of this.callSpans.values()) endSpan(span, 'the session ended first');
+    this.callSpans = undefined;
+    endSpan(this.span);
     this.host.sessionEnded(this);
     this.onRelease?.(this);
     if (!this.backend) return Promise.resolve();

@@ -1,3 +1,5 @@
+import { Tracing } from '@switchboard/common/tracing';
+import { CONNECTOR_VERSION } from '../version.js';
 import { AdminServer } from '../admin/admin-server.js';
 import { ConnectorMetrics } from '../admin/metrics.js';
 import type { BackendFactory } from '../backend/backend.js';
@@ -228,6 +230,8 @@ class ConnectorImpl implements Connector {
   private closing: Promise<void> | undefined;
   private failed = false;
   private renewer: IdentityRenewer | undefined;
+  /** tracing records spans when connector.yaml has `tracing` (off otherwise). */
+  private readonly tracing: Tracing;
 
   constructor(
     private readonly config: ConnectorConfig,
@@ -238,6 +242,7 @@ class ConnectorImpl implements Connector {
     private readonly plans: ReadonlyMap<string, SandboxPlan> = new Map(),
   ) {
     this.logger = (options.logger ?? silentLogger).child({ component: 'connector' });
+    this.tracing = config.tracing === undefined ? Tracing.off : Tracing.start(config.tracing, { serviceName: 'switchboard-connector', serviceVersion: CONNECTOR_VERSION });
     this.resumes = new ResumeTable(config.resumeGraceMs, this.stats, this.logger);
     this.readyPromise = new Promise((resolve, reject) => {
       this.resolveReady = resolve;
@@ -271,6 +276,7 @@ class ConnectorImpl implements Connector {
           outputBufferBytes: this.options.outputBufferBytes ?? DEFAULT_OUTPUT_BUFFER_BYTES,
           counters: this.stats,
           timings: this.metrics,
+          ...(this.tracing.enabled ? { tracing: this.tracing } : {}),
           resumes: this.resumes,
           now: this.now,
           onReady: () => this.resolveReady(),
@@ -371,6 +377,7 @@ class ConnectorImpl implements Connector {
     // Links dialed while we were stopping (a supervisor between its checks) are gone with the loop.
     for (const l of this.supervisors.flatMap((s) => s.links())) l.terminate();
     await this.admin?.close();
+    await this.tracing.shutdown().catch((err: Error) => this.logger.warn({ err: err.message }, 'could not send the last spans'));
     this.logger.info({}, 'connector stopped');
   }
 }

@@ -1,3 +1,4 @@
+import type { Tracing } from '@switchboard/common/tracing';
 import type { BackendTimings } from '../link/session.js';
 import type { BackendFactory } from '../backend/backend.js';
 import type { ServerConfig } from '../config.js';
@@ -23,6 +24,7 @@ export interface SupervisorContext {
   outputBufferBytes: number;
   counters: LinkCounters & { reconnects: number };
   timings?: BackendTimings;
+  tracing?: Tracing;
   resumes: ResumeTable;
   now: () => number;
   onReady(): void;
@@ -111,6 +113,7 @@ export class RelaySupervisor {
           outputBufferBytes: this.ctx.outputBufferBytes,
           counters: this.ctx.counters,
           ...(this.ctx.timings ? { timings: this.ctx.timings } : {}),
+          ...(this.ctx.tracing ? { tracing: this.ctx.tracing } : {}),
           resumes: this.ctx.resumes,
           now: this.ctx.now,
           onWelcome: () => {

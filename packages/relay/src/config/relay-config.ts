@@ -7,6 +7,7 @@ import { withConfigErrors, type Locate } from './config-errors.js';
 import { enforcementConfig, enforcementConfigShape, type JwtSignerOptions, type PinsOptions } from './enforcement-config.js';
 import { DEFAULT_ENFORCEMENT, DEFAULT_LIMITS, enforcementSchema, limitsSchema, withDefaults, type EnforcementOptions, type RelayLimits } from './limits.js';
 import { checkAdminListen, parseListenAddress } from './listen.js';
+import { tracingSchema, type TracingSetting } from '@switchboard/common/tracing';
 import { enrollmentConfig, enrollmentSchema, renewalConfig, renewalSchema, type EnrollmentSetting, type RenewalConfig } from './renewal-config.js';
 
 /** RelayConfig is relay.yaml after validation, with every path absolute and every limit set. */
@@ -36,6 +37,8 @@ export interface RelayConfig {
   renewal?: RenewalConfig;
   /** enrollment, when set, starts the enrollment listener (`POST /v1/enroll`). */
   enrollment?: EnrollmentSetting;
+  /** tracing, when set, exports OpenTelemetry spans by OTLP (off by default). */
+  tracing?: TracingSetting;
 }
 
 /** relayConfigSchema is relay.yaml: every key, its type and range (docs/operations.md). */
@@ -50,6 +53,7 @@ export const relayConfigSchema = object({
   enforcement: enforcementSchema.optional(),
   renewal: renewalSchema.optional(),
   enrollment: enrollmentSchema.optional(),
+  tracing: tracingSchema.optional(),
   ...enforcementConfigShape,
 });
 
@@ -82,6 +86,7 @@ export function parseRelayConfig(
         ...enforcementConfig(root, baseDir),
         ...(root.renewal ? { renewal: renewalConfig(root.renewal, baseDir) } : {}),
         ...(root.enrollment ? { enrollment: enrollmentConfig(root.enrollment, baseDir) } : {}),
+        ...(root.tracing ? { tracing: root.tracing as TracingSetting } : {}),
       };
     },
     options.source,

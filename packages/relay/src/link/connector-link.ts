@@ -137,7 +137,7 @@ export class ConnectorLink implements RoutableLink, SessionHost {
   // ---------------------------------------------------------------- sessions
 
   /** attach registers `session`, sends OPEN (with the backend's JWT-SVID, when given) and returns the new session id. */
-  attach(session: LinkSession, jwtSvid?: string, resume?: Pick<OpenPayload, 'resumable' | 'resume'>): number {
+  attach(session: LinkSession, jwtSvid?: string, resume?: Pick<OpenPayload, 'resumable' | 'resume' | 'traceparent'>): number {
     const id = this.nextSessionId++;
     this.sessions.set(id, session);
     const open: OpenPayload = { server: session.server, agent: session.agent.id.toString(), ...(jwtSvid !== undefined ? { jwtSvid } : {}), ...resume };

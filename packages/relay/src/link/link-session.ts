@@ -34,7 +34,7 @@ export interface SessionHost {
   /** peer is the connector's authenticated identity. */
   readonly peer: PeerIdentity;
   /** attach registers `session`, sends OPEN (with the backend's JWT-SVID, the resume fields, when given) and returns the session id. */
-  attach(session: LinkSession, jwtSvid?: string, resume?: Pick<OpenPayload, 'resumable' | 'resume'>): number;
+  attach(session: LinkSession, jwtSvid?: string, resume?: Pick<OpenPayload, 'resumable' | 'resume' | 'traceparent'>): number;
   /** detach forgets `session` (it has ended). */
   detach(session: LinkSession): void;
   sendData(sessionId: number, message: Buffer): void;

@@ -27,6 +27,11 @@ export class RequestParams {
     return shape.params.type === JsonType.OBJECT ? new RequestParams(buf, shape.params.start, shape.params.end) : null;
   }
 
+  /** span is where `params` sits in {@link buf}: from its `{` to just after its `}`. */
+  get span(): { start: number; end: number } {
+    return { start: this.start, end: this.end };
+  }
+
   /** value is `params`, parsed on first use (the scan already proved it is one strict JSON object). */
   get value(): Readonly<Record<string, unknown>> {
     return (this.parsed ??= JSON.parse(this.buf.toString('utf8', this.start, this.end)) as Record<string, unknown>);
@@ -45,6 +50,26 @@ export class RequestParams {
     const params = JSON.stringify({ ...this.value, arguments: args });
     return Buffer.concat([this.buf.subarray(0, this.start), Buffer.from(params, 'utf8'), this.buf.subarray(this.end)]);
   }
+}
+
+/**
+ * withTraceparent returns `data` — the request `params` was scanned from, or the same request with
+ * its arguments replaced (same prefix and suffix) — with `params._meta.traceparent` set to `tp`.
+ * Without a `_meta`, the member is inserted at the start of `params` and every other byte stays as
+ * received; when the agent sent its own `_meta`, `params` is written anew with `traceparent` replaced.
+ */
+export function withTraceparent(data: Buffer, params: RequestParams, tp: string): Buffer {
+  const { start, end } = params.span;
+  const meta = params.value._meta;
+  if (meta === undefined) {
+    const member = `"_meta":{"traceparent":${JSON.stringify(tp)}}${Object.keys(params.value).length > 0 ? ',' : ''}`;
+    return Buffer.concat([data.subarray(0, start + 1), Buffer.from(member, 'utf8'), data.subarray(start + 1)]);
+  }
+  const suffix = params.buf.length - end;
+  const current = JSON.parse(data.toString('utf8', start, data.length - suffix)) as Record<string, unknown>;
+  const own = typeof meta === 'object' && meta !== null && !Array.isArray(meta) ? (current._meta as Record<string, unknown>) : {};
+  const text = JSON.stringify({ ...current, _meta: { ...own, traceparent: tp } });
+  return Buffer.concat([data.subarray(0, start), Buffer.from(text, 'utf8'), data.subarray(data.length - suffix)]);
 }
 
 /** paramsOf is `params.value` of a request, or an empty object when it has none. */

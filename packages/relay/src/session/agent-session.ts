@@ -1,4 +1,5 @@
 import { performance } from 'node:perf_hooks';
+import { endSpan, SpanKind, validTraceparent, type Span, type Tracing } from '@switchboard/common/tracing';
 import { closeAsSent, protocolCloseOf, type ProtocolClose } from '../internal/ws-close.js';
 import { isUtf8 } from 'node:buffer';
 import type { Duplex } from 'node:stream';
@@ -27,10 +28,10 @@ import {
   requestKey,
   type RequestKey,
 } from '../message/jsonrpc.js';
-import { RequestParams } from '../message/request-params.js';
+import { RequestParams, withTraceparent } from '../message/request-params.js';
 import { JsonScanError, JsonType, MessageShape, scanMessage, spanRaw, spanString } from '../message/strict-json.js';
 import type { DenyReason, RelayMetrics } from '../metrics.js';
-import type { ServerRequestKind } from '../policy/document.js';
+import type { Decision, ServerRequestKind } from '../policy/document.js';
 import type { PolicyScope } from '../policy/scope.js';
 import type { PolicyStore } from '../policy/store.js';
 import { AuditGate } from './audit-gate.js';
@@ -87,6 +88,8 @@ export interface SessionContext {
   readonly peerAuth: Pick<PeerAuthenticator, 'reauthenticate'>;
   /** sessionEnded is called once per session after it is freed (drain bookkeeping). */
   sessionEnded(): void;
+  /** tracing starts the session's and its calls' spans ({@link Tracing.off} when relay.yaml has no `tracing`). */
+  readonly tracing: Tracing;
 }
 
 /**
@@ -132,6 +135,9 @@ export class AgentSession implements LinkSession {
   private events = 0;
   /** setupStart is when the accepted upgrade started the session (for the setup histogram). */
   private setupStart = 0;
+  /** span is the session's span; callSpans the open tools/call spans by request (only when tracing). */
+  private span: Span | undefined;
+  private callSpans: Map<RequestKey, Span> | undefined;
   private relayListTimer: NodeJS.Timeout | undefined;
 
   constructor(init: {
@@ -196,11 +202,20 @@ export class AgentSession implements LinkSession {
     ws.on('error', onAgentError);
     ws.on('pong', onAgentPong);
     const token = this.resume?.token;
+    const tracing = this.ctx.tracing;
+    if (tracing.enabled) {
+      this.span = tracing.span(`mcp.session ${this.server}`, {
+        kind: SpanKind.SERVER,
+        attributes: { 'switchboard.server': this.server, 'switchboard.agent': this.agent.id.toString(), 'switchboard.connector': this.link.peer.id.toString(), 'switchboard.resumed': token !== undefined },
+      });
+    }
+    const traceparent = tracing.traceparent(this.span);
+    const trace = traceparent === undefined ? undefined : { traceparent };
     // A resumed session keeps its backend: no new JWT-SVID for it, the connector re-attaches it.
     this.sessionId =
       token !== undefined
-        ? this.link.attach(this, undefined, { resume: { id: token.id, secret: token.secret } })
-        : this.link.attach(this, this.ctx.enforcement.backendToken(this.enforcer.scope.snapshot, this.agent.id, this.server), this.resume ? { resumable: true } : undefined);
+        ? this.link.attach(this, undefined, { resume: { id: token.id, secret: token.secret }, ...trace })
+        : this.link.attach(this, this.ctx.enforcement.backendToken(this.enforcer.scope.snapshot, this.agent.id, this.server), this.resume ? { resumable: true, ...trace } : trace);
     this.flow.sessionId = this.sessionId;
     this.enforcer.start();
     this.audit = new SessionAudit(this.ctx.audit, {
@@ -212,6 +227,7 @@ export class AgentSession implements LinkSession {
     });
     this.ctx.metrics.sessionsOpen++;
     this.ctx.metrics.sessionsOpenedTotal++;
+    this.span?.setAttribute('mcp.session.id', this.audit.sessionId);
     if (token !== undefined) this.audit.resumed(token.id);
     else this.audit.opened();
     this.openTimer = setTimeout(onOpenTimeout, this.ctx.limits.openTimeoutMs, this);
@@ -340,17 +356,53 @@ export class AgentSession implements LinkSession {
       if (a.record) {
         stored = this.audit.request('agent-to-server', key, spanRaw(data, shape.id), a.method, a.name, a.decision, kind === Req.TOOLS_CALL ? params : null);
       }
+      const callSpan = kind === Req.TOOLS_CALL && this.span !== undefined ? this.callSpan(params, a.name, a.decision, key) : undefined;
       if (!a.ok) {
+        endSpan(callSpan, a.decision.reason);
         this.deny(a.deny);
         this.replyToAgent(a.reply);
         return;
       }
       if (a.payload !== undefined) data = a.payload;
+      if (callSpan !== undefined && params !== null) {
+        (this.callSpans ??= new Map()).set(key, callSpan);
+        data = withTraceparent(data, params, this.ctx.tracing.traceparent(callSpan) as string);
+      }
     }
     this.agentRequests.set(key, kind);
     this.ctx.metrics.forwardedUp++;
     if (stored === undefined) this.sendUp(data);
     else this.gate.sendAfter(data, stored, key);
+  }
+
+  /**
+   * callSpan starts the span of one tools/call: a child of the agent's own trace when the request
+   * carries a valid `params._meta.traceparent`, else of the session's span.
+   */
+  private callSpan(params: RequestParams | null, name: string | null, decision: Decision, key: RequestKey): Span | undefined {
+    const meta = params?.value._meta as { traceparent?: unknown } | undefined;
+    const parent = typeof meta === 'object' && meta !== null && validTraceparent(meta.traceparent) ? meta.traceparent : this.span;
+    return this.ctx.tracing.span(`tools/call ${name ?? ''}`.trim(), {
+      parent,
+      kind: SpanKind.SERVER,
+      attributes: {
+        'mcp.method.name': 'tools/call',
+        'gen_ai.tool.name': name ?? '',
+        'jsonrpc.request.id': keyJson(key),
+        'mcp.session.id': this.audit.sessionId,
+        'switchboard.server': this.server,
+        'switchboard.agent': this.agent.id.toString(),
+        'switchboard.decision': decision.allow ? 'allow' : 'deny',
+        'switchboard.rule': decision.ruleId ?? '',
+      },
+    });
+  }
+
+  private endCallSpan(key: RequestKey, error: string | undefined): void {
+    const span = this.callSpans?.get(key);
+    if (span === undefined) return;
+    this.callSpans?.delete(key);
+    endSpan(span, error);
   }
 
   /** listToolsForPins sends the relay's own tools/list (page `cursor`) to the server. */
@@ -463,6 +515,7 @@ export class AgentSession implements LinkSession {
           this.sendDown(buf, len);
           return;
         }
+        if (this.callSpans !== undefined) this.endCallSpan(key as RequestKey, shape.error.type === JsonType.OBJECT ? 'the server answered with an error' : undefined);
         // Lists filtered (pinning, policy), results redacted, rate-limit slots released.
         const out = this.enforcer.response(key as RequestKey, buf, shape);
         const bytes = typeof out.payload === 'string' ? Buffer.byteLength(out.payload) : out.payload.length;
@@ -724,6 +777,8 @@ export class AgentSession implements LinkSession {
     this.enforcer.end();
     this.agentRequests.clear();
     this.serverRequests.clear();
+    if (this.callSpans !== undefined) for (const k of [...this.callSpans.keys()]) this.endCallSpan(k, 'the session ended first');
+    endSpan(this.span, code === 1000 || code === 1001 ? undefined : `closed ${code}${reason ? `: ${reason}` : ''}`, { 'switchboard.close_code': code });
     const m = this.ctx.metrics;
     m.sessionsOpen--;
     m.sessionClosed(code);

@@ -40,6 +40,18 @@ async function configError(text: string): Promise<RelayConfigError> {
 }
 
 describe('loadRelayConfig', () => {
+  it('reads tracing (off without it) and admin.tokenFile; refuses an unknown tracing key and a non-HTTP endpoint', async () => {
+    const off = await loadRelayConfig(await write('relay.yaml', GOOD));
+    expect(off.tracing).toBeUndefined();
+    const on = await loadRelayConfig(await write('relay.yaml', `${GOOD.replace('admin: { listen: 127.0.0.1:9464 }', 'admin: { listen: 127.0.0.1:9464, tokenFile: ./admin.token }')}tracing: { otlp: { endpoint: http://127.0.0.1:4318/v1/traces }, sampleRatio: 0.5 }\n`));
+    expect(on.tracing).toEqual({ otlp: { endpoint: 'http://127.0.0.1:4318/v1/traces' }, sampleRatio: 0.5 });
+    expect(on.admin).toEqual({ listen: '127.0.0.1:9464', tokenFile: join(dir, 'admin.token') });
+    const typo = await configError(`${GOOD}tracing: { otlp: { endpoint: http://127.0.0.1:4318/v1/traces }, sampleRate: 0.5 }\n`);
+    expect(typo.message).toMatch(/tracing\.sampleRate: unknown key/);
+    const grpc = await configError(`${GOOD}tracing: { otlp: { endpoint: grpc://collector:4317 } }\n`);
+    expect(grpc.message).toMatch(/tracing\.otlp\.endpoint: must be an http:\/\/ or https:\/\/ URL/);
+  });
+
   it('reads identity: { workloadApi } (the SPIFFE Workload API) with its optional fields', async () => {
     const c1 = await loadRelayConfig(await write('relay.yaml', GOOD.replace('./ids/relay', '{ workloadApi: { endpoint: "unix:///run/spire/sockets/agent.sock", id: "spiffe://example.org/relay/a" } }')));
     expect(c1.identity).toEqual({ workloadApi: { endpoint: 'unix:///run/spire/sockets/agent.sock', id: 'spiffe://example.org/relay/a' } });
