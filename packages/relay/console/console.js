@@ -50,7 +50,7 @@ async function approve(server, tool, button) {
   button.disabled = true;
   const res = await fetch('/v1/tools/approve', {
     method: 'POST',
-    headers: { 'content-type': 'application/json', authorization: `Bearer ${token.get()}` },
+    headers: { 'content-type': 'application/json', ...(inventory?.access?.approve === 'token' ? { authorization: `Bearer ${token.get()}` } : {}) },
     body: JSON.stringify({ server, tools: [tool] }),
   });
   const body = await res.json().catch(() => ({}));
@@ -77,7 +77,7 @@ function toolRow(server, t) {
     for (const c of t.changes ?? []) {
       parts.push(h('div', { class: 'diff', 'data-testid': 'tool-diff' }, h('span', { class: 'field' }, c.field), h('del', {}, c.pinned), h('ins', {}, c.seen)));
     }
-    if (inventory?.counts.approvalsEnabled) {
+    if (inventory?.access?.approve !== 'no') {
       const b = h('button', { type: 'button', 'data-testid': `approve-${t.name}`, onclick: () => approve(server, t.name, b) }, 'Approve');
       parts.push(b);
     }
@@ -133,9 +133,15 @@ function render(inv) {
     ['contents', `${p.servers} servers, ${p.rules} rules, ${p.revoked} revocations`],
     ...p.warnings.map((w) => ['warning', w, 'error']),
   ]);
-  $('admin-note').textContent = c.approvalsEnabled
+  const access = inv.access ?? { via: 'loopback', id: null, approve: c.approvalsEnabled ? 'token' : 'no' };
+  $('admin-note').textContent = access.approve === 'token'
     ? 'Approvals are on: paste the admin token (relay.yaml admin.tokenFile) to approve drifted tools.'
-    : 'Read-only: approvals from the console are off (set admin.tokenFile in relay.yaml). `switchboard tools approve` still works.';
+    : access.approve === 'identity'
+      ? `Signed in by client certificate as ${access.id} (admin.mtls.admins): approvals are recorded under this identity.`
+      : access.via === 'mtls'
+        ? `Signed in by client certificate as ${access.id}: a viewer, read-only (admin.mtls.viewers).`
+        : 'Read-only: approvals from the console are off (set admin.tokenFile in relay.yaml). `switchboard tools approve` still works.';
+  $('token-field').hidden = access.approve !== 'token';
 }
 
 function describe(e) {

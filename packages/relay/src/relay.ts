@@ -3,7 +3,7 @@ import type { Server as HttpsServer } from 'node:https';
 import type { Socket } from 'node:net';
 import { silentLogger, type Logger } from '@switchboard/common';
 import type { AuditFs } from '@switchboard/audit';
-import { PkiError, SvidIssuer, WorkloadApiSource, type Identity, type JwtSvidSigner, type SpiffeId } from '@switchboard/pki';
+import { PkiError, SvidIssuer, WorkloadApiSource, parseIdMatcher, type Identity, type JwtSvidSigner, type SpiffeId } from '@switchboard/pki';
 import type { IdentityRenewer } from '@switchboard/protocol';
 import { isWorkloadApiSetting, type WorkloadApiSetting } from '@switchboard/common/config';
 import { policyReloadRecord, type RelayAuditOptions } from './audit/open.js';
@@ -13,6 +13,10 @@ import { PeerAuthenticator } from './auth/peer-auth.js';
 import type { JwtSignerOptions, PinsOptions } from './config/enforcement-config.js';
 import { DEFAULT_TIMING, resolveEnforcement, resolveLimits, type EnforcementOptions, type RelayLimits, type RelayTiming } from './config/limits.js';
 import { checkAdminListen, parseListenAddress } from './config/listen.js';
+import { checkAdminIds, type AdminSetting } from './config/relay-config.js';
+import { withConfigErrors } from './config/config-errors.js';
+import { tlsOptionsOf } from './auth/identity-reload.js';
+import type { AdminMtls } from './listener/admin.js';
 import type { Enforcement } from './enforce/enforcement.js';
 import { PolicyError, RelayError } from './errors.js';
 import { ConnectorLink, type LinkContext } from './link/connector-link.js';
@@ -57,7 +61,7 @@ export interface RelayOptions {
    * admin, when set, starts the loopback admin listener (/healthz, /readyz, /metrics, the console
    * and its API); `tokenFile` (a file holding at least 32 characters) lets the console approve.
    */
-  admin?: { listen: string; tokenFile?: string };
+  admin?: AdminSetting;
   limits?: Partial<RelayLimits>;
   enforcement?: Partial<EnforcementOptions>;
   /** pins, when set, is the tool pin store file; every server is then pinned `tofu` unless its policy says otherwise. */
@@ -334,7 +338,8 @@ function heartbeat(links: Set<ConnectorLink>, idleTicks: number): void {
  */
 export async function startRelay(options: RelayOptions, deps: StartRelayDeps = {}): Promise<Relay> {
   const listen = parseListenAddress(options.listen);
-  const adminAddr = options.admin ? checkAdminListen(options.admin.listen) : undefined;
+  const adminAddr = options.admin ? checkAdminListen(options.admin.listen, options.admin.mtls !== undefined) : undefined;
+  if (options.admin?.mtls !== undefined) withConfigErrors(() => checkAdminIds(options.admin?.mtls ?? {}), undefined, undefined);
   const limits = resolveLimits(options.limits);
   const { unknownToolReply, replicas } = resolveEnforcement(options.enforcement);
   const timing: RelayTiming = { ...DEFAULT_TIMING, ...deps.timing };
@@ -419,11 +424,21 @@ export async function startRelay(options: RelayOptions, deps: StartRelayDeps = {
       if (store instanceof FileUsedTokenStore) cleanup.add('used-token store', () => store.close());
       ({ url: enrollUrl, server: enrollServer } = await startEnrollment(enrollAddr, identity, (req, res) => handleEnroll({ ...shared, renewal, verifier }, req, res), { metrics, logger, limits }, cleanup));
     }
-    const applyIdentity = identityApplier(() => (enrollServer === undefined ? [server] : [server, enrollServer]), bundle);
+    let adminServer: HttpsServer | undefined;
+    const applyIdentity = identityApplier(() => [server, ...(enrollServer ? [enrollServer] : []), ...(adminServer ? [adminServer] : [])], bundle);
     const url = `wss://${hostForUrl(listen.host)}:${port}`;
     const consoleApi = consoleContext({ relayId: identity.svid.id.toString(), url, policy, registry, enforcement, observatory, trail, auditMetrics: () => metrics.audit?.() ?? null, tokenDigest });
-    const adminUrl =
-      adminAddr === undefined ? undefined : await startAdmin(adminAddr, { ready: () => server.listening && !state.closing && audit.available, metrics, routes: adminRoutes(consoleApi) }, cleanup);
+    const mtls = options.admin?.mtls;
+    const adminMtls: AdminMtls | undefined =
+      mtls === undefined
+        ? undefined
+        : { tls: () => tlsOptionsOf(identity), authenticate: (socket) => auth.authenticate(socket).id, viewers: mtls.viewers.map(parseIdMatcher), admins: mtls.admins.map(parseIdMatcher) };
+    let adminUrl: string | undefined;
+    if (adminAddr !== undefined) {
+      const started = await startAdmin(adminAddr, { ready: () => server.listening && !state.closing && audit.available, metrics, routes: adminRoutes(consoleApi), ...(adminMtls ? { mtls: adminMtls } : {}) }, cleanup);
+      adminUrl = started.url;
+      if (adminMtls) adminServer = started.server as HttpsServer;
+    }
 
     logger.info({ url, adminUrl, enrollUrl, relay: identity.svid.id.toString() }, 'relay listening');
     const issuerDir = typeof options.renewal?.issuer === 'string' ? options.renewal.issuer : undefined;

@@ -1,4 +1,7 @@
-import { get } from 'node:http';
+import { get, type RequestOptions } from 'node:http';
+import { get as httpsGet } from 'node:https';
+import { PkiError, loadIdentityFiles } from '@switchboard/pki';
+import { RelayTls } from '@switchboard/protocol';
 import { Command, InvalidArgumentError } from 'commander';
 import { reportError, UsageError, type CliIo } from '@switchboard/common/cli';
 import { loadRelayConfig } from '../config/relay-config.js';
@@ -15,6 +18,10 @@ export interface StatusOptions {
   json?: boolean;
   /** timeoutMs bounds the request (default 5 s). */
   timeoutMs?: number;
+  /** identity is the identity directory to present to an mTLS admin listener (`https://`). */
+  identity?: string;
+  /** relayId is the SPIFFE ID (or pattern) the relay must present there (default: spiffe://<our trust domain>/relay/*). */
+  relayId?: string;
 }
 
 /** STATUS_ATTENTION is the exit code when the relay answers but needs an operator: a failed trail, or definitions awaiting approval. */
@@ -35,13 +42,29 @@ async function adminUrl(opts: StatusOptions): Promise<URL> {
   } catch {
     throw new UsageError('RELAY_ERR_USAGE', `status: --relay ${JSON.stringify(text)} is not a URL (expected http://127.0.0.1:<port>, the relay's admin.listen)`);
   }
-  if (url.protocol !== 'http:') throw new UsageError('RELAY_ERR_USAGE', `status: --relay must be the admin listener's http:// URL (it listens on loopback), not ${url.protocol}//`);
+  if (url.protocol === 'https:' && opts.identity === undefined) {
+    throw new UsageError('RELAY_ERR_USAGE', 'status: an https:// admin listener requires mutual TLS: give --identity <dir> (an SVID listed under admin.mtls.viewers or admins)');
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new UsageError('RELAY_ERR_USAGE', `status: --relay must be the admin listener's http:// (loopback) or https:// (admin.mtls) URL, not ${url.protocol}//`);
   return new URL('/v1/inventory', url);
 }
 
-function fetchInventory(url: URL, timeoutMs: number): Promise<RelayInventory> {
+/** tlsFor builds the client side of mutual TLS to an mTLS admin listener: our SVID, the relay's checked as an X509-SVID. */
+async function tlsFor(opts: StatusOptions): Promise<RequestOptions> {
+  let identity;
+  try {
+    identity = await loadIdentityFiles(opts.identity as string);
+  } catch (err) {
+    throw new UsageError('RELAY_ERR_USAGE', `status: --identity ${opts.identity}: ${err instanceof PkiError ? `${err.code}: ${err.message}` : String(err)}`);
+  }
+  const tls = new RelayTls(identity, { ...(opts.relayId !== undefined ? { relayId: opts.relayId } : {}), untrusted: (m) => new Error(m) });
+  // No shared agent: a TLS session resumed from another request would skip the relay's identity check.
+  return { secureContext: tls.secureContext, checkServerIdentity: tls.checkServerIdentity, servername: '', agent: false } as RequestOptions;
+}
+
+function fetchInventory(url: URL, timeoutMs: number, tls: RequestOptions | undefined): Promise<RelayInventory> {
   return new Promise((resolve, reject) => {
-    const req = get(url, { timeout: timeoutMs }, (res) => {
+    const req = (url.protocol === 'https:' ? httpsGet : get)(url, { timeout: timeoutMs, ...tls }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => {
@@ -124,7 +147,8 @@ export function needsAttention(inv: RelayInventory): boolean {
 export async function runStatus(opts: StatusOptions, io: CliIo): Promise<number> {
   try {
     const url = await adminUrl(opts);
-    const inv = await fetchInventory(url, opts.timeoutMs ?? 5000);
+    const tls = url.protocol === 'https:' ? await tlsFor(opts) : undefined;
+    const inv = await fetchInventory(url, opts.timeoutMs ?? 5000, tls);
     if (opts.json) io.stdout.write(`${JSON.stringify(inv, null, 2)}\n`);
     else for (const line of formatStatus(inv)) io.stdout.write(`${line}\n`);
     return needsAttention(inv) ? STATUS_ATTENTION : 0;
@@ -140,6 +164,8 @@ export function statusCommand(io: CliIo = process, setExit?: (code: number) => v
     .option('--relay <admin-url>', "the relay's admin listener, as relay.yaml admin.listen (e.g. http://127.0.0.1:9090)")
     .option('-c, --config <file>', 'relay.yaml: take the admin listener from its admin.listen')
     .option('--json', 'print the inventory as JSON (GET /v1/inventory)')
+    .option('--identity <dir>', 'an identity directory to present to an https:// (admin.mtls) listener')
+    .option('--relay-id <id>', 'the SPIFFE ID (or pattern) the relay must present there (default: spiffe://<trust domain>/relay/*)')
     .option('--timeout <ms>', 'how long to wait for the answer (default: 5000)', (v) => {
       const n = Number(v);
       if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('a whole number of milliseconds, at least 1');

@@ -20,13 +20,17 @@ export function parseListenAddress(text: string, key = 'listen'): ListenAddress 
 
 const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
 
-/** checkAdminListen parses `admin.listen` and requires a loopback host. */
-export function checkAdminListen(text: string): ListenAddress {
+/**
+ * checkAdminListen parses `admin.listen` and requires a loopback host, unless the listener
+ * requires mutual TLS (`admin.mtls`): only then may it be exposed.
+ */
+export function checkAdminListen(text: string, mtls = false): ListenAddress {
   const addr = parseListenAddress(text, 'admin.listen');
-  if (!LOOPBACK.has(addr.host)) {
-    throw new RelayConfigError(`config: admin.listen: must be a loopback address (127.0.0.1, ::1 or localhost), not ${addr.host}`, {
-      path: 'admin.listen',
-    });
+  if (!mtls && !LOOPBACK.has(addr.host)) {
+    throw new RelayConfigError(
+      `config: admin.listen: must be a loopback address (127.0.0.1, ::1 or localhost), not ${addr.host}; to expose the admin listener, set admin.mtls (viewers and admins by SPIFFE ID)`,
+      { path: 'admin.listen' },
+    );
   }
   return addr;
 }

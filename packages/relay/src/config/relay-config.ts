@@ -1,7 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { RelayConfigError } from '../errors.js';
-import { SchemaViolation, YamlSyntaxError, identitySetting, isPlainObject, object, parseYaml, string, validate, z, type IdentitySetting } from '@switchboard/common/config';
+import { SchemaViolation, YamlSyntaxError, identitySetting, isPlainObject, object, parseYaml, string, stringList, validate, z, type IdentitySetting } from '@switchboard/common/config';
+import { parseIdMatcher } from '@switchboard/pki';
 import { auditConfig, auditSchema, type RelayAuditConfig } from './audit-config.js';
 import { withConfigErrors, type Locate } from './config-errors.js';
 import { enforcementConfig, enforcementConfigShape, type JwtSignerOptions, type PinsOptions } from './enforcement-config.js';
@@ -24,7 +25,7 @@ export interface RelayConfig {
    * admin, when set, is the loopback listener for /healthz, /readyz, /metrics and the console;
    * `tokenFile` holds the token that lets the console approve tool definitions.
    */
-  admin?: { listen: string; tokenFile?: string };
+  admin?: AdminSetting;
   limits: RelayLimits;
   enforcement: EnforcementOptions;
   /** pins, when set, is the tool pin store (docs/policy.md, "Tool pinning"). */
@@ -41,6 +42,24 @@ export interface RelayConfig {
   tracing?: TracingSetting;
 }
 
+/**
+ * AdminSetting is relay.yaml `admin`: the listener, the console's token (loopback approvals), and
+ * `mtls`: serve HTTPS with the relay's SVID, require a client X509-SVID, and let `viewers` read and
+ * `admins` read and approve (SPIFFE IDs or patterns, as in policy). Only with `mtls` may `listen` be
+ * other than loopback.
+ */
+export interface AdminSetting {
+  listen: string;
+  tokenFile?: string;
+  mtls?: { viewers: string[]; admins: string[] };
+}
+
+const adminSchema = object({
+  listen: string(),
+  tokenFile: string().optional(),
+  mtls: object({ viewers: stringList(0, string({ what: 'a SPIFFE ID or pattern' })).optional(), admins: stringList(0, string({ what: 'a SPIFFE ID or pattern' })).optional() }).optional(),
+});
+
 /** relayConfigSchema is relay.yaml: every key, its type and range (docs/operations.md). */
 export const relayConfigSchema = object({
   listen: string(),
@@ -48,7 +67,7 @@ export const relayConfigSchema = object({
   identity: z.unknown().refine((v) => v !== undefined, 'is required: an identity directory, or { workloadApi: { endpoint } }'),
   policy: string(),
   audit: auditSchema,
-  admin: object({ listen: string(), tokenFile: string().optional() }).optional(),
+  admin: adminSchema.optional(),
   limits: limitsSchema.optional(),
   enforcement: enforcementSchema.optional(),
   renewal: renewalSchema.optional(),
@@ -56,6 +75,20 @@ export const relayConfigSchema = object({
   tracing: tracingSchema.optional(),
   ...enforcementConfigShape,
 });
+
+/** checkAdminIds requires each `admin.mtls` entry to be a SPIFFE ID or pattern, and someone to be let in. */
+export function checkAdminIds(mtls: { viewers?: readonly string[] | undefined; admins?: readonly string[] | undefined }): void {
+  for (const key of ['viewers', 'admins'] as const) {
+    (mtls[key] ?? []).forEach((pattern, i) => {
+      try {
+        parseIdMatcher(pattern);
+      } catch (err) {
+        throw new SchemaViolation(['admin', 'mtls', key, i], `${JSON.stringify(pattern)} is not a SPIFFE ID or pattern: ${(err as Error).message}`);
+      }
+    });
+  }
+  if ((mtls.viewers ?? []).length + (mtls.admins ?? []).length === 0) throw new SchemaViolation(['admin', 'mtls'], 'lists no viewers and no admins: nobody could use the admin listener');
+}
 
 /**
  * parseRelayConfig validates a relay.yaml document (already parsed) and resolves its relative
@@ -74,13 +107,24 @@ export function parseRelayConfig(
         parseListenAddress(root.enrollment.listen, 'enrollment.listen');
         if (root.renewal === undefined) throw new SchemaViolation(['enrollment'], 'needs renewal.issuer: enrolled workloads get their SVID from the same issuer');
       }
-      if (root.admin !== undefined) checkAdminListen(root.admin.listen);
+      if (root.admin !== undefined) {
+        checkAdminListen(root.admin.listen, root.admin.mtls !== undefined);
+        if (root.admin.mtls !== undefined) checkAdminIds(root.admin.mtls);
+      }
       return {
         listen: root.listen,
         identity: identitySetting(root.identity, ['identity'], baseDir),
         policy: resolve(baseDir, root.policy),
         audit: auditConfig(root.audit, baseDir),
-        ...(root.admin ? { admin: { listen: root.admin.listen, ...(root.admin.tokenFile !== undefined ? { tokenFile: resolve(baseDir, root.admin.tokenFile) } : {}) } } : {}),
+        ...(root.admin
+          ? {
+              admin: {
+                listen: root.admin.listen,
+                ...(root.admin.tokenFile !== undefined ? { tokenFile: resolve(baseDir, root.admin.tokenFile) } : {}),
+                ...(root.admin.mtls !== undefined ? { mtls: { viewers: root.admin.mtls.viewers ?? [], admins: root.admin.mtls.admins ?? [] } } : {}),
+              },
+            }
+          : {}),
         limits: withDefaults(DEFAULT_LIMITS, root.limits ?? {}),
         enforcement: withDefaults(DEFAULT_ENFORCEMENT, root.enforcement ?? {}),
         ...enforcementConfig(root, baseDir),

@@ -7,6 +7,7 @@ import { explainToolDecision } from '../policy/explain.js';
 import type { PolicyStore } from '../policy/store.js';
 import { inventoryOf, type AuditView, type InventorySources, type RelayInventory } from './inventory-view.js';
 import type { ConsoleEvent, Observatory } from './observatory.js';
+import type { AdminCaller } from '../listener/admin.js';
 
 /**
  * The admin listener's console and its API (docs/operations.md, "The console"):
@@ -51,7 +52,7 @@ const STATIC: Record<string, { file: string; type: string }> = {
 // The page loads only its own files: no inline script, no other origin, no framing.
 const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
-type Handler = (req: IncomingMessage, res: ServerResponse) => void;
+type Handler = (req: IncomingMessage, res: ServerResponse, caller: AdminCaller) => void;
 
 function json(res: ServerResponse, status: number, body: unknown): void {
   const text = `${JSON.stringify(body)}\n`;
@@ -59,13 +60,13 @@ function json(res: ServerResponse, status: number, body: unknown): void {
 }
 
 function only(method: 'GET' | 'POST', h: Handler): Handler {
-  return (req, res) => {
+  return (req, res, caller) => {
     const ok = method === 'GET' ? req.method === 'GET' || req.method === 'HEAD' : req.method === 'POST';
     if (!ok) {
       res.writeHead(405, { 'content-type': 'text/plain; charset=utf-8', allow: method === 'GET' ? 'GET, HEAD' : 'POST' }).end('method not allowed\n');
       return;
     }
-    h(req, res);
+    h(req, res, caller);
   };
 }
 
@@ -99,6 +100,20 @@ function sse(res: ServerResponse, e: ConsoleEvent): void {
   res.write(`id: ${e.id}\nevent: audit\ndata: ${JSON.stringify(e)}\n\n`);
 }
 
+/** AdminAccess tells the page who it is serving and how this caller may approve. */
+export interface AdminAccess {
+  via: 'loopback' | 'mtls';
+  /** id is the caller's SPIFFE ID on the mTLS listener, null on loopback. */
+  id: string | null;
+  /** approve: with the admin token (loopback), as this identity (an mTLS admin), or not at all. */
+  approve: 'token' | 'identity' | 'no';
+}
+
+function accessOf(ctx: AdminApiContext, caller: AdminCaller): AdminAccess {
+  if (caller.kind === 'mtls') return { via: 'mtls', id: caller.id, approve: caller.admin ? 'identity' : 'no' };
+  return { via: 'loopback', id: null, approve: ctx.tokenDigest === undefined ? 'no' : 'token' };
+}
+
 /** adminRoutes returns the console's routes for the admin listener. */
 export function adminRoutes(ctx: AdminApiContext): Record<string, Handler> {
   let streams = 0;
@@ -106,7 +121,7 @@ export function adminRoutes(ctx: AdminApiContext): Record<string, Handler> {
     '/': only('GET', (_req, res) => {
       res.writeHead(302, { location: '/console/' }).end();
     }),
-    '/v1/inventory': only('GET', (_req, res) => json(res, 200, inventoryOf(ctx))),
+    '/v1/inventory': only('GET', (_req, res, caller) => json(res, 200, { ...inventoryOf(ctx), access: accessOf(ctx, caller) })),
     '/v1/events': only('GET', (req, res) => {
       if (streams >= MAX_EVENT_STREAMS) {
         json(res, 503, { error: `too many event streams open (at most ${MAX_EVENT_STREAMS})` });
@@ -148,15 +163,26 @@ export function adminRoutes(ctx: AdminApiContext): Record<string, Handler> {
         (err: Error) => json(res, 500, { error: `verify failed: ${err.message}` }),
       );
     }),
-    '/v1/tools/approve': only('POST', (req, res) => {
-      if (ctx.tokenDigest === undefined) {
-        json(res, 403, { error: 'approvals from the console are off: set admin.tokenFile in relay.yaml (or use `switchboard tools approve`)' });
-        return;
-      }
-      if (!tokenMatches(req.headers.authorization, ctx.tokenDigest)) {
-        res.setHeader('www-authenticate', 'Bearer realm="switchboard-admin"');
-        json(res, 401, { error: 'approving needs the admin token (Authorization: Bearer <token>)' });
-        return;
+    '/v1/tools/approve': only('POST', (req, res, caller) => {
+      let by: string;
+      if (caller.kind === 'mtls') {
+        // On the mTLS listener the client certificate is the credential: admins approve, viewers do not.
+        if (!caller.admin) {
+          json(res, 403, { error: `${caller.id} may read but not approve: it is not listed under admin.mtls.admins` });
+          return;
+        }
+        by = caller.id;
+      } else {
+        if (ctx.tokenDigest === undefined) {
+          json(res, 403, { error: 'approvals from the console are off: set admin.tokenFile in relay.yaml (or use `switchboard tools approve`)' });
+          return;
+        }
+        if (!tokenMatches(req.headers.authorization, ctx.tokenDigest)) {
+          res.setHeader('www-authenticate', 'Bearer realm="switchboard-admin"');
+          json(res, 401, { error: 'approving needs the admin token (Authorization: Bearer <token>)' });
+          return;
+        }
+        by = 'console (admin token)';
       }
       readBody(req).then(
         (text) => {
@@ -175,7 +201,7 @@ export function adminRoutes(ctx: AdminApiContext): Record<string, Handler> {
             return;
           }
           const tools = b.tools as string[] | undefined;
-          const approved = ctx.approve(b.server, tools !== undefined && tools.length > 0 ? tools : undefined, 'console (admin token)');
+          const approved = ctx.approve(b.server, tools !== undefined && tools.length > 0 ? tools : undefined, by);
           if (approved.length === 0) {
             json(res, 409, { error: `nothing pending for ${b.server}${tools?.length ? ` (${tools.join(', ')})` : ''}` });
             return;

@@ -12,7 +12,7 @@ import type { RelayLimits } from '../config/limits.js';
 import type { ListenAddress } from '../config/listen.js';
 import { ConnectionGuard } from '../listener/connection-guard.js';
 import { RelayError } from '../errors.js';
-import { createAdminServer, type AdminHandlers } from '../listener/admin.js';
+import { createAdminServer, type AdminHandlers, type AdminMtls } from '../listener/admin.js';
 import type { RelayMetrics } from '../metrics.js';
 import type { Cleanup } from './cleanup.js';
 
@@ -126,12 +126,22 @@ export async function startEnrollment(
   return { url: `https://${hostForUrl(addr.host)}:${port}`, server };
 }
 
-/** startAdmin starts the loopback admin listener and returns its URL. */
-export async function startAdmin(addr: ListenAddress, deps: { ready: () => boolean; metrics: RelayMetrics; routes?: AdminHandlers['routes'] }, cleanup: Cleanup): Promise<string> {
-  const admin: HttpServer = createAdminServer({ ready: deps.ready, metrics: () => deps.metrics.prometheus(), ...(deps.routes ? { routes: deps.routes } : {}) });
+/**
+ * startAdmin starts the admin listener (loopback HTTP, or HTTPS with client SVIDs when `mtls` is
+ * given) and returns its URL and server (an mTLS one rotates with the relay's identity).
+ */
+export async function startAdmin(
+  addr: ListenAddress,
+  deps: { ready: () => boolean; metrics: RelayMetrics; routes?: AdminHandlers['routes']; mtls?: AdminMtls },
+  cleanup: Cleanup,
+): Promise<{ url: string; server: HttpServer | HttpsServer }> {
+  const admin = createAdminServer({ ready: deps.ready, metrics: () => deps.metrics.prometheus(), ...(deps.routes ? { routes: deps.routes } : {}), ...(deps.mtls ? { mtls: deps.mtls } : {}) });
   const port = await listenOn(admin, addr, 'admin.listen');
-  cleanup.add('admin listener', () => closeServer(admin));
-  return `http://${hostForUrl(addr.host)}:${port}`;
+  cleanup.add('admin listener', async () => {
+    admin.closeAllConnections();
+    await closeServer(admin);
+  });
+  return { url: `${deps.mtls ? 'https' : 'http'}://${hostForUrl(addr.host)}:${port}`, server: admin };
 }
 
 /**

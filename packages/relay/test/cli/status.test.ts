@@ -92,8 +92,8 @@ describe('switchboard status', () => {
     const none = io();
     expect(await runStatus({}, none)).toBe(2);
     expect(none.err()).toBe("RELAY_ERR_USAGE: status: give the relay's admin listener: --relay http://127.0.0.1:9090 (relay.yaml admin.listen), or --config relay.yaml\n");
-    const https = io();
-    expect(await runStatus({ relay: 'https://127.0.0.1:9090' }, https)).toBe(2);
-    expect(https.err()).toMatch(/^RELAY_ERR_USAGE: status: --relay must be the admin listener's http:\/\/ URL/);
+    const ftp = io();
+    expect(await runStatus({ relay: 'ftp://127.0.0.1:9090' }, ftp)).toBe(2);
+    expect(ftp.err()).toMatch(/^RELAY_ERR_USAGE: status: --relay must be the admin listener's http:\/\/ \(loopback\) or https:\/\/ \(admin\.mtls\) URL, not ftp:\/\//);
   });
 });

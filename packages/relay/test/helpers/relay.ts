@@ -41,7 +41,7 @@ export interface TestRelayOptions {
   auditSink?: MemoryAuditSink;
   /** auditFs is the trail's file layer (to delay or fail fsync). */
   auditFs?: AuditFs;
-  admin?: { listen: string; tokenFile?: string };
+  admin?: RelayOptions['admin'];
   /** relayOptions adds startRelay options built from the relay's CA (pins, jwtSigner, watchPolicy). */
   relayOptions?: (ca: TestCA) => Partial<RelayOptions>;
 }
