@@ -58,6 +58,8 @@ export interface AuditHealth {
   /** waiting counts appends held back because the pending buffer is full. */
   waiting: number;
   error?: string;
+  /** lastCheckpoint is the last checkpoint signed since open: the seq it covers and when. */
+  lastCheckpoint?: { coversSeq: number; time: string };
 }
 
 /** AuditBatchTiming is one stored batch, as {@link AuditTrailOptions.onBatch} hears it. */

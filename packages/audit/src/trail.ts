@@ -73,6 +73,8 @@ export class AuditTrail {
   private readonly now: () => Date;
   private readonly onFailure: ((err: AuditUnavailableError) => void) | undefined;
   private readonly onBatch: ((batch: AuditBatchTiming) => void) | undefined;
+  /** lastCheckpoint is the last checkpoint this trail signed since open. */
+  private lastCheckpoint: { coversSeq: number; time: string } | undefined;
   private fh: AuditFileHandle;
   private sideFh: AuditFileHandle | undefined;
 
@@ -266,6 +268,7 @@ export class AuditTrail {
       waiting: this.waiters.length,
     };
     if (this.failure) h.error = this.failure.message;
+    if (this.lastCheckpoint !== undefined) h.lastCheckpoint = { ...this.lastCheckpoint };
     return h;
   }
 
@@ -335,6 +338,7 @@ export class AuditTrail {
     this.counters.checkpoints++;
     this.sinceCheckpoint = 0;
     this.lastCheckpointMs = nowMs;
+    this.lastCheckpoint = { coversSeq: body.coversSeq, time: new Date(nowMs).toISOString() };
     this.schedule();
     return { seq: item.seq, hash: item.hash };
   }

@@ -123,6 +123,7 @@ function render(inv) {
     ['file', a.path ?? '(not a trail file)'],
     ['signed checkpoints', a.signed ? `yes (${a.checkpoints} since start)` : 'no: a truncated tail cannot be detected', a.signed ? '' : 'error'],
     ['last seq / on disk', `${a.lastSeq} / ${a.durableSeq}`],
+    ['last checkpoint', a.lastCheckpoint ? `covers seq ${a.lastCheckpoint.coversSeq}, ${ago(a.lastCheckpoint.time)}` : a.signed ? 'none since start (every 1000 records or 60 s)' : '—'],
     ['last verified', a.lastVerify ? `${a.lastVerify.ok ? 'OK' : 'FAILED'}: ${a.lastVerify.message} (${ago(a.lastVerify.at)})` : 'not yet', a.lastVerify && !a.lastVerify.ok ? 'error' : ''],
   ]);
   const p = inv.policy;

@@ -18,6 +18,8 @@ export interface AuditMetricsSnapshot {
   pendingBytes: number;
   /** queued counts records the relay holds back (strict: at most a few ms) before appending them. */
   queued: number;
+  /** lastCheckpoint is the last signed checkpoint since start (the seq it covers, when), or null. */
+  lastCheckpoint: { coversSeq: number; time: string } | null;
 }
 
 /** auditMetricsOf returns a function reading `sink`'s state for the metrics endpoints. */
@@ -37,6 +39,7 @@ export function auditMetricsOf(sink: AuditSink): () => AuditMetricsSnapshot {
         durableSeq: h.durableSeq,
         pendingBytes: h.pendingBytes,
         queued: sink.queued,
+        lastCheckpoint: h.lastCheckpoint ?? null,
       };
     };
   }
@@ -51,6 +54,7 @@ export function auditMetricsOf(sink: AuditSink): () => AuditMetricsSnapshot {
     durableSeq: 0,
     pendingBytes: 0,
     queued: 0,
+    lastCheckpoint: null,
   });
 }
 

@@ -124,6 +124,7 @@ export function formatStatus(inv: RelayInventory, now = Date.now()): string[] {
     `policy ${p.source ?? '(given in code)'}  sha256 ${p.digest.slice(0, 12)}…  loaded ${ago(p.loadedAt, now)} ago  ${plural(p.servers, 'server')}, ${plural(p.rules, 'rule')}, ${plural(p.revoked, 'revocation')}`,
     ...p.warnings.map((w) => `  warning: ${w}`),
     `audit trail ${a.available ? 'recording' : 'FAILED: recorded calls are refused (-32050)'}  ${a.durability}  ${a.signed ? 'signed' : 'UNSIGNED'}  seq ${a.lastSeq} (${a.durableSeq} on disk)${a.path ? `  ${a.path}` : ''}`,
+    `  last checkpoint: ${a.lastCheckpoint ? `covers seq ${a.lastCheckpoint.coversSeq}, ${ago(a.lastCheckpoint.time, now)} ago` : a.signed ? 'none since start' : 'none (unsigned trail)'}`,
     `  last verified: ${a.lastVerify ? `${a.lastVerify.ok ? 'OK' : 'FAILED'} ${ago(a.lastVerify.at, now)} ago: ${a.lastVerify.message}` : 'not since start (switchboard audit verify, or the console)'}`,
     `servers (${inv.servers.filter((s) => s.online).length} of ${inv.servers.length} online):`,
     ...inv.servers.flatMap(serverLines),

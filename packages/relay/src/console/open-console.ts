@@ -74,7 +74,7 @@ export function consoleContext(parts: ConsoleParts): AdminApiContext {
     approvalsEnabled: parts.tokenDigest !== undefined,
     tokenDigest: parts.tokenDigest,
     audit: () => {
-      const m = parts.auditMetrics() ?? { available: parts.trail.available, durability: parts.trail.durability, records: 0, checkpoints: 0, syncs: 0, rotations: 0, lastSeq: 0, durableSeq: 0, pendingBytes: 0, queued: 0 };
+      const m = parts.auditMetrics() ?? { available: parts.trail.available, durability: parts.trail.durability, records: 0, checkpoints: 0, syncs: 0, rotations: 0, lastSeq: 0, durableSeq: 0, pendingBytes: 0, queued: 0, lastCheckpoint: null };
       return { ...m, path: trail?.path ?? null, signed: trail?.publicKey !== undefined, lastVerify };
     },
     approve: (server, tools, by) => parts.enforcement.pins.approve(server, tools, by).map((e) => ({ tool: e.tool, hash: e.hash, previousHash: e.previousHash ?? null })),

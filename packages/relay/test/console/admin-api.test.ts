@@ -66,7 +66,7 @@ async function start(admin: { tokenFile?: string } = {}, trail = false): Promise
   t = await startTestRelay({
     policy: POLICY,
     admin: { listen: '127.0.0.1:0', ...admin },
-    ...(key ? { audit: { path: join(dir, 'audit.log'), signingKey: key, durability: 'strict' } } : {}),
+    ...(key ? { audit: { path: join(dir, 'audit.log'), signingKey: key, durability: 'strict', checkpointEvery: { records: 2 } } } : {}),
   });
   h = await HarnessConnector.connect(t, CRM_CONNECTOR, ['crm']);
   return AgentClient.open(t, SUPPORT, 'crm');
@@ -281,6 +281,10 @@ describe('explain, verify and the console files', () => {
     expect(v.records).toBeGreaterThanOrEqual(4);
     const inv = await inventory();
     expect(inv.audit).toMatchObject({ durability: 'strict', available: true, path: join(dir, 'audit.log'), signed: true, lastVerify: { ok: true, records: v.records } });
+    // A checkpoint every 2 records: the last one covers a recent seq.
+    expect(inv.audit.lastCheckpoint).toEqual({ coversSeq: expect.any(Number), time: expect.any(String) });
+    expect(inv.audit.lastCheckpoint.coversSeq).toBeGreaterThanOrEqual(2);
+    expect(v.checkpoints).toBeGreaterThanOrEqual(1);
     expect((await call('/v1/audit/verify')).status).toBe(405);
   });
 
