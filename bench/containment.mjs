@@ -8,7 +8,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { ms, now, oneLine, quantile, serverCommand } from './lib/processes.mjs';
+import { ms, now, oneLine, quantile, serverCommand, writeIdentities } from './lib/processes.mjs';
 
 const TD = 'example.org';
 const AGENT_ID = `spiffe://${TD}/agent/bench`;
@@ -39,11 +39,7 @@ export async function benchContainment({ quick = false } = {}) {
     const { parseConnectorConfig, startConnector } = await import('@switchboard/connector');
     const { createTestCA } = await import('@switchboard/pki/testing');
     const ca = await createTestCA({ trustDomain: TD });
-    const ids = {};
-    for (const [name, id] of [['relay', `spiffe://${TD}/relay/bench`], ['connector', CONNECTOR_ID], ['agent', AGENT_ID]]) {
-      ids[name] = join(dir, 'ids', name);
-      await ca.writeIdentity(ids[name], await ca.issue(id));
-    }
+    const ids = await writeIdentities(ca, dir, [['relay', `spiffe://${TD}/relay/bench`], ['connector', CONNECTOR_ID], ['agent', AGENT_ID]]);
     const policy = join(dir, 'policy.yaml');
     await writeFile(policy, `trustDomain: ${TD}\nservers:\n${SERVERS.map((s) => `  ${s}: { connectors: [${CONNECTOR_ID}], pinning: { mode: off } }\n`).join('')}rules:\n  - id: bench\n    agents: [${AGENT_ID}]\n    servers: [${SERVERS.join(', ')}]\n    tools: { allow: [echo] }\n`);
     relay = await startRelay({ listen: '127.0.0.1:0', identity: ids.relay, policy, audit: { path: join(dir, 'audit.log'), durability: 'batched', signingKey: 'none' } });

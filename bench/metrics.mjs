@@ -8,7 +8,7 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ms, now, oneLine, quantile, serverCommand } from './lib/processes.mjs';
+import { ms, now, oneLine, quantile, serverCommand, writeIdentities } from './lib/processes.mjs';
 
 const TD = 'example.org';
 const AGENT_ID = `spiffe://${TD}/agent/bench`;
@@ -63,11 +63,7 @@ export async function benchMetrics({ quick = false } = {}) {
 
     // The reference: tools/call p50 through a real relay and connector, in this run.
     const ca = await createTestCA({ trustDomain: TD });
-    const ids = {};
-    for (const [name, id] of [['relay', `spiffe://${TD}/relay/bench`], ['connector', CONNECTOR_ID], ['agent', AGENT_ID]]) {
-      ids[name] = join(dir, 'ids', name);
-      await ca.writeIdentity(ids[name], await ca.issue(id));
-    }
+    const ids = await writeIdentities(ca, dir, [['relay', `spiffe://${TD}/relay/bench`], ['connector', CONNECTOR_ID], ['agent', AGENT_ID]]);
     const policy = join(dir, 'policy.yaml');
     await writeFile(policy, `trustDomain: ${TD}\nservers:\n  echo: { connectors: [${CONNECTOR_ID}], pinning: { mode: off } }\nrules:\n  - id: bench\n    agents: [${AGENT_ID}]\n    servers: [echo]\n    tools: { allow: [echo] }\n`);
     relay = await startRelay({ listen: '127.0.0.1:0', identity: ids.relay, policy, audit: { path: join(dir, 'audit.log'), durability: 'batched', signingKey: 'none' }, admin: { listen: '127.0.0.1:0' } });

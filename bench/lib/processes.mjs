@@ -183,3 +183,13 @@ function esmFinds(file, name) {
     if (dirname(dir) === dir) return false;
   }
 }
+
+/** writeIdentities issues an SVID per `[name, spiffeId]` from `ca` into `<dir>/ids/<name>` and returns the directories by name. */
+export async function writeIdentities(ca, dir, pairs) {
+  const ids = {};
+  for (const [name, id] of pairs) {
+    ids[name] = join(dir, 'ids', name);
+    await ca.writeIdentity(ids[name], await ca.issue(id));
+  }
+  return ids;
+}
