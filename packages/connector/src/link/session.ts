@@ -204,9 +204,11 @@ export class Session implements BackendSink {
   private deliver(data: Buffer): void {
     const backend = this.backend as BackendSession;
     const t0 = this.timings === undefined ? 0 : performance.now();
-    if (this.tracing !== undefined && data.length <= MAX_TIMED_BYTES) data = this.traceRequest(data);
+    // Parsed once for both: the span replaces only the traceparent's value, not the id or method.
+    const parsed = (this.tracing !== undefined || this.timings !== undefined) && data.length <= MAX_TIMED_BYTES ? parseOrUndefined(data) : undefined;
+    if (this.tracing !== undefined && parsed !== undefined) data = this.traceRequest(data, parsed);
     if (backend.sendRaw !== undefined && backend.sendRaw(data)) {
-      if (this.timings !== undefined && data.length <= MAX_TIMED_BYTES) this.timeRequest(parseOrUndefined(data), t0);
+      if (this.timings !== undefined && parsed !== undefined) this.timeRequest(parsed, t0);
       return;
     }
     let message: JSONRPCMessage;
@@ -227,8 +229,8 @@ export class Session implements BackendSink {
    * `params._meta.traceparent`), and hands the backend our span instead: the traceparent is
    * replaced in place (same length), every other byte stays as the relay sent it.
    */
-  private traceRequest(data: Buffer): Buffer {
-    const m = parseOrUndefined(data) as { id?: unknown; method?: unknown; params?: { name?: unknown; _meta?: { traceparent?: unknown } } } | undefined;
+  private traceRequest(data: Buffer, parsed: unknown): Buffer {
+    const m = parsed as { id?: unknown; method?: unknown; params?: { name?: unknown; _meta?: { traceparent?: unknown } } } | undefined;
     if (m === undefined || m.method !== 'tools/call' || (typeof m.id !== 'string' && typeof m.id !== 'number')) return data;
     const parent = m.params?._meta?.traceparent;
     const name = typeof m.params?.name === 'string' ? m.params.name : '';
