@@ -39,7 +39,25 @@ export interface StdioServerConfig {
   readonly cwd: string;
   /** containment is where the process may reach (`egress`) and what it may read and write (`filesystem`). */
   readonly containment: Containment;
+  /** pool keeps pre-spawned processes ready for new sessions (`pool: { size, idleMs }`); each serves one session only. */
+  readonly pool: PoolConfig | undefined;
+  /** isolation: `session` (default) is a process per agent session; `shared` one process for all of them. */
+  readonly isolation: Isolation;
 }
+
+/** PoolConfig is a stdio server's warm pool (docs/performance.md, "Warm pools"). */
+export interface PoolConfig {
+  /** size is how many started, unused processes the pool holds. */
+  readonly size: number;
+  /** idleMs: a pool that handed out no process for this long lets its processes go, until the next session (0: never). */
+  readonly idleMs: number;
+}
+
+/** Isolation is how agent sessions map onto backend sessions (docs/performance.md, "Shared servers"). */
+export type Isolation = 'session' | 'shared';
+
+/** DEFAULT_POOL_IDLE_MS is how long an unused warm pool keeps its processes (10 minutes). */
+export const DEFAULT_POOL_IDLE_MS = 600_000;
 
 /** HttpServerConfig is a Streamable-HTTP backend; each agent session gets its own MCP session on it. */
 export interface HttpServerConfig {
@@ -48,6 +66,8 @@ export interface HttpServerConfig {
   readonly headers: Readonly<Record<string, string>>;
   /** allowRemote lets `url` point at a non-loopback host; off by default so backends stay private. */
   readonly allowRemote: boolean;
+  /** isolation: `session` (default) is an MCP session per agent session; `shared` one MCP session for all of them. */
+  readonly isolation: Isolation;
 }
 
 /** ServerConfig is one backend MCP server the connector offers to the relay. */
@@ -125,6 +145,8 @@ const stdioShape = {
   // Checked below: `any`, or a list of destinations / a { read, write } mapping.
   egress: z.unknown().optional(),
   filesystem: z.unknown().optional(),
+  pool: object({ size: integer(1, 64), idleMs: integer(0, 86_400_000).optional() }).optional(),
+  isolation: string({ what: 'session or shared' }).optional(),
 };
 const filesystemSchema = object({
   read: stringList(0, z.string({ error: 'must be a path' })).optional(),
@@ -134,6 +156,7 @@ const httpShape = {
   url: string({ what: 'an http(s) URL' }),
   headers: record(z.string({ error: 'must be a string (quote numbers and booleans)' })).optional(),
   allowRemote: boolean().optional(),
+  isolation: string({ what: 'session or shared' }).optional(),
 };
 const stdioSchema = object(stdioShape);
 const httpSchema = object(httpShape);
@@ -267,7 +290,10 @@ function serverConfig(input: unknown, path: readonly PathSegment[], baseDir: str
     }
     const cwd = s.cwd === undefined ? baseDir : resolve(baseDir, s.cwd);
     const containment = Object.freeze({ egress: egressSetting(s.egress, [...path, 'egress']), filesystem: filesystemSetting(s.filesystem, [...path, 'filesystem'], baseDir) });
-    return Object.freeze({ kind: 'stdio', command, args: Object.freeze(s.args ?? []), env: Object.freeze(env), cwd, containment });
+    const isolation = isolationSetting(s.isolation, [...path, 'isolation']);
+    if (s.pool !== undefined && isolation === 'shared') fail([...path, 'pool'], 'is for isolation: session (a shared server is one process, started once); remove pool or isolation: shared');
+    const pool = s.pool === undefined ? undefined : Object.freeze({ size: s.pool.size, idleMs: s.pool.idleMs ?? DEFAULT_POOL_IDLE_MS });
+    return Object.freeze({ kind: 'stdio', command, args: Object.freeze(s.args ?? []), env: Object.freeze(env), cwd, containment, pool, isolation });
   }
   const s = validate(httpSchema, input, path);
   const at = [...path, 'url'];
@@ -289,7 +315,13 @@ function serverConfig(input: unknown, path: readonly PathSegment[], baseDir: str
     if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(key)) fail([...path, 'headers', key], 'is not a valid HTTP header name');
     if (/[\r\n\0]/.test(value)) fail([...path, 'headers', key], 'must not contain CR, LF or NUL');
   }
-  return Object.freeze({ kind: 'http', url: url.href, headers: Object.freeze(headers), allowRemote });
+  return Object.freeze({ kind: 'http', url: url.href, headers: Object.freeze(headers), allowRemote, isolation: isolationSetting(s.isolation, [...path, 'isolation']) });
+}
+
+function isolationSetting(input: string | undefined, path: readonly PathSegment[]): Isolation {
+  if (input === undefined || input === 'session') return 'session';
+  if (input === 'shared') return 'shared';
+  fail(path, `must be session (a backend session per agent session, the default) or shared (one for all), not ${JSON.stringify(input)}`);
 }
 
 /** egressSetting reads `egress`: absent is no network, `any` the host's, else a list of destinations. */

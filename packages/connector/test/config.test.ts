@@ -75,9 +75,9 @@ describe('parseConnectorConfig', () => {
     expect(c.identity).toBe('/etc/sb/ids/crm');
     expect((c.relayId as IdMatcher).pattern).toBe('spiffe://example.org/relay/main');
     // Contained by default: no network, nothing of the host's files beyond the system and the program.
-    expect(c.servers.crm).toEqual({ kind: 'stdio', command: 'node', args: ['./crm.js'], env: { LOG: 'debug' }, cwd: '/etc/sb', containment: { egress: [], filesystem: { read: [], write: [] } } });
+    expect(c.servers.crm).toEqual({ kind: 'stdio', command: 'node', args: ['./crm.js'], env: { LOG: 'debug' }, cwd: '/etc/sb', containment: { egress: [], filesystem: { read: [], write: [] } }, pool: undefined, isolation: 'session' });
     expect(c.servers.local).toMatchObject({ kind: 'stdio', command: '/etc/sb/bin/server', cwd: '/etc/sb/srv' });
-    expect(c.servers.tickets).toEqual({ kind: 'http', url: 'http://127.0.0.1:3000/mcp', headers: { 'x-api-key': 'k' }, allowRemote: false });
+    expect(c.servers.tickets).toEqual({ kind: 'http', url: 'http://127.0.0.1:3000/mcp', headers: { 'x-api-key': 'k' }, allowRemote: false, isolation: 'session' });
     expect(c.servers.remote).toMatchObject({ kind: 'http', allowRemote: true });
     expect(c.admin).toEqual({ host: '127.0.0.1', port: 9465 });
   });

@@ -34,6 +34,10 @@ const COUNTER_HELP: Record<string, string> = {
   sessionsResumed: 'Sessions resumed through a new relay link (the same backend session).',
   resumesRefused: 'Resume attempts refused (unknown or expired session, wrong secret, another agent or server).',
   resumeExpiries: 'Detached sessions closed because no resume came within resume.graceMs.',
+  poolHits: 'Sessions of a pooled server that got a pre-spawned process (warm start).',
+  poolMisses: 'Sessions of a pooled server that spawned cold (the pool was empty or idle).',
+  poolRetired: 'Pre-spawned processes that exited, misbehaved or idled out before serving a session.',
+  sharedRestarts: 'Shared backends (isolation: shared) that ended and failed their attached sessions.',
 };
 
 /** counterName is the exposition name of a counter key: `egressDenied` → `switchboard_connector_egress_denied_total`. */

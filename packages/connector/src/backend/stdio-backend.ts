@@ -9,12 +9,12 @@ import { BackendError } from '../errors.js';
 import type { Logger } from '@switchboard/common';
 import type { BackendSession, BackendSink } from './backend.js';
 import { JsonRpcLineBuffer } from './json-rpc-lines.js';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DnsCatcher } from '../sandbox/dns-catcher.js';
 import { EgressProxy, type EgressDenial } from '../sandbox/egress-proxy.js';
-import { bwrapCommand, type SandboxPlan } from '../sandbox/sandbox.js';
+import { SANDBOX_RUN_DIR, bwrapCommand, type SandboxPlan } from '../sandbox/sandbox.js';
 import { RouteWatch } from '../sandbox/route-watch.js';
 
 /** MAX_BACKEND_MESSAGE_BYTES bounds one server → agent message (protocol limit: 16 MiB). */
@@ -22,6 +22,8 @@ export const MAX_BACKEND_MESSAGE_BYTES = 16 * 1024 * 1024;
 const MAX_STDERR_LINE = 4096;
 const NEWLINE = Buffer.from('\n');
 const STDERR_TAIL_LINES = 5;
+/** AGENT_FILE is the file in a pre-spawned process's directory that names its agent once assigned. */
+export const AGENT_FILE = 'agent.json';
 
 /**
  * StdioBackend runs one MCP server process for one agent session through the SDK's
@@ -30,11 +32,16 @@ const STDERR_TAIL_LINES = 5;
  * `SWITCHBOARD_AGENT_ID` (and `SWITCHBOARD_AGENT_JWT_SVID` when the relay sent one). Its stderr
  * goes to the connector's log. The transport reads stdout through a {@link JsonRpcLineBuffer}, so
  * each message reaches the session with the line it came from and is forwarded as those bytes.
+ *
+ * A pre-spawned process (a warm pool's, `open` undefined) cannot have the agent in its
+ * environment: it gets `SWITCHBOARD_AGENT_FILE` instead, naming a file in its private directory
+ * that {@link StdioBackend.assign} writes (`{"agent", "jwtSvid"?}`, mode 0600, atomically) before
+ * the session's first byte reaches the process. docs/performance.md, "Warm pools".
  */
 export class StdioBackend implements BackendSession {
   private readonly transport: StdioClientTransport;
-  private readonly sink: BackendSink;
-  private readonly logger: Logger;
+  private sink: BackendSink;
+  private logger: Logger;
   private readonly command: string;
   private readonly lines: JsonRpcLineBuffer | undefined;
   private child: ChildProcess | undefined;
@@ -47,7 +54,7 @@ export class StdioBackend implements BackendSession {
   private stderrPartial = '';
   private readonly stderrTail: string[] = [];
   private readonly plan: SandboxPlan | undefined;
-  /** sessionDir is this session's private directory (the egress proxy's socket), when contained with egress rules. */
+  /** sessionDir is this session's private directory (the egress proxy's socket, a pooled process's agent file), when it needs one. */
   private readonly sessionDir: string | undefined;
   private proxy: EgressProxy | undefined;
   private dns: DnsCatcher | undefined;
@@ -57,7 +64,7 @@ export class StdioBackend implements BackendSession {
    * A `plan` runs the process inside the server's sandbox (bubblewrap): the command line becomes
    * bwrap's, and with egress rules this session gets its own egress proxy.
    */
-  constructor(config: StdioServerConfig, open: OpenPayload, sink: BackendSink, logger: Logger, plan?: SandboxPlan) {
+  constructor(config: StdioServerConfig, open: OpenPayload | undefined, sink: BackendSink, logger: Logger, plan?: SandboxPlan) {
     this.sink = sink;
     this.logger = logger;
     this.command = config.command;
@@ -65,12 +72,14 @@ export class StdioBackend implements BackendSession {
     let command = config.command;
     let args = [...config.args];
     let env: Record<string, string> = { ...config.env };
-    if (plan) {
-      if (plan.policy) {
-        this.sessionDir = mkdtempSync(join(tmpdir(), 'switchboard-egress-'));
+    if (plan?.policy || open === undefined) {
+      this.sessionDir = mkdtempSync(join(tmpdir(), 'switchboard-session-'));
+      if (plan?.policy) {
         writeFileSync(join(this.sessionDir, 'resolv.conf'), 'nameserver 127.0.0.1\noptions attempts:1 timeout:2\n');
         writeFileSync(join(this.sessionDir, 'hosts'), '127.0.0.1 localhost\n::1 localhost\n');
       }
+    }
+    if (plan) {
       const wrapped = bwrapCommand(plan, config.command, config.args, this.sessionDir);
       command = wrapped.command;
       args = wrapped.args;
@@ -78,8 +87,12 @@ export class StdioBackend implements BackendSession {
       const { HOME, ...proxyVars } = wrapped.env;
       env = { ...(HOME !== undefined ? { HOME } : {}), ...config.env, ...proxyVars };
     }
-    env.SWITCHBOARD_AGENT_ID = open.agent;
-    if (open.jwtSvid) env.SWITCHBOARD_AGENT_JWT_SVID = open.jwtSvid;
+    if (open !== undefined) {
+      env.SWITCHBOARD_AGENT_ID = open.agent;
+      if (open.jwtSvid) env.SWITCHBOARD_AGENT_JWT_SVID = open.jwtSvid;
+    } else {
+      env.SWITCHBOARD_AGENT_FILE = join(plan ? SANDBOX_RUN_DIR : (this.sessionDir as string), AGENT_FILE);
+    }
     this.transport = new StdioClientTransport({
       command,
       args,
@@ -99,6 +112,24 @@ export class StdioBackend implements BackendSession {
     this.transport.onerror = this.onError;
     this.transport.onclose = this.onClose;
     (this.transport.stderr as Readable).on('data', this.onStderr);
+  }
+
+  /**
+   * assign gives a pre-spawned process its session: the agent file is written (atomically, 0600)
+   * for the process to read, and from now on its output, exit and egress denials go to `sink`.
+   */
+  assign(open: OpenPayload, sink: BackendSink, logger: Logger): void {
+    const dir = this.sessionDir as string;
+    const body = JSON.stringify({ agent: open.agent, ...(open.jwtSvid ? { jwtSvid: open.jwtSvid } : {}) });
+    writeFileSync(join(dir, `${AGENT_FILE}.tmp`), body, { mode: 0o600 });
+    renameSync(join(dir, `${AGENT_FILE}.tmp`), join(dir, AGENT_FILE));
+    this.sink = sink;
+    this.logger = logger;
+  }
+
+  /** exited is true once the process ended (or the session was closed). */
+  get exited(): boolean {
+    return this.closing;
   }
 
   /** pid is the backend process id once started. */

@@ -281,11 +281,13 @@ export function bwrapCommand(plan: SandboxPlan, command: string, args: readonly 
     else a.push('--ro-bind', plan.emptyFile, h.path);
   }
   a.push('--chdir', plan.cwd);
+  // A pre-spawned process reads its agent file there (read-only); with egress rules the proxy sockets are there too.
+  if (sessionDir) a.push('--ro-bind', sessionDir, SANDBOX_RUN_DIR);
   if (containment.egress !== 'any') {
     if (!sessionDir || !tools.socat) throw new SandboxUnavailableError('socat is not installed (it carries the egress proxy and DNS into the sandbox): apt-get install socat');
     // The network namespace has only its loopback: the proxy and DNS are socat forwards to this
     // session's sockets; binding port 53 there needs CAP_NET_BIND_SERVICE, in that namespace only.
-    a.push('--ro-bind', sessionDir, SANDBOX_RUN_DIR, '--ro-bind', join(sessionDir, 'resolv.conf'), '/etc/resolv.conf', '--ro-bind', join(sessionDir, 'hosts'), '/etc/hosts');
+    a.push('--ro-bind', join(sessionDir, 'resolv.conf'), '/etc/resolv.conf', '--ro-bind', join(sessionDir, 'hosts'), '/etc/hosts');
     a.push('--cap-add', 'CAP_NET_BIND_SERVICE');
     const proxy = `http://127.0.0.1:${PROXY_PORT}`;
     Object.assign(env, { HTTP_PROXY: proxy, HTTPS_PROXY: proxy, http_proxy: proxy, https_proxy: proxy, ALL_PROXY: proxy, all_proxy: proxy, NO_PROXY: '', no_proxy: '', NODE_USE_ENV_PROXY: '1' });

@@ -4,6 +4,7 @@ import { AdminServer } from '../admin/admin-server.js';
 import { ConnectorMetrics } from '../admin/metrics.js';
 import type { BackendFactory } from '../backend/backend.js';
 import { createBackend } from '../backend/create-backend.js';
+import { WarmPool, type PoolCounters } from '../backend/warm-pool.js';
 import { PkiError, WorkloadApiSource, type Identity } from '@switchboard/pki';
 import { isWorkloadApiSetting, type WorkloadApiSetting } from '@switchboard/common/config';
 import type { ConnectorConfig, EnrollConfig } from '../config.js';
@@ -78,6 +79,8 @@ export interface Connector {
   renewal(): RenewerStatus | undefined;
   /** ready is false once the identity is about to expire without a renewal in sight. */
   identityHealthy(): boolean;
+  /** pools reports each warm pool: its server and how many pre-spawned processes wait in it. */
+  pools(): { server: string; ready: number }[];
 }
 
 /**
@@ -202,7 +205,7 @@ class ConnectorImpl implements Connector {
   admin: AdminServer | undefined;
   private readonly supervisors: RelaySupervisor[] = [];
   private readonly logger: Logger;
-  private readonly stats: LinkCounters & ResumeCounters & { reconnects: number; renewals: number; renewalFailures: number } = {
+  private readonly stats: LinkCounters & ResumeCounters & PoolCounters & { reconnects: number; renewals: number; renewalFailures: number; sharedRestarts: number } = {
     sessionsOpened: 0,
     openFailures: 0,
     sessionsClosed: 0,
@@ -217,7 +220,13 @@ class ConnectorImpl implements Connector {
     sessionsResumed: 0,
     resumesRefused: 0,
     resumeExpiries: 0,
+    poolHits: 0,
+    poolMisses: 0,
+    poolRetired: 0,
+    sharedRestarts: 0,
   };
+  /** pools are the warm pools of the stdio servers that have `pool` (default backends only). */
+  private readonly warmPools = new Map<string, WarmPool>();
   private readonly resumes: ResumeTable;
   /** metrics is the registry behind /metrics; the links report backend timings to it. */
   readonly metrics: ConnectorMetrics = new ConnectorMetrics(this, Object.keys(this.stats));
@@ -261,14 +270,24 @@ class ConnectorImpl implements Connector {
     return this.admin?.address;
   }
 
+  /** backendFor is the default backend factory: a warm process when the server's pool has one, else a new backend. */
+  private readonly backendFor: BackendFactory = (server, open, sink, log) =>
+    this.warmPools.get(open.server)?.take(open, sink, log) ?? createBackend(server, open, sink, log, this.plans.get(open.server));
+
   start(): void {
     const timing = { ...DEFAULT_LINK_TIMING, ...this.options.timing };
+    if (this.options.createBackend === undefined) {
+      for (const [name, s] of Object.entries(this.config.servers)) {
+        if (s.kind !== 'stdio' || s.pool === undefined) continue;
+        this.warmPools.set(name, new WarmPool(name, s, s.pool, this.plans.get(name), this.logger.child({ server: name }), this.stats).start());
+      }
+    }
     for (const relay of this.config.relays) {
       this.supervisors.push(
         new RelaySupervisor(relay, {
           identity: this.identity,
           servers: this.config.servers,
-          createBackend: this.options.createBackend ?? ((server, open, sink, log) => createBackend(server, open, sink, log, this.plans.get(open.server))),
+          createBackend: this.options.createBackend ?? this.backendFor,
           logger: this.logger,
           timing,
           backoff: { sleep: this.options.sleep ?? realSleep, ...this.options.backoff },
@@ -331,6 +350,10 @@ class ConnectorImpl implements Connector {
     return this.supervisors.map((s) => s.status());
   }
 
+  pools(): { server: string; ready: number }[] {
+    return [...this.warmPools.values()].map((p) => ({ server: p.server, ready: p.available }));
+  }
+
   counters(): Readonly<Record<string, number>> {
     return { ...this.stats };
   }
@@ -373,6 +396,7 @@ class ConnectorImpl implements Connector {
     timer.abort();
     for (const l of links) l.terminate();
     await this.resumes.closeAll();
+    await Promise.all([...this.warmPools.values()].map((p) => p.close()));
     await Promise.all(this.supervisors.map((s) => s.loop));
     // Links dialed while we were stopping (a supervisor between its checks) are gone with the loop.
     for (const l of this.supervisors.flatMap((s) => s.links())) l.terminate();

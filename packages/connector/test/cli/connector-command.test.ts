@@ -30,7 +30,7 @@ describe('runConnector', () => {
     const err = stderr();
     expect(await runConnector({ config: path }, { stderr: err, logger: memoryLogger() })).toBe(2);
     expect(err.text()).toBe(
-      `CONNECTOR_ERR_CONFIG_INVALID: config: ${path}:4:25: servers.crm.comand: unknown key (allowed here: command, args, env, cwd, egress, filesystem; did you mean "command"?)\n`,
+      `CONNECTOR_ERR_CONFIG_INVALID: config: ${path}:4:25: servers.crm.comand: unknown key (allowed here: command, args, env, cwd, egress, filesystem, pool, isolation; did you mean "command"?)\n`,
     );
   });
 
@@ -39,7 +39,7 @@ describe('runConnector', () => {
     const err = stderr();
     expect(await runConnector({ config: path }, { stderr: err, logger: memoryLogger() })).toBe(2);
     expect(err.text()).toBe(
-      `CONNECTOR_ERR_CONFIG_INVALID: config: ${path}:5:5: servers.crm.comand: unknown key (allowed here: command, args, env, cwd, egress, filesystem, url, headers, allowRemote; did you mean "command"?)\n`,
+      `CONNECTOR_ERR_CONFIG_INVALID: config: ${path}:5:5: servers.crm.comand: unknown key (allowed here: command, args, env, cwd, egress, filesystem, pool, isolation, url, headers, allowRemote; did you mean "command"?)\n`,
     );
   });
 
