@@ -62,9 +62,10 @@ export class StdioBackend implements BackendSession {
 
   /**
    * A `plan` runs the process inside the server's sandbox (bubblewrap): the command line becomes
-   * bwrap's, and with egress rules this session gets its own egress proxy.
+   * bwrap's, and with egress rules this session gets its own egress proxy. `shared` (isolation:
+   * shared) gives the process no agent identity: it serves every agent.
    */
-  constructor(config: StdioServerConfig, open: OpenPayload | undefined, sink: BackendSink, logger: Logger, plan?: SandboxPlan) {
+  constructor(config: StdioServerConfig, open: OpenPayload | undefined, sink: BackendSink, logger: Logger, plan?: SandboxPlan, shared = false) {
     this.sink = sink;
     this.logger = logger;
     this.command = config.command;
@@ -72,7 +73,7 @@ export class StdioBackend implements BackendSession {
     let command = config.command;
     let args = [...config.args];
     let env: Record<string, string> = { ...config.env };
-    if (plan?.policy || open === undefined) {
+    if (plan?.policy || (open === undefined && !shared)) {
       this.sessionDir = mkdtempSync(join(tmpdir(), 'switchboard-session-'));
       if (plan?.policy) {
         writeFileSync(join(this.sessionDir, 'resolv.conf'), 'nameserver 127.0.0.1\noptions attempts:1 timeout:2\n');
@@ -87,7 +88,9 @@ export class StdioBackend implements BackendSession {
       const { HOME, ...proxyVars } = wrapped.env;
       env = { ...(HOME !== undefined ? { HOME } : {}), ...config.env, ...proxyVars };
     }
-    if (open !== undefined) {
+    if (shared) {
+      // One process for every agent (isolation: shared): no agent identity at all.
+    } else if (open !== undefined) {
       env.SWITCHBOARD_AGENT_ID = open.agent;
       if (open.jwtSvid) env.SWITCHBOARD_AGENT_JWT_SVID = open.jwtSvid;
     } else {

@@ -5,6 +5,7 @@ import { ConnectorMetrics } from '../admin/metrics.js';
 import type { BackendFactory } from '../backend/backend.js';
 import { createBackend } from '../backend/create-backend.js';
 import { WarmPool, type PoolCounters } from '../backend/warm-pool.js';
+import { SharedHub } from '../backend/shared-backend.js';
 import { PkiError, WorkloadApiSource, type Identity } from '@switchboard/pki';
 import { isWorkloadApiSetting, type WorkloadApiSetting } from '@switchboard/common/config';
 import type { ConnectorConfig, EnrollConfig } from '../config.js';
@@ -227,6 +228,8 @@ class ConnectorImpl implements Connector {
   };
   /** pools are the warm pools of the stdio servers that have `pool` (default backends only). */
   private readonly warmPools = new Map<string, WarmPool>();
+  /** hubs are the shared backends of the servers with `isolation: shared` (default backends only). */
+  private readonly hubs = new Map<string, SharedHub>();
   private readonly resumes: ResumeTable;
   /** metrics is the registry behind /metrics; the links report backend timings to it. */
   readonly metrics: ConnectorMetrics = new ConnectorMetrics(this, Object.keys(this.stats));
@@ -272,12 +275,16 @@ class ConnectorImpl implements Connector {
 
   /** backendFor is the default backend factory: a warm process when the server's pool has one, else a new backend. */
   private readonly backendFor: BackendFactory = (server, open, sink, log) =>
-    this.warmPools.get(open.server)?.take(open, sink, log) ?? createBackend(server, open, sink, log, this.plans.get(open.server));
+    this.hubs.get(open.server)?.session(sink, log) ?? this.warmPools.get(open.server)?.take(open, sink, log) ?? createBackend(server, open, sink, log, this.plans.get(open.server));
 
   start(): void {
     const timing = { ...DEFAULT_LINK_TIMING, ...this.options.timing };
     if (this.options.createBackend === undefined) {
       for (const [name, s] of Object.entries(this.config.servers)) {
+        if (s.isolation === 'shared') {
+          this.hubs.set(name, new SharedHub(name, s, this.plans.get(name), this.logger.child({ server: name, shared: true }), () => this.stats.sharedRestarts++));
+          continue;
+        }
         if (s.kind !== 'stdio' || s.pool === undefined) continue;
         this.warmPools.set(name, new WarmPool(name, s, s.pool, this.plans.get(name), this.logger.child({ server: name }), this.stats).start());
       }
@@ -396,7 +403,7 @@ class ConnectorImpl implements Connector {
     timer.abort();
     for (const l of links) l.terminate();
     await this.resumes.closeAll();
-    await Promise.all([...this.warmPools.values()].map((p) => p.close()));
+    await Promise.all([...this.warmPools.values(), ...this.hubs.values()].map((p) => p.close()));
     await Promise.all(this.supervisors.map((s) => s.loop));
     // Links dialed while we were stopping (a supervisor between its checks) are gone with the loop.
     for (const l of this.supervisors.flatMap((s) => s.links())) l.terminate();
