@@ -48,7 +48,9 @@ const require = createRequire(import.meta.url);
 const SUPERGATEWAY = join(dirname(require.resolve('supergateway/package.json')), 'dist/index.js');
 const MCP_PROXY = join(dirname(require.resolve('mcp-proxy/package.json')), 'dist/bin/mcp-proxy.mjs');
 
-export const TARGETS = ['direct', 'supergateway-ws', 'supergateway-shttp', 'mcp-proxy', 'bare-chain', 'switchboard'];
+export const TARGETS = ['direct', 'supergateway-ws', 'supergateway-shttp', 'mcp-proxy', 'bare-chain', 'switchboard', 'switchboard-pool', 'switchboard-shared', 'http-direct', 'switchboard-http'];
+/** POOL_SIZE is the warm pool of the switchboard-pool target (connector.yaml `pool.size`). */
+const POOL_SIZE = 4;
 const SESSIONS = 32;
 const CALL_TIMEOUT_MS = 10_000;
 const MAX_CALLS_PER_SESSION = 2_000_000; // a bound on every load loop besides its duration
@@ -353,11 +355,13 @@ async function startSwitchboard(dir, cmd, auditDurability = TUNNEL_AUDIT) {
     `trustDomain: ${TD}
 servers:
   echo: { connectors: [${CONNECTOR_ID}] }
+  echo-pool: { connectors: [${CONNECTOR_ID}] }
+  echo-shared: { connectors: [${CONNECTOR_ID}] }
   idle: { connectors: [${CONNECTOR_ID}] }
 rules:
   - id: bench-echo
     agents: [${AGENT_ID}]
-    servers: [echo, idle]
+    servers: [echo, echo-pool, echo-shared, idle]
     tools: { allow: [echo] }
 `,
   );
@@ -378,6 +382,8 @@ limits: { maxConnectionsPerSource: 0, maxHandshakesPerSource: 0 }
 identity: ${ids.connector}
 servers:
   echo: { command: ${JSON.stringify(cmd.command)}, args: ${JSON.stringify(cmd.args)} }
+  echo-pool: { command: ${JSON.stringify(cmd.command)}, args: ${JSON.stringify(cmd.args)}, pool: { size: ${POOL_SIZE} } }
+  echo-shared: { command: ${JSON.stringify(cmd.command)}, args: ${JSON.stringify(cmd.args)}, isolation: shared }
   idle: { url: http://127.0.0.1:${httpPort}/mcp }
 `,
   );
@@ -389,12 +395,12 @@ servers:
   return world;
 }
 
-function switchboardTarget(sdk, world) {
+function switchboardTarget(sdk, world, name = 'switchboard', server = 'echo') {
   // A long-lived agent loads its identity once (one TLS context for all its sessions).
   let identity = world.ids.agent;
-  const open = () => sdk.connect({ relay: world.url, server: 'echo', identity });
+  const open = () => sdk.connect({ relay: world.url, server, identity });
   return {
-    name: 'switchboard',
+    name,
     longLived: true,
     async start() {
       if (typeof sdk.AgentIdentity?.fromDirectory === 'function') identity = await sdk.AgentIdentity.fromDirectory(world.ids.agent);
@@ -460,6 +466,16 @@ function bareChainTarget(sdk, world, cmd) {
       await stopProcess(connector);
       await stopProcess(relay);
     },
+  };
+}
+
+/** httpDirectTarget is the MCP SDK client calling the Streamable-HTTP fixture directly (the baseline for switchboard-http). */
+function httpDirectTarget(world) {
+  return {
+    name: 'http-direct',
+    async start() {},
+    open: () => sdkClient(new StreamableHTTPClientTransport(new URL(`http://127.0.0.1:${world.httpPort}/mcp`))),
+    async stop() {},
   };
 }
 
@@ -613,6 +629,11 @@ export async function benchTunnel({ quick = false, idle = true, only } = {}) {
         world = await startSwitchboard(dir, cmd);
         if (!only || only.includes('bare-chain')) targets.push(bareChainTarget(sw.sdk, world, cmd));
         targets.push(switchboardTarget(sw.sdk, world));
+        if (!only || only.includes('switchboard-pool')) targets.push(switchboardTarget(sw.sdk, world, 'switchboard-pool', 'echo-pool'));
+        if (!only || only.includes('switchboard-shared')) targets.push(switchboardTarget(sw.sdk, world, 'switchboard-shared', 'echo-shared'));
+        // A Streamable-HTTP backend: the SDK client calling it directly, and switchboard in front of it.
+        if (!only || only.includes('http-direct')) targets.push(httpDirectTarget(world));
+        if (!only || only.includes('switchboard-http')) targets.push(switchboardTarget(sw.sdk, world, 'switchboard-http', 'idle'));
       } catch (err) {
         out.rows.switchboard = { failed: oneLine(err) };
       }
@@ -669,7 +690,7 @@ export function printTunnel(r) {
       `setup = median of ${opts.timedSetups} sequential session setups (connect + initialize).`,
   );
   console.log(
-    `server processes @${SESSIONS}: direct, supergateway-shttp and switchboard start one per session; supergateway-ws and mcp-proxy share one across all sessions.`,
+    `server processes @${SESSIONS}: direct, supergateway-shttp, bare-chain, switchboard and switchboard-pool start one per session (switchboard-pool from a warm pool of ${POOL_SIZE}); supergateway-ws, mcp-proxy and switchboard-shared share one across all sessions; http-direct and switchboard-http call one Streamable-HTTP server (an MCP session each).`,
   );
   if (r.auditDurability) console.log(`switchboard's relay runs audit.durability: ${r.auditDurability} (every record hashed, chained and written; the audit section measures batched and strict).`);
   for (const n of r.notes) console.log(`note: ${n}`);
@@ -741,6 +762,20 @@ export function printTunnel(r) {
   );
   console.log(`  - calls/s with ${SESSIONS} in flight ≥ 80 % of the bare chain's: ${sw && bare ? `${f0(sw.rateInflight)} vs ${f0(bare.rateInflight)} = ${pct(sw.rateInflight, bare.rateInflight)} → ` : ''}${mark(sw && bare && sw.rateInflight >= 0.8 * bare.rateInflight, sw && bare)}`);
   console.log(`    (the same with ${SESSIONS} sessions, one call each: ${sw && bare ? `${f0(sw.rate32)} vs ${f0(bare.rate32)} = ${pct(sw.rate32, bare.rate32)}` : 'not measured'})`);
+  const pool = ok('switchboard-pool') ? rows['switchboard-pool'] : undefined;
+  const shared = ok('switchboard-shared') ? rows['switchboard-shared'] : undefined;
+  const mp = ok('mcp-proxy') ? rows['mcp-proxy'] : undefined;
+  const hd = ok('http-direct') ? rows['http-direct'] : undefined;
+  const sh = ok('switchboard-http') ? rows['switchboard-http'] : undefined;
+  console.log(`  warm pool (switchboard-pool, pool.size ${POOL_SIZE}):`);
+  console.log(
+    `  - session setup p50 ≤ 25 ms: ${pool ? `${f2(pool.setup)} ms (switchboard cold ${sw ? f2(sw.setup) : '–'}, supergateway-ws ${g ? f2(g.setup) : '–'}, mcp-proxy ${mp ? f2(mp.setup) : '–'} ms) → ` : ''}${mark(pool && pool.setup <= 25, pool)}`,
+  );
+  console.log(`  - fresh-session p50 ≤ 2 × direct's: ${pool && d ? `${f2(pool.p50fresh)} vs ${f2(d.p50fresh)} ms = ${f2(pool.p50fresh / d.p50fresh)}× → ` : ''}${mark(pool && d && pool.p50fresh <= 2 * d.p50fresh, pool && d)}`);
+  console.log('  isolation: shared (switchboard-shared, one server process for all sessions, like supergateway-ws):');
+  console.log(`  - calls/s @${SESSIONS} sessions ≥ supergateway-ws's: ${shared && g ? `${f0(shared.rate32)} vs ${f0(g.rate32)} = ${pct(shared.rate32, g.rate32)} → ` : ''}${mark(shared && g && shared.rate32 >= g.rate32, shared && g)}`);
+  console.log('  Streamable-HTTP backend (switchboard-http vs the SDK client calling it directly, http-direct):');
+  console.log(`  - p50 ≤ direct + 0.4 ms: ${sh && hd ? `${f2(sh.p50)} vs ${f2(hd.p50)} ms = +${f2(sh.p50 - hd.p50)} ms → ` : ''}${mark(sh && hd && sh.p50 - hd.p50 <= 0.4, sh && hd)}`);
   console.log('  issue 4 (history):');
   console.log(`  p50 added by the tunnel ≤ 0.3 ms over direct: ${sw && d ? `+${f2(sw.p50 - d.p50)} ms → ` : ''}${mark(sw && d && sw.p50 - d.p50 <= 0.3, sw && d)}`);
   console.log(`  ≥ 50 % of direct throughput at ${SESSIONS} concurrent sessions: ${sw && d ? `${pct(sw.rate32, d.rate32)} → ` : ''}${mark(sw && d && sw.rate32 >= 0.5 * d.rate32, sw && d)}`);

@@ -7,7 +7,7 @@ import { promisify } from 'node:util';
 import { beforeAll, describe, expect, it } from 'vitest';
 
 const ROOT = resolve(import.meta.dirname, '../..');
-const TARGETS = ['direct', 'supergateway-ws', 'supergateway-shttp', 'mcp-proxy', 'bare-chain', 'switchboard'];
+const TARGETS = ['direct', 'supergateway-ws', 'supergateway-shttp', 'mcp-proxy', 'bare-chain', 'switchboard', 'switchboard-pool', 'switchboard-shared', 'http-direct', 'switchboard-http'];
 const NUMBER = /^\d[\d,]*(\.\d+)?$/;
 
 let out = '';
