@@ -12,11 +12,11 @@ afterEach(async () => {
   for (const c of cleanup.splice(0).reverse()) await c();
 });
 
-async function pooled(pool: Record<string, unknown>, server: Record<string, unknown> = { command: process.execPath, args: [ECHO_SERVER] }) {
+async function pooled(pool: Record<string, unknown>, server: Record<string, unknown> = { command: process.execPath, args: [ECHO_SERVER] }, contained = false) {
   const s = await setup();
   cleanup.push(() => s.harness.close());
   const logs = memoryLogger();
-  const config = parseConnectorConfig({ relays: [s.harness.url], identity: s.identity, servers: { echo: uncontained({ ...server, pool }) } });
+  const config = parseConnectorConfig({ relays: [s.harness.url], identity: s.identity, servers: { echo: contained ? { ...server, pool } : uncontained({ ...server, pool }) } });
   const connector = await startConnector(config, { logger: logs, backoff: { baseMs: 10, capMs: 50 }, drainTimeoutMs: 0 });
   cleanup.push(() => connector.close({ drainTimeoutMs: 0 }));
   const link = await s.harness.link(1);
@@ -64,6 +64,13 @@ describe('warm pool', () => {
     expect(b.file).not.toBe(a.file);
     expect(counters(connector)).toMatchObject({ poolHits: 2, poolMisses: 0 });
     await until(() => ready(connector) === 2, 10_000, 'the pool refilled');
+  });
+
+  it('works contained: the sandbox sees its agent file read-only at /run/switchboard, and nothing else of the connector', async () => {
+    const { connector, link } = await pooled({ size: 1 }, { command: process.execPath, args: [ECHO_SERVER] }, true);
+    await until(() => ready(connector) === 1, 10_000, 'a pre-spawned contained process');
+    const a = await session(link, 1, 'spiffe://example.org/agent/a', 'jwt.for.a');
+    expect(a).toMatchObject({ env: null, file: '/run/switchboard/agent.json', fromFile: { agent: 'spiffe://example.org/agent/a', jwtSvid: 'jwt.for.a' } });
   });
 
   it('never reuses a process: the session that ends takes its process with it', async () => {
