@@ -775,7 +775,7 @@ export function printTunnel(r) {
   console.log('  isolation: shared (switchboard-shared, one server process for all sessions, like supergateway-ws):');
   console.log(`  - calls/s @${SESSIONS} sessions ≥ supergateway-ws's: ${shared && g ? `${f0(shared.rate32)} vs ${f0(g.rate32)} = ${pct(shared.rate32, g.rate32)} → ` : ''}${mark(shared && g && shared.rate32 >= g.rate32, shared && g)}`);
   console.log('  Streamable-HTTP backend (switchboard-http vs the SDK client calling it directly, http-direct):');
-  console.log(`  - p50 ≤ direct + 0.4 ms: ${sh && hd ? `${f2(sh.p50)} vs ${f2(hd.p50)} ms = +${f2(sh.p50 - hd.p50)} ms → ` : ''}${mark(sh && hd && sh.p50 - hd.p50 <= 0.4, sh && hd)}`);
+  console.log(`  - p50 ≤ direct + 0.4 ms: ${sh && hd ? `${f2(sh.p50)} vs ${f2(hd.p50)} ms = ${sh.p50 - hd.p50 >= 0 ? '+' : '−'}${f2(Math.abs(sh.p50 - hd.p50))} ms → ` : ''}${mark(sh && hd && sh.p50 - hd.p50 <= 0.4, sh && hd)}`);
   console.log('  issue 4 (history):');
   console.log(`  p50 added by the tunnel ≤ 0.3 ms over direct: ${sw && d ? `+${f2(sw.p50 - d.p50)} ms → ` : ''}${mark(sw && d && sw.p50 - d.p50 <= 0.3, sw && d)}`);
   console.log(`  ≥ 50 % of direct throughput at ${SESSIONS} concurrent sessions: ${sw && d ? `${pct(sw.rate32, d.rate32)} → ` : ''}${mark(sw && d && sw.rate32 >= 0.5 * d.rate32, sw && d)}`);

@@ -23,7 +23,7 @@ interface HttpMcp {
 }
 
 /** A Streamable-HTTP MCP server on loopback, one SDK Server per MCP session. */
-async function httpMcpServer(): Promise<HttpMcp> {
+async function httpMcpServer(opts: { json?: boolean } = {}): Promise<HttpMcp> {
   const sessions = new Map<string, StreamableHTTPServerTransport>();
   const state: HttpMcp = { url: '', requests: [], closedSessions: [] };
   const http: HttpServer = createServer((req, res) => {
@@ -34,15 +34,20 @@ async function httpMcpServer(): Promise<HttpMcp> {
     if (req.method !== 'POST' || sid) return void res.writeHead(404).end();
     const transport = new StreamableHTTPServerTransport({
       sessionIdGenerator: randomUUID,
+      enableJsonResponse: opts.json === true,
       onsessioninitialized: (id) => void sessions.set(id, transport),
       onsessionclosed: (id) => {
         state.closedSessions.push(id);
         sessions.delete(id);
       },
     });
-    const server = new Server({ name: 'http-echo', version: '1.0.0' }, { capabilities: { tools: {} } });
+    const server = new Server({ name: 'http-echo', version: '1.0.0' }, { capabilities: { tools: {}, logging: {} } });
     server.setRequestHandler(ListToolsRequestSchema, async () => ({ tools: [{ name: 'echo', inputSchema: { type: 'object' } }] }));
-    server.setRequestHandler(CallToolRequestSchema, async (r) => ({ content: [{ type: 'text', text: String(r.params.arguments?.text ?? '') }] }));
+    server.setRequestHandler(CallToolRequestSchema, async (r) => {
+      // notify: a message the server sends unasked (no related request): it travels on the GET stream.
+      if (r.params.name === 'notify') await server.notification({ method: 'notifications/message', params: { level: 'info', data: 'unasked' } });
+      return { content: [{ type: 'text', text: String(r.params.arguments?.text ?? '') }] };
+    });
     void server.connect(transport).then(() => transport.handleRequest(req, res));
   });
   await new Promise<void>((r) => http.listen(0, '127.0.0.1', r));
@@ -56,36 +61,82 @@ async function httpMcpServer(): Promise<HttpMcp> {
 }
 
 describe('Streamable-HTTP backend', () => {
-  it('a busy session does not trip the "possible EventTarget memory leak" warning: its abort signal has no listener cap', async () => {
-    const mcp = await httpMcpServer();
-    const got: unknown[] = [];
+  it('reads JSON answers and SSE answers alike, and the server\'s own GET stream, with the session id and protocol version on each request', async () => {
+    for (const json of [true, false]) {
+      const mcp = await httpMcpServer({ json });
+      const got: Record<string, unknown>[] = [];
+      const raw: (string | undefined)[] = [];
+      const backend = new HttpBackend(
+        { url: mcp.url, headers: {} } as never,
+        { agent: 'spiffe://example.org/agent/a', server: 'tickets' } as never,
+        { message: (m, j) => void (got.push(m as never), raw.push(j)), written: () => undefined, ended: (why) => void got.push({ ended: why }) },
+        memoryLogger(),
+      );
+      cleanup.push(() => backend.close());
+      await backend.start();
+      backend.send(INIT as never, 1);
+      await until(() => got.length === 1, 5000, 'initialize result');
+      expect(raw[0]).toBe(JSON.stringify(got[0])); // forwarded as the server's bytes, not re-serialised
+      backend.send(INITIALIZED as never, 1);
+      await until(() => mcp.requests.some((q) => q.method === 'GET'), 5000, 'the GET stream');
+      await new Promise((r) => setTimeout(r, 50));
+      expect(backend.sendRaw(Buffer.from(JSON.stringify(call(2, 'notify', { text: `json=${json}` }))))).toBe(true);
+      await until(() => got.some((m) => m.id === 2) && got.some((m) => m.method === 'notifications/message'), 5000, 'the answer and the unasked message');
+      expect(got.find((m) => m.id === 2)?.result).toEqual({ content: [{ type: 'text', text: `json=${json}` }] });
+      expect(got.find((m) => m.method === 'notifications/message')?.params).toEqual({ level: 'info', data: 'unasked' });
+      const later = mcp.requests.slice(1);
+      expect(later.every((q) => typeof q.headers['mcp-session-id'] === 'string' && q.headers['mcp-protocol-version'] === '2025-06-18')).toBe(true);
+      expect(later.find((q) => q.method === 'GET')?.headers.accept).toBe('text/event-stream');
+      expect(got.some((m) => 'ended' in m)).toBe(false);
+    }
+  });
+
+  it('resumes an SSE answer cut short: a GET with Last-Event-ID brings the rest, and the session goes on', async () => {
+    // A hand-written Streamable-HTTP server: the tools/call answer's stream sends a progress event
+    // with an id, then the connection is cut; the GET with Last-Event-ID carries the result.
+    const seen: { method: string; lastEventId: string | undefined; session: string | undefined }[] = [];
+    const srv = createServer((req, res) => {
+      let body = '';
+      req.on('data', (c) => (body += c));
+      req.on('end', () => {
+        seen.push({ method: req.method ?? '', lastEventId: req.headers['last-event-id'] as string | undefined, session: req.headers['mcp-session-id'] as string | undefined });
+        if (req.method === 'GET') {
+          if (req.headers['last-event-id'] !== 'ev-1') return void res.writeHead(405).end();
+          res.writeHead(200, { 'content-type': 'text/event-stream' });
+          res.write(`id: ev-2\ndata: ${JSON.stringify({ jsonrpc: '2.0', id: 2, result: { content: [{ type: 'text', text: 'resumed' }] } })}\n\n`);
+          return;
+        }
+        if (req.method === 'DELETE') return void res.writeHead(200).end();
+        const m = JSON.parse(body) as { id?: number; method: string };
+        if (m.method === 'initialize') {
+          res.writeHead(200, { 'content-type': 'application/json', 'mcp-session-id': 'S1' });
+          return void res.end(JSON.stringify({ jsonrpc: '2.0', id: m.id, result: { protocolVersion: '2025-06-18', capabilities: {}, serverInfo: { name: 'hand', version: '1' } } }));
+        }
+        if (m.id === undefined) return void res.writeHead(202).end();
+        res.writeHead(200, { 'content-type': 'text/event-stream' });
+        res.write(`id: ev-1\ndata: ${JSON.stringify({ jsonrpc: '2.0', method: 'notifications/progress', params: { progressToken: 't', progress: 1 } })}\n\n`, () => setTimeout(() => res.socket?.destroy(), 20));
+      });
+    });
+    await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+    cleanup.push(async () => {
+      srv.closeAllConnections();
+      await new Promise<void>((r) => srv.close(() => r()));
+    });
+    const got: Record<string, unknown>[] = [];
     const backend = new HttpBackend(
-      { url: mcp.url, headers: {} } as never,
+      { url: `http://127.0.0.1:${(srv.address() as AddressInfo).port}/mcp`, headers: {} } as never,
       { agent: 'spiffe://example.org/agent/a', server: 'tickets' } as never,
-      { message: (m) => void got.push(m), written: () => undefined, ended: () => undefined },
+      { message: (m) => void got.push(m as never), written: () => undefined, ended: (why) => void got.push({ ended: why }) },
       memoryLogger(),
     );
     cleanup.push(() => backend.close());
-    await backend.start();
-    // fetch adds one abort listener per request to this signal and drops it only when the request
-    // is garbage-collected; with Node's default cap (1,500) a busy session printed a warning per call.
-    const signal = (backend as unknown as { transport: { _abortController?: AbortController } }).transport._abortController?.signal;
-    expect(signal).toBeDefined();
-    const warnings: string[] = [];
-    const onWarning = (w: Error): void => void warnings.push(w.name);
-    process.on('warning', onWarning);
-    const noop = (): void => undefined;
-    const listeners = Array.from({ length: 2000 }, () => () => noop());
-    try {
-      for (const l of listeners) (signal as AbortSignal).addEventListener('abort', l);
-      await new Promise((r) => setTimeout(r, 20));
-    } finally {
-      for (const l of listeners) (signal as AbortSignal).removeEventListener('abort', l);
-      process.off('warning', onWarning);
-    }
-    expect(warnings).toEqual([]);
     backend.send(INIT as never, 1);
     await until(() => got.length === 1, 5000, 'initialize result');
+    backend.send(call(2, 'slow') as never, 1);
+    await until(() => got.some((m) => m.id === 2), 8000, 'the resumed result');
+    expect(got.map((m) => m.method ?? m.id ?? m.ended)).toEqual([1, 'notifications/progress', 2]);
+    expect(got[2]?.result).toEqual({ content: [{ type: 'text', text: 'resumed' }] });
+    expect(seen.find((q) => q.method === 'GET' && q.lastEventId === 'ev-1')?.session).toBe('S1');
   });
 
   it('one MCP session per agent session: initialize, tools/call, protocol version header, JWT-SVID, DELETE on close', async () => {
