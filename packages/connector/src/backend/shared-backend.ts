@@ -228,12 +228,12 @@ export class SharedHub implements BackendSink {
 
   message(message: JSONRPCMessage, json?: string): void {
     const m = message as unknown as Msg;
-    if (m.method === undefined) return this.response(m, json);
+    if (m.method === undefined) return this.response(m);
     if (isId(m.id)) return this.serverRequest(m);
     this.notification(m, json);
   }
 
-  private response(m: Msg, _json: string | undefined): void {
+  private response(m: Msg): void {
     if (typeof m.id !== 'number') return;
     const p = this.pending.get(m.id);
     if (p === undefined) return;
@@ -305,9 +305,9 @@ export class SharedHub implements BackendSink {
     else this.logger.debug({ method }, 'shared backend notification dropped: it cannot be attributed to one agent session');
   }
 
-  written(bytes: number): void {
+  written(): void {
     const c = this.credit.shift();
-    if (c?.session !== undefined && !c.session.closed) c.session.sink.written(c.bytes || bytes);
+    if (c?.session !== undefined && !c.session.closed) c.session.sink.written(c.bytes);
   }
 
   egressDenied(denial: EgressDenial): void {

@@ -97,7 +97,8 @@ describe('warm pool', () => {
   });
 
   it('lets its processes go after idleMs without a session, and fills again at the next one', async () => {
-    const { connector, link } = await pooled({ size: 2, idleMs: 300 });
+    // idleMs well above a spawn (~0.2–0.5 s here), so both processes are waiting when the pool idles out.
+    const { connector, link } = await pooled({ size: 2, idleMs: 1500 });
     await until(() => ready(connector) === 2, 10_000, 'two pre-spawned processes');
     await until(() => ready(connector) === 0, 5000, 'the idle pool to empty');
     expect(counters(connector).poolRetired).toBe(2);
