@@ -1,7 +1,10 @@
 // Fairness on one relay, one connector link and one connector: agent A keeps thousands of calls in
 // flight; agent B, on the same link, is answered all along instead of waiting behind A's backlog.
 // Per-session flow-control windows (docs/protocol.md) bound what A may have on the link at once,
-// so B's frames interleave with A's. No wall time is asserted: the outcome is the order of answers.
+// and the relay's per-session turns (at most TURN_BUDGET messages per session per event-loop turn)
+// keep A's burst from holding B: B's messages interleave with A's. 3000 echo calls fit in one
+// window, so without the turns B waited behind most of A's backlog. No wall time is asserted: the
+// outcome is the order of answers.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connect } from '@switchboard/agent-sdk';
 import { createWorld, EVERYTHING, TD, type World } from './world.js';

@@ -37,6 +37,7 @@ import type { PolicyStore } from '../policy/store.js';
 import { AuditGate } from './audit-gate.js';
 import { SessionFlow } from './flow.js';
 import { SessionAudit } from './session-audit.js';
+import { TurnQueue } from './turns.js';
 import {
   BATCH_REFUSED,
   DUPLICATE_KEY,
@@ -121,6 +122,9 @@ export class AgentSession implements LinkSession {
   silentTicks = 0;
 
   private readonly flow: SessionFlow;
+  /** upTurns and downTurns share the relay fairly among sessions: a burst is handled a turn's budget at a time. */
+  private readonly upTurns: TurnQueue<Buffer | BinaryMessage>;
+  private readonly downTurns: TurnQueue<Buffer>;
   private readonly agentRequests = new Map<RequestKey, number>();
   private readonly serverRequests = new Map<RequestKey, number>();
   /** resume is what the agent asked: a resume credential (`offer`), or to resume `token`'s session. */
@@ -180,6 +184,11 @@ export class AgentSession implements LinkSession {
       limits: { window: init.ctx.limits.sessionWindowBytes, maxMessageBytes: init.ctx.limits.maxMessageBytes },
       onOverflow: () => this.close(CloseCode.SESSION_OVERFLOW, 'session buffer overflow: the server is not keeping up', true, false),
     });
+    this.upTurns = new TurnQueue<Buffer | BinaryMessage>(
+      (m) => (Buffer.isBuffer(m) ? this.handleAgentMessage(m, false) : this.handleAgentMessage(m.binary, true)),
+      (on) => this.flow.holdForTurn(on),
+    );
+    this.downTurns = new TurnQueue<Buffer>((m) => this.serverData(m));
     // In audit.durability strict, recorded requests wait here (in order) until their record is durable.
     this.gate = new AuditGate<RequestKey>({
       send: (data) => this.flow.sendUp(data),
@@ -247,8 +256,13 @@ export class AgentSession implements LinkSession {
 
   // ---------------------------------------------------------------- agent → server
 
-  /** @internal handles one WebSocket message from the agent. */
-  handleAgentMessage(data: Buffer, isBinary: boolean): void {
+  /** @internal takes one WebSocket message from the agent: handled in its turn (TurnQueue). */
+  receiveAgentMessage(data: Buffer, isBinary: boolean): void {
+    this.upTurns.push(isBinary ? { binary: data } : data);
+  }
+
+  /** handleAgentMessage handles one WebSocket message from the agent. */
+  private handleAgentMessage(data: Buffer, isBinary: boolean): void {
     this.silentTicks = 0;
     if (this.state === CLOSED) return;
     if (this.pinWait !== undefined && !isBinary) {
@@ -455,7 +469,8 @@ export class AgentSession implements LinkSession {
     this.pinWait = undefined;
     if (this.state === CLOSED) return;
     this.flow.holdForPins(false);
-    for (const m of held) this.handleAgentMessage(m, false);
+    // In order, ahead of what arrived meanwhile, and within the session's turns.
+    this.upTurns.prepend(held);
   }
 
   /** auditRefused answers a request whose audit record could not be stored: -32050, never forwarded (fail closed). */
@@ -484,8 +499,13 @@ export class AgentSession implements LinkSession {
 
   // ---------------------------------------------------------------- server → agent
 
-  /** @internal handles one DATA payload from the connector. */
+  /** @internal takes one DATA payload from the connector: handled in its turn (TurnQueue). */
   handleServerData(buf: Buffer): void {
+    this.downTurns.push(buf);
+  }
+
+  /** serverData handles one DATA payload from the connector. */
+  private serverData(buf: Buffer): void {
     if (this.state === CLOSED) return;
     if (this.ctx.policy.current !== this.enforcer.scope.snapshot && !this.refreshScope()) return;
     const len = buf.length;
@@ -639,6 +659,8 @@ export class AgentSession implements LinkSession {
 
   /** @internal CLOSE from the connector: answer what is outstanding, then close the agent. */
   handleServerClose(code: unknown, reason: unknown): void {
+    // What the connector sent before its CLOSE reaches the agent first.
+    this.downTurns.flush();
     this.close(sendableCloseCode(code, CloseCode.BACKEND_FAILED), closeReason(reason) || 'backend session ended', false, true);
   }
 
@@ -663,6 +685,7 @@ export class AgentSession implements LinkSession {
    * resume), or 4503 when the relay closed the link for its connector's sake (its sessions end there).
    */
   handleLinkLost(resumable: boolean): void {
+    this.downTurns.flush();
     if (resumable) this.close(CloseCode.LINK_LOST, 'connector link lost', false, true);
     else this.close(CloseCode.NO_CONNECTOR, 'the connector link was closed', false, true);
   }
@@ -758,6 +781,9 @@ export class AgentSession implements LinkSession {
   /** @internal the agent closed (or the socket died, or ws closed it for a protocol error). */
   handleAgentClose(code: number, reason: Buffer): void {
     if (this.state === CLOSED) return;
+    // What the agent sent before it closed goes on first, as it would have without the turns.
+    this.upTurns.flush();
+    if (this.state === CLOSED) return;
     this.state = CLOSED;
     const sent = closeAsSent(code, reason.toString('utf8'), this.protocolClose);
     // The agent's connection was lost, not closed: a resumable session waits at the connector.
@@ -773,6 +799,8 @@ export class AgentSession implements LinkSession {
     if (this.relayListTimer !== undefined) clearTimeout(this.relayListTimer);
     this.expiry?.cancel();
     this.flow.end();
+    this.upTurns.end();
+    this.downTurns.end();
     this.gate.end();
     this.enforcer.end();
     this.agentRequests.clear();
@@ -786,6 +814,11 @@ export class AgentSession implements LinkSession {
     this.log.debug({ sessionId: this.sessionId, code, reason }, 'session closed');
     this.ctx.sessionEnded();
   }
+}
+
+/** BinaryMessage marks a queued binary agent message (text ones are queued as the bare Buffer). */
+interface BinaryMessage {
+  readonly binary: Buffer;
 }
 
 function forget(outstanding: Map<RequestKey, number>, buf: Buffer): RequestKey | undefined {
@@ -810,7 +843,7 @@ function sessionOf(ws: WebSocket): AgentSession {
 }
 
 function onAgentMessage(this: WebSocket, data: Buffer, isBinary: boolean): void {
-  sessionOf(this).handleAgentMessage(data, isBinary);
+  sessionOf(this).receiveAgentMessage(data, isBinary);
 }
 
 function onAgentClose(this: WebSocket, code: number, reason: Buffer): void {

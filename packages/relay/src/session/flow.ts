@@ -10,6 +10,7 @@ const PAUSE_CREDIT = 1;
 const PAUSE_LOCAL = 2;
 const PAUSE_AUDIT = 4;
 const PAUSE_PINS = 8;
+const PAUSE_TURN = 16;
 const TEXT = Object.freeze({ binary: false });
 
 /** FlowLimits are the numbers a session's flow control works with. */
@@ -74,6 +75,11 @@ export class SessionFlow {
   /** holdForPins pauses (or resumes) reading from the agent while the relay lists the server's tools itself. */
   holdForPins(on: boolean): void {
     this.setPause(PAUSE_PINS, on);
+  }
+
+  /** holdForTurn pauses (or resumes) reading from the agent while its messages wait for their turn (TurnQueue). */
+  holdForTurn(on: boolean): void {
+    this.setPause(PAUSE_TURN, on);
   }
 
   /** holdAgent pauses (or resumes) reading from the agent while its requests wait for their audit records. */

@@ -1,0 +1,114 @@
+/**
+ * TURN_BUDGET is how many messages one session handles in one direction per event-loop turn
+ * before the others on the relay get theirs (docs/protocol.md, "Flow control": fairness).
+ */
+export const TURN_BUDGET = 4;
+
+/**
+ * TurnQueue gives one session's messages (one direction) at most {@link TURN_BUDGET} handlings
+ * per event-loop turn. A socket read can carry hundreds of small messages, and a window of
+ * credit thousands; handled in one go they hold every other session on the relay for the whole
+ * burst. Past the budget, messages wait here in order and go on in the next turn (setImmediate),
+ * after the I/O of the other sessions has run.
+ *
+ * The queue holds what has already been read: the caller stops reading while it is not empty
+ * (`onBacklog(true)`), so it holds at most one read's worth (agent side) or one window of credit
+ * (link side). `flush()` handles everything queued at once — for a close that must come after
+ * what was received before it.
+ */
+export class TurnQueue<T> {
+  private readonly handle: (m: T) => void;
+  private readonly onBacklog: (on: boolean) => void;
+  private used = 0;
+  private scheduled = false;
+  private queue: T[] = [];
+  private head = 0;
+  private ended = false;
+
+  constructor(handle: (m: T) => void, onBacklog: (on: boolean) => void = noop) {
+    this.handle = handle;
+    this.onBacklog = onBacklog;
+  }
+
+  /** waiting is how many messages wait for a later turn. */
+  get waiting(): number {
+    return this.queue.length - this.head;
+  }
+
+  /** push handles `m` now, within this turn's budget and behind nothing; otherwise queues it. */
+  push(m: T): void {
+    if (this.ended) return;
+    if (this.head === this.queue.length && this.used < TURN_BUDGET) {
+      if (this.used++ === 0) this.schedule();
+      this.handle(m);
+      return;
+    }
+    this.queue.push(m);
+    if (this.queue.length - this.head === 1) this.onBacklog(true);
+    this.schedule();
+  }
+
+  /** prepend puts `items` ahead of everything queued (messages held back and released in order). */
+  prepend(items: readonly T[]): void {
+    if (this.ended || items.length === 0) return;
+    const was = this.waiting;
+    this.queue = [...items, ...this.queue.slice(this.head)];
+    this.head = 0;
+    if (was === 0) this.onBacklog(true);
+    this.schedule();
+  }
+
+  /** flush handles everything queued now, ignoring the budget. */
+  flush(): void {
+    while (!this.ended && this.head < this.queue.length) this.next();
+    this.settle();
+  }
+
+  /** end drops what is queued; nothing is handled afterwards. */
+  end(): void {
+    this.ended = true;
+    this.queue = [];
+    this.head = 0;
+  }
+
+  private next(): void {
+    const q = this.queue;
+    const m = q[this.head] as T;
+    q[this.head++] = undefined as T;
+    this.handle(m);
+  }
+
+  private settle(): void {
+    if (this.ended || this.head < this.queue.length) return;
+    if (this.head > 0) {
+      this.queue = [];
+      this.head = 0;
+      this.onBacklog(false);
+    }
+  }
+
+  private schedule(): void {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    setImmediate(nextTurn<T>, this);
+  }
+
+  /** @internal a new turn: a fresh budget for what waits. */
+  turn(): void {
+    this.scheduled = false;
+    this.used = 0;
+    while (!this.ended && this.head < this.queue.length && this.used < TURN_BUDGET) {
+      this.used++;
+      this.next();
+    }
+    this.settle();
+    // Budget spent this turn (or still waiting): the next turn starts it afresh.
+    if (!this.ended && this.used > 0) this.schedule();
+  }
+}
+
+function nextTurn<T>(q: TurnQueue<T>): void {
+  q.turn();
+}
+
+function noop(): void {}

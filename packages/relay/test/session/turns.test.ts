@@ -1,0 +1,66 @@
+import { setImmediate as nextTurn } from 'node:timers/promises';
+import { describe, expect, it } from 'vitest';
+import { TURN_BUDGET, TurnQueue } from '../../src/session/turns.js';
+
+function recorder() {
+  const handled: number[] = [];
+  const backlog: boolean[] = [];
+  const q = new TurnQueue<number>(
+    (m) => handled.push(m),
+    (on) => backlog.push(on),
+  );
+  return { q, handled, backlog };
+}
+
+describe('TurnQueue: a session handles at most TURN_BUDGET messages per event-loop turn', () => {
+  it('handles a burst a budget at a time, in order, and reports the backlog once each way', async () => {
+    const { q, handled, backlog } = recorder();
+    const n = TURN_BUDGET * 2 + 1;
+    for (let i = 0; i < n; i++) q.push(i);
+    expect(handled).toEqual(Array.from({ length: TURN_BUDGET }, (_, i) => i));
+    expect(q.waiting).toBe(n - TURN_BUDGET);
+    expect(backlog).toEqual([true]);
+    await nextTurn();
+    expect(handled).toHaveLength(TURN_BUDGET * 2);
+    await nextTurn();
+    expect(handled).toEqual(Array.from({ length: n }, (_, i) => i));
+    expect(q.waiting).toBe(0);
+    expect(backlog).toEqual([true, false]);
+  });
+
+  it('queues behind a backlog even when the budget has room (order is kept)', async () => {
+    const { q, handled } = recorder();
+    for (let i = 0; i < TURN_BUDGET + 2; i++) q.push(i);
+    await nextTurn();
+    // A new turn handled the two waiting; one more push now comes after them.
+    q.push(99);
+    expect(handled.slice(-3)).toEqual([TURN_BUDGET, TURN_BUDGET + 1, 99]);
+  });
+
+  it('gives a fresh budget each turn to a session that never has a backlog', async () => {
+    const { q, handled, backlog } = recorder();
+    for (let turn = 0; turn < 3; turn++) {
+      for (let i = 0; i < TURN_BUDGET; i++) q.push(turn * 100 + i);
+      expect(q.waiting).toBe(0);
+      await nextTurn();
+    }
+    expect(handled).toHaveLength(TURN_BUDGET * 3);
+    expect(backlog).toEqual([]);
+  });
+
+  it('prepend puts held messages ahead of what waits; flush handles everything now; end drops the rest', async () => {
+    const { q, handled, backlog } = recorder();
+    for (let i = 0; i < TURN_BUDGET + 2; i++) q.push(i);
+    q.prepend([-2, -1]);
+    q.flush();
+    expect(handled).toEqual([...Array.from({ length: TURN_BUDGET }, (_, i) => i), -2, -1, TURN_BUDGET, TURN_BUDGET + 1]);
+    expect(backlog).toEqual([true, false]);
+    for (let i = 0; i < TURN_BUDGET + 3; i++) q.push(1000 + i);
+    q.end();
+    q.push(5000);
+    await nextTurn();
+    await nextTurn();
+    expect(handled.filter((m) => m >= 1000)).toEqual([]);
+    expect(q.waiting).toBe(0);
+  });
+});
