@@ -23,6 +23,22 @@ function codeLabel(c: unknown): string {
   return Number.isInteger(c) && (c as number) >= -32768 && (c as number) <= -32000 ? String(c) : 'other';
 }
 
+function bump(counts: Map<string, number>, key: string): void {
+  counts.set(key, (counts.get(key) ?? 0) + 1);
+}
+
+/** labelRows turns counts keyed by NUL-joined label values back into labelled rows. */
+function labelRows(counts: Map<string, number>, names: readonly string[]): [Record<string, string>, number][] {
+  const rows: [Record<string, string>, number][] = [];
+  for (const [key, v] of counts) {
+    const values = key.split('\0');
+    const labels: Record<string, string> = {};
+    names.forEach((n, i) => (labels[n] = values[i] ?? ''));
+    rows.push([labels, v]);
+  }
+  return rows;
+}
+
 /**
  * Relay counters, exported as Prometheus text on the admin listener and as a plain object from
  * `relay.metrics()`. Counters are plain fields bumped on the hot path; labels are fixed sets.
@@ -215,9 +231,13 @@ export class RelayMetrics {
   /** auditWrite and auditSync time the trail's batches: the write(2), and the fsync/fdatasync. */
   readonly auditWrite: Histogram;
   readonly auditSync: Histogram;
-  /** decisions counts policy decisions on requests, by decision and method; responses counts answers by status and error code. */
-  readonly decisions: Counter<'decision' | 'method'>;
-  readonly responses: Counter<'method' | 'status' | 'code'>;
+  /**
+   * decisions counts policy decisions on requests, by decision and method; responses counts answers
+   * by method, status and error code. Plain counts keyed by the label values joined with NUL (the
+   * label sets are bounded: methodLabel, codeLabel), turned into counters when scraped.
+   */
+  private readonly decisions = new Map<string, number>();
+  private readonly responses = new Map<string, number>();
   private readonly toolCallChildren = new Map<string, { ok: Histogram.Internal<'server' | 'status'>; error: Histogram.Internal<'server' | 'status'> }>();
 
   constructor() {
@@ -289,8 +309,12 @@ export class RelayMetrics {
     this.auditAppend = new Histogram({ name: 'switchboard_relay_audit_append_seconds', help: 'A gating audit record from append to stored as the durability promises (what a call waits for in strict mode).', buckets: [...LATENCY_BUCKETS], registers: [reg] });
     this.auditWrite = new Histogram({ name: 'switchboard_relay_audit_write_seconds', help: 'One audit batch written to the trail file (write(2)).', buckets: [...LATENCY_BUCKETS], registers: [reg] });
     this.auditSync = new Histogram({ name: 'switchboard_relay_audit_fsync_seconds', help: 'One fsync/fdatasync of the trail file (group commit: one per batch).', buckets: [...LATENCY_BUCKETS], registers: [reg] });
-    this.decisions = new Counter({ name: 'switchboard_relay_decisions_total', help: 'Policy decisions on requests (both directions), by decision and method (methods outside MCP counted as "other").', labelNames: ['decision', 'method'], registers: [reg] });
-    this.responses = new Counter({ name: 'switchboard_relay_responses_total', help: 'Answers to recorded agent requests, by method, status (ok, error, aborted) and JSON-RPC error code.', labelNames: ['method', 'status', 'code'], registers: [reg] });
+    value('switchboard_relay_decisions_total', 'counter', 'Policy decisions on requests (both directions), by decision and method (methods outside MCP counted as "other").', ['decision', 'method'], () =>
+      labelRows(this.decisions, ['decision', 'method']),
+    );
+    value('switchboard_relay_responses_total', 'counter', 'Answers to recorded agent requests, by method, status (ok, error, aborted) and JSON-RPC error code.', ['method', 'status', 'code'], () =>
+      labelRows(this.responses, ['method', 'status', 'code']),
+    );
   }
 
   /**
@@ -299,10 +323,10 @@ export class RelayMetrics {
    */
   recorded(r: Readonly<Record<string, unknown>>): void {
     if (r.type === 'request') {
-      this.decisions.inc({ decision: r.decision === 'allow' ? 'allow' : 'deny', method: methodLabel(r.method) });
+      bump(this.decisions, `${r.decision === 'allow' ? 'allow' : 'deny'}\0${methodLabel(r.method)}`);
     } else if (r.type === 'response') {
       const status = r.status === 'ok' || r.status === 'error' ? r.status : 'aborted';
-      this.responses.inc({ method: methodLabel(r.method), status, code: codeLabel(r.errorCode) });
+      bump(this.responses, `${methodLabel(r.method)}\0${status}\0${codeLabel(r.errorCode)}`);
       if (r.method === 'tools/call' && typeof r.latencyMs === 'number' && status !== 'aborted') {
         const server = String(r.server);
         let c = this.toolCallChildren.get(server);

@@ -46,34 +46,46 @@ export interface ObservatoryCounts {
  * sink that hands each record to the observatory once it is built, then to `sink` unchanged.
  */
 export class Observatory {
-  private readonly live = new Map<string, LiveSession>();
-  private readonly ring: ConsoleEvent[] = [];
+  private readonly live = new Map<string, Live>();
+  /** ring is a circular buffer of the last {@link RECENT_EVENTS} events, kept unbuilt until read. */
+  private readonly ring: (Slot | undefined)[] = new Array<Slot | undefined>(RECENT_EVENTS);
+  private ringStart = 0;
+  private ringSize = 0;
   private readonly listeners = new Set<EventListener>();
   private nextId = 1;
   readonly counts: ObservatoryCounts = { allowed: 0, denied: 0, rateLimited: 0, egressDenied: 0, drifts: 0 };
-  private readonly now: () => Date;
+  private readonly now: () => number;
   private readonly onRecord: ((r: Readonly<Record<string, unknown>>) => void) | undefined;
   private readonly onAppended: ((seconds: number) => void) | undefined;
 
   /**
-   * `onRecord` hears every record too (the relay's metrics count decisions and time calls from
-   * them); `onAppended` hears how long each gating append took to be stored.
+   * `now` gives milliseconds since the epoch (default `Date.now`); `onRecord` hears every record
+   * too (the relay's metrics count decisions and time calls from them); `onAppended` hears how long
+   * each gating append took to be stored.
    */
-  constructor(options: { now?: () => Date; onRecord?: (r: Readonly<Record<string, unknown>>) => void; onAppended?: (seconds: number) => void } = {}) {
-    this.now = options.now ?? (() => new Date());
+  constructor(options: { now?: () => number; onRecord?: (r: Readonly<Record<string, unknown>>) => void; onAppended?: (seconds: number) => void } = {}) {
+    this.now = options.now ?? Date.now;
     this.onRecord = options.onRecord;
     this.onAppended = options.onAppended;
   }
 
   /** sessions lists the open sessions, oldest first. */
   sessions(): LiveSession[] {
-    return [...this.live.values()].map((s) => ({ ...s }));
+    const out: LiveSession[] = [];
+    for (const s of this.live.values()) {
+      out.push({ sessionId: s.sessionId, server: s.server, agent: s.agent, connector: s.connector, since: iso(s.since), calls: s.calls, denials: s.denials, lastActivity: iso(s.lastActivity) });
+    }
+    return out;
   }
 
   /** recent returns the last `n` events (at most {@link RECENT_EVENTS}), oldest first; `after` skips those up to that id. */
   recent(n = RECENT_EVENTS, after = 0): ConsoleEvent[] {
-    const from = this.ring.filter((e) => e.id > after);
-    return from.slice(Math.max(0, from.length - n));
+    const out: ConsoleEvent[] = [];
+    for (let i = 0; i < this.ringSize; i++) {
+      const slot = this.ring[(this.ringStart + i) % RECENT_EVENTS] as Slot;
+      if (slot.id > after) out.push(eventOf(slot));
+    }
+    return out.slice(Math.max(0, out.length - n));
   }
 
   /** subscribe calls `listener` for every later event; the returned function unsubscribes. */
@@ -130,30 +142,14 @@ export class Observatory {
   record(r: AuditRecordInput): void {
     const rec = r as unknown as Record<string, unknown>;
     this.onRecord?.(rec);
-    const type = String(rec.type);
-    const time = this.now().toISOString();
-    const sessionId = typeof rec.sessionId === 'string' ? rec.sessionId : undefined;
+    const type = rec.type as string;
     switch (type) {
-      case 'session.open':
-      case 'session.resume':
-        if (sessionId !== undefined) {
-          this.live.set(sessionId, {
-            sessionId,
-            server: String(rec.server),
-            agent: String(rec.agent),
-            connector: String(rec.connector),
-            since: time,
-            calls: 0,
-            denials: 0,
-            lastActivity: time,
-          });
-        }
-        break;
-      case 'session.close':
-        if (sessionId !== undefined) this.live.delete(sessionId);
-        break;
+      case 'response':
+        // Responses are in the trail; the stream shows decisions, not every answer.
+        return;
       case 'request': {
-        const s = sessionId === undefined ? undefined : this.live.get(sessionId);
+        const sessionId = rec.sessionId;
+        const s = typeof sessionId === 'string' ? this.live.get(sessionId) : undefined;
         const agentSide = rec.direction === 'agent-to-server';
         if (rec.decision === 'deny') {
           this.counts.denied++;
@@ -163,14 +159,26 @@ export class Observatory {
           this.counts.allowed++;
           if (s !== undefined && agentSide) s.calls++;
         }
+        const time = this.now();
         if (s !== undefined) s.lastActivity = time;
         // Allowed requests other than calls are routine (list, ping): the stream carries decisions that matter.
         if (rec.decision === 'allow' && rec.method !== 'tools/call') return;
-        break;
-      }
-      case 'response':
-        // Responses are in the trail; the stream shows decisions, not every answer.
+        this.emit(type, rec, time);
         return;
+      }
+      case 'session.open':
+      case 'session.resume': {
+        const time = this.now();
+        const sessionId = rec.sessionId;
+        if (typeof sessionId === 'string') {
+          this.live.set(sessionId, { sessionId, server: String(rec.server), agent: String(rec.agent), connector: String(rec.connector), since: time, calls: 0, denials: 0, lastActivity: time });
+        }
+        this.emit(type, rec, time);
+        return;
+      }
+      case 'session.close':
+        if (typeof rec.sessionId === 'string') this.live.delete(rec.sessionId);
+        break;
       case 'egress.denied':
         this.counts.egressDenied++;
         break;
@@ -180,14 +188,19 @@ export class Observatory {
       default:
         break;
     }
-    this.emit(type, rec, time);
+    this.emit(String(type), rec, this.now());
   }
 
-  private emit(type: string, rec: Record<string, unknown>, time: string): void {
-    const { args: _args, ...shown } = rec;
-    const event = Object.freeze({ ...shown, id: this.nextId++, time, type }) as ConsoleEvent;
-    this.ring.push(event);
-    if (this.ring.length > RECENT_EVENTS) this.ring.shift();
+  private emit(type: string, rec: Record<string, unknown>, time: number): void {
+    // The event itself is built only when someone reads it: a page on the stream now, or later
+    // from the ring. The ring keeps the record without its arguments (never shown, maybe large).
+    const slot: Slot = { id: this.nextId++, time, type, rec: 'args' in rec ? withoutArgs(rec) : rec, event: undefined };
+    const at = (this.ringStart + this.ringSize) % RECENT_EVENTS;
+    this.ring[at] = slot;
+    if (this.ringSize < RECENT_EVENTS) this.ringSize++;
+    else this.ringStart = (this.ringStart + 1) % RECENT_EVENTS;
+    if (this.listeners.size === 0) return;
+    const event = eventOf(slot);
     for (const l of this.listeners) {
       try {
         l(event);
@@ -196,4 +209,42 @@ export class Observatory {
       }
     }
   }
+}
+
+/** Live is a live session as kept: times in epoch milliseconds, made ISO 8601 when shown. */
+interface Live {
+  readonly sessionId: string;
+  readonly server: string;
+  readonly agent: string;
+  readonly connector: string;
+  readonly since: number;
+  calls: number;
+  denials: number;
+  lastActivity: number;
+}
+
+/** Slot is one event in the ring: the record (without `args`), its id and time; `event` once built. */
+interface Slot {
+  readonly id: number;
+  readonly time: number;
+  readonly type: string;
+  readonly rec: Record<string, unknown>;
+  event: ConsoleEvent | undefined;
+}
+
+function eventOf(slot: Slot): ConsoleEvent {
+  if (slot.event !== undefined) return slot.event;
+  const { args: _args, ...shown } = slot.rec;
+  slot.event = Object.freeze({ ...shown, id: slot.id, time: iso(slot.time), type: slot.type }) as ConsoleEvent;
+  return slot.event;
+}
+
+function withoutArgs(rec: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const k in rec) if (k !== 'args') out[k] = rec[k];
+  return out;
+}
+
+function iso(ms: number): string {
+  return new Date(ms).toISOString();
 }

@@ -35,7 +35,7 @@ import type { Decision, ServerRequestKind } from '../policy/document.js';
 import type { PolicyScope } from '../policy/scope.js';
 import type { PolicyStore } from '../policy/store.js';
 import { AuditGate } from './audit-gate.js';
-import { SessionFlow } from './flow.js';
+import { AGENT_WRITE_HIGH_WATER, SessionFlow } from './flow.js';
 import { SessionAudit } from './session-audit.js';
 import { TurnQueue } from './turns.js';
 import {
@@ -186,7 +186,12 @@ export class AgentSession implements LinkSession {
     });
     this.upTurns = new TurnQueue<Buffer | BinaryMessage>(
       (m) => (Buffer.isBuffer(m) ? this.handleAgentMessage(m, false) : this.handleAgentMessage(m.binary, true)),
-      (on) => this.flow.holdForTurn(on),
+      {
+        // A backlog of a read or two waits without pausing; past the agent high-water mark, reading stops.
+        aboveBytes: AGENT_WRITE_HIGH_WATER,
+        bytes: (m) => (Buffer.isBuffer(m) ? m.length : m.binary.length),
+        on: (held) => this.flow.holdForTurn(held),
+      },
     );
     this.downTurns = new TurnQueue<Buffer>((m) => this.serverData(m));
     // In audit.durability strict, recorded requests wait here (in order) until their record is durable.

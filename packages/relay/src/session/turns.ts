@@ -11,23 +11,27 @@ export const TURN_BUDGET = 4;
  * burst. Past the budget, messages wait here in order and go on in the next turn (setImmediate),
  * after the I/O of the other sessions has run.
  *
- * The queue holds what has already been read: the caller stops reading while it is not empty
- * (`onBacklog(true)`), so it holds at most one read's worth (agent side) or one window of credit
- * (link side). `flush()` handles everything queued at once — for a close that must come after
- * what was received before it.
+ * The queue holds what has already been read. With `hold`, the caller stops reading while more
+ * than `hold.aboveBytes` wait (`hold.on(true)`) and reads again once they are handled
+ * (`hold.on(false)`), so it holds at most that plus one read's worth; pausing for every small
+ * backlog would cost a pause and a resume per turn. Without `hold` the sender's credit bounds it
+ * (the link side: credit returns only once a message is handled). `flush()` handles everything
+ * queued at once — for a close that must come after what was received before it.
  */
 export class TurnQueue<T> {
   private readonly handle: (m: T) => void;
-  private readonly onBacklog: (on: boolean) => void;
+  private readonly hold: TurnHold<T> | undefined;
+  private held = false;
+  private queuedBytes = 0;
   private used = 0;
   private scheduled = false;
   private queue: T[] = [];
   private head = 0;
   private ended = false;
 
-  constructor(handle: (m: T) => void, onBacklog: (on: boolean) => void = noop) {
+  constructor(handle: (m: T) => void, hold?: TurnHold<T>) {
     this.handle = handle;
-    this.onBacklog = onBacklog;
+    this.hold = hold;
   }
 
   /** waiting is how many messages wait for a later turn. */
@@ -44,17 +48,30 @@ export class TurnQueue<T> {
       return;
     }
     this.queue.push(m);
-    if (this.queue.length - this.head === 1) this.onBacklog(true);
+    const h = this.hold;
+    if (h !== undefined) {
+      this.queuedBytes += h.bytes(m);
+      if (!this.held && this.queuedBytes > h.aboveBytes) {
+        this.held = true;
+        h.on(true);
+      }
+    }
     this.schedule();
   }
 
   /** prepend puts `items` ahead of everything queued (messages held back and released in order). */
   prepend(items: readonly T[]): void {
     if (this.ended || items.length === 0) return;
-    const was = this.waiting;
     this.queue = [...items, ...this.queue.slice(this.head)];
     this.head = 0;
-    if (was === 0) this.onBacklog(true);
+    const h = this.hold;
+    if (h !== undefined) {
+      for (const m of items) this.queuedBytes += h.bytes(m);
+      if (!this.held && this.queuedBytes > h.aboveBytes) {
+        this.held = true;
+        h.on(true);
+      }
+    }
     this.schedule();
   }
 
@@ -69,12 +86,14 @@ export class TurnQueue<T> {
     this.ended = true;
     this.queue = [];
     this.head = 0;
+    this.queuedBytes = 0;
   }
 
   private next(): void {
     const q = this.queue;
     const m = q[this.head] as T;
     q[this.head++] = undefined as T;
+    if (this.hold !== undefined) this.queuedBytes -= this.hold.bytes(m);
     this.handle(m);
   }
 
@@ -83,7 +102,11 @@ export class TurnQueue<T> {
     if (this.head > 0) {
       this.queue = [];
       this.head = 0;
-      this.onBacklog(false);
+      this.queuedBytes = 0;
+      if (this.held) {
+        this.held = false;
+        this.hold?.on(false);
+      }
     }
   }
 
@@ -111,4 +134,9 @@ function nextTurn<T>(q: TurnQueue<T>): void {
   q.turn();
 }
 
-function noop(): void {}
+/** TurnHold tells a {@link TurnQueue} when its producer should stop: above `aboveBytes` waiting (`bytes` sizes one message). */
+export interface TurnHold<T> {
+  readonly aboveBytes: number;
+  bytes(m: T): number;
+  on(held: boolean): void;
+}

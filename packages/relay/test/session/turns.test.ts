@@ -2,13 +2,11 @@ import { setImmediate as nextTurn } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
 import { TURN_BUDGET, TurnQueue } from '../../src/session/turns.js';
 
-function recorder() {
+// Each message "weighs" 10 bytes; the producer is held above 25 waiting (3 messages or more).
+function recorder(aboveBytes = 25) {
   const handled: number[] = [];
   const backlog: boolean[] = [];
-  const q = new TurnQueue<number>(
-    (m) => handled.push(m),
-    (on) => backlog.push(on),
-  );
+  const q = new TurnQueue<number>((m) => handled.push(m), { aboveBytes, bytes: () => 10, on: (held) => backlog.push(held) });
   return { q, handled, backlog };
 }
 
@@ -35,6 +33,23 @@ describe('TurnQueue: a session handles at most TURN_BUDGET messages per event-lo
     // A new turn handled the two waiting; one more push now comes after them.
     q.push(99);
     expect(handled.slice(-3)).toEqual([TURN_BUDGET, TURN_BUDGET + 1, 99]);
+  });
+
+  it('does not hold the producer for a backlog at or under aboveBytes', async () => {
+    const { q, handled, backlog } = recorder(30);
+    for (let i = 0; i < TURN_BUDGET + 3; i++) q.push(i);
+    expect(q.waiting).toBe(3);
+    await nextTurn();
+    expect(handled).toHaveLength(TURN_BUDGET + 3);
+    expect(backlog).toEqual([]);
+    for (let i = 0; i < TURN_BUDGET + 4; i++) q.push(i);
+    expect(backlog).toEqual([true]);
+    await nextTurn();
+    // Still waiting (under the mark, not empty): reading resumes once the backlog is gone.
+    expect(backlog).toEqual([true]);
+    await nextTurn();
+    expect(backlog).toEqual([true, false]);
+    expect(q.waiting).toBe(0);
   });
 
   it('gives a fresh budget each turn to a session that never has a backlog', async () => {
