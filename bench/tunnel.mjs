@@ -140,7 +140,20 @@ async function runTargets(targets, opts, rows) {
       const order = live();
       const k = r % Math.max(1, order.length);
       for (const t of [...order.slice(k), ...order.slice(0, k)]) {
-        await step(t, `measuring ${phase}`, (s) => measureSlice(clientsOf(s), opts.sliceMs, s[phase]));
+        await step(t, `measuring ${phase}`, async (s) => {
+          // The CPU the target's own relay and connector spend in the slice (no other target runs then).
+          const pids = t.pids?.();
+          const before = pids ? await cpuOf(pids) : undefined;
+          const calls = s[phase].calls;
+          await measureSlice(clientsOf(s), opts.sliceMs, s[phase]);
+          if (before) {
+            const after = await cpuOf(pids);
+            const cpu = (s[phase].cpu ??= { relay: 0, connector: 0, calls: 0 });
+            cpu.relay += after.relay - before.relay;
+            cpu.connector += after.connector - before.connector;
+            cpu.calls += s[phase].calls - calls;
+          }
+        });
       }
     }
   };
@@ -208,6 +221,7 @@ async function runTargets(targets, opts, rows) {
         rate1: one.rate,
         rate32: many.rate,
         rateInflight: inflight.rate,
+        cpuInflight: s.inflight.cpu?.calls ? { relay: s.inflight.cpu.relay / s.inflight.cpu.calls, connector: s.inflight.cpu.connector / s.inflight.cpu.calls } : undefined,
         p50at32: many.p50,
         p99at32: many.p99,
         p50fresh: quantile(fresh, 0.5),
@@ -217,6 +231,18 @@ async function runTargets(targets, opts, rows) {
   } finally {
     for (const s of st.values()) await closeClients(s.clients);
   }
+}
+
+// /proc/<pid>/stat counts CPU in clock ticks (USER_HZ, 100 on Linux): µs per tick.
+const TICK_US = 10_000;
+
+/** cpuOf reads the CPU (user + system, µs) the `relay` and `connector` processes have used so far. */
+async function cpuOf(pids) {
+  const one = async (pid) => {
+    const f = (await readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1].split(' ');
+    return (Number(f[11]) + Number(f[12])) * TICK_US;
+  };
+  return { relay: await one(pids.relay), connector: await one(pids.connector) };
 }
 
 function newAcc() {
@@ -422,6 +448,7 @@ function switchboardTarget(sdk, world, name = 'switchboard', server = 'echo') {
       throw new Error(`no session through the tunnel within 20 s: ${oneLine(last)}`);
     },
     open,
+    pids: () => ({ relay: world.relay.pid, connector: world.connector.pid }),
     async stop() {},
   };
 }
@@ -462,6 +489,7 @@ function bareChainTarget(sdk, world, cmd) {
       throw new Error(`no session through the bare chain within 20 s: ${oneLine(last)}`);
     },
     open,
+    pids: () => ({ relay: relay.pid, connector: connector.pid }),
     async stop() {
       await stopProcess(connector);
       await stopProcess(relay);
@@ -762,6 +790,10 @@ export function printTunnel(r) {
   );
   console.log(`  - calls/s with ${SESSIONS} in flight ≥ 80 % of the bare chain's: ${sw && bare ? `${f0(sw.rateInflight)} vs ${f0(bare.rateInflight)} = ${pct(sw.rateInflight, bare.rateInflight)} → ` : ''}${mark(sw && bare && sw.rateInflight >= 0.8 * bare.rateInflight, sw && bare)}`);
   console.log(`    (the same with ${SESSIONS} sessions, one call each: ${sw && bare ? `${f0(sw.rate32)} vs ${f0(bare.rate32)} = ${pct(sw.rate32, bare.rate32)}` : 'not measured'})`);
+  if (sw?.cpuInflight && bare?.cpuInflight) {
+    const c = (x) => `relay ${f0(x.relay)} µs + connector ${f0(x.connector)} µs`;
+    console.log(`    (CPU per call with ${SESSIONS} in flight: switchboard ${c(sw.cpuInflight)}, bare chain ${c(bare.cpuInflight)}; the rest is the agent's and the server's, the same in both)`);
+  }
   const pool = ok('switchboard-pool') ? rows['switchboard-pool'] : undefined;
   const shared = ok('switchboard-shared') ? rows['switchboard-shared'] : undefined;
   const mp = ok('mcp-proxy') ? rows['mcp-proxy'] : undefined;
