@@ -1,6 +1,6 @@
 /**
- * TURN_BUDGET is how many messages one session handles in one direction per event-loop turn
- * before the others on the relay get theirs (docs/protocol.md, "Flow control": fairness).
+ * TURN_BUDGET is how many messages one session handles in one direction per event-loop callback
+ * (or turn of its backlog) before the others on the relay get theirs (docs/protocol.md, "Flow control": fairness).
  */
 export const TURN_BUDGET = 4;
 
@@ -43,7 +43,10 @@ export class TurnQueue<T> {
   push(m: T): void {
     if (this.ended) return;
     if (this.head === this.queue.length && this.used < TURN_BUDGET) {
-      if (this.used++ === 0) this.schedule();
+      // The budget is per callback of the event loop (one socket read, say): it is given back once
+      // this one has returned. A nextTick, not an immediate: a session that never goes past its
+      // budget costs no extra trip round the loop.
+      if (this.used++ === 0) process.nextTick(giveBack, this);
       this.handle(m);
       return;
     }
@@ -119,19 +122,25 @@ export class TurnQueue<T> {
   /** @internal a new turn: a fresh budget for what waits. */
   turn(): void {
     this.scheduled = false;
-    this.used = 0;
-    while (!this.ended && this.head < this.queue.length && this.used < TURN_BUDGET) {
-      this.used++;
-      this.next();
-    }
+    for (let n = 0; n < TURN_BUDGET && !this.ended && this.head < this.queue.length; n++) this.next();
     this.settle();
-    // Budget spent this turn (or still waiting): the next turn starts it afresh.
-    if (!this.ended && this.used > 0) this.schedule();
+    // What still waits gets the next turn; a message read after this one starts a budget afresh.
+    this.used = 0;
+    if (!this.ended && this.head < this.queue.length) this.schedule();
+  }
+
+  /** @internal the callback that used the budget has returned. */
+  giveBack(): void {
+    this.used = 0;
   }
 }
 
 function nextTurn<T>(q: TurnQueue<T>): void {
   q.turn();
+}
+
+function giveBack<T>(q: TurnQueue<T>): void {
+  q.giveBack();
 }
 
 /** TurnHold tells a {@link TurnQueue} when its producer should stop: above `aboveBytes` waiting (`bytes` sizes one message). */

@@ -42,10 +42,12 @@ describe('TurnQueue: a session handles at most TURN_BUDGET messages per event-lo
     await nextTurn();
     expect(handled).toHaveLength(TURN_BUDGET + 3);
     expect(backlog).toEqual([]);
-    for (let i = 0; i < TURN_BUDGET + 4; i++) q.push(i);
+    for (let i = 0; i < TURN_BUDGET * 2 + 1; i++) q.push(i);
+    expect(q.waiting).toBe(TURN_BUDGET + 1);
     expect(backlog).toEqual([true]);
     await nextTurn();
-    // Still waiting (under the mark, not empty): reading resumes once the backlog is gone.
+    // One still waits (under the mark, not empty): reading resumes once the backlog is gone.
+    expect(q.waiting).toBe(1);
     expect(backlog).toEqual([true]);
     await nextTurn();
     expect(backlog).toEqual([true, false]);
