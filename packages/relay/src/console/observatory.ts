@@ -188,7 +188,7 @@ export class Observatory {
       default:
         break;
     }
-    this.emit(String(type), rec, this.now());
+    this.emit(type, rec, this.now());
   }
 
   private emit(type: string, rec: Record<string, unknown>, time: number): void {

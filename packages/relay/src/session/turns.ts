@@ -6,7 +6,7 @@ export const TURN_BUDGET = 4;
 
 /**
  * TurnQueue gives one session's messages (one direction) at most {@link TURN_BUDGET} handlings
- * per event-loop turn. A socket read can carry hundreds of small messages, and a window of
+ * per event-loop callback. A socket read can carry hundreds of small messages, and a window of
  * credit thousands; handled in one go they hold every other session on the relay for the whole
  * burst. Past the budget, messages wait here in order and go on in the next turn (setImmediate),
  * after the I/O of the other sessions has run.
