@@ -51,15 +51,7 @@ export class TurnQueue<T> {
       return;
     }
     this.queue.push(m);
-    const h = this.hold;
-    if (h !== undefined) {
-      this.queuedBytes += h.bytes(m);
-      if (!this.held && this.queuedBytes > h.aboveBytes) {
-        this.held = true;
-        h.on(true);
-      }
-    }
-    this.schedule();
+    this.queued(this.hold === undefined ? 0 : this.hold.bytes(m));
   }
 
   /** prepend puts `items` ahead of everything queued (messages held back and released in order). */
@@ -67,9 +59,16 @@ export class TurnQueue<T> {
     if (this.ended || items.length === 0) return;
     this.queue = [...items, ...this.queue.slice(this.head)];
     this.head = 0;
+    let bytes = 0;
+    if (this.hold !== undefined) for (const m of items) bytes += this.hold.bytes(m);
+    this.queued(bytes);
+  }
+
+  /** queued counts `bytes` just queued, holds the producer past the mark, and asks for a turn. */
+  private queued(bytes: number): void {
     const h = this.hold;
     if (h !== undefined) {
-      for (const m of items) this.queuedBytes += h.bytes(m);
+      this.queuedBytes += bytes;
       if (!this.held && this.queuedBytes > h.aboveBytes) {
         this.held = true;
         h.on(true);
