@@ -4,3 +4,5 @@ export { canonicalize, canonicalBytes, canonicalString, canonicalKey, MAX_CANONI
 export { silentLogger } from './logger.js';
 export type { Logger } from './logger.js';
 export { loopbackRefusal } from './loopback-request.js';
+export { coalesce } from './cork.js';
+export type { Corkable } from './cork.js';

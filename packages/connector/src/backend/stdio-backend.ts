@@ -6,6 +6,7 @@ import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import type { OpenPayload } from '@switchboard/protocol';
 import type { StdioServerConfig } from '../config.js';
 import { BackendError } from '../errors.js';
+import { coalesce } from '@switchboard/common';
 import type { Logger } from '@switchboard/common';
 import type { BackendSession, BackendSink } from './backend.js';
 import { JsonRpcLineBuffer } from './json-rpc-lines.js';
@@ -183,10 +184,10 @@ export class StdioBackend implements BackendSession {
     const stdin = this.child?.stdin;
     if (!stdin || stdin.destroyed || data[0] !== 0x7b || data.includes(0x0a) || data.includes(0x0d)) return false;
     this.sizes.push(data.length);
-    stdin.cork();
+    // The messages of one link read leave in one write to the pipe, not a syscall each.
+    coalesce(stdin);
     stdin.write(data);
     const flowing = stdin.write(NEWLINE);
-    stdin.uncork();
     if (flowing) queueMicrotask(this.onSent);
     else if (this.awaitingDrain++ === 0) stdin.once('drain', this.onDrain);
     return true;

@@ -35,6 +35,7 @@ import {
   ProtocolVersionError,
 } from '../errors.js';
 import type { RelayTls } from '@switchboard/protocol';
+import { coalesce } from '@switchboard/common';
 import type { Logger } from '@switchboard/common';
 import { CONNECTOR_VERSION } from '../version.js';
 import { dialError } from './dial-errors.js';
@@ -135,7 +136,6 @@ export class Link implements SessionHost {
   private resolveDone!: (end: LinkEnd) => void;
   private error: ConnectorError | undefined;
   private socket: Socket | undefined;
-  private corked = false;
   private window = DEFAULT_SESSION_WINDOW_BYTES;
   private lastHeard: number;
   private lastSessionId = 0;
@@ -220,11 +220,7 @@ export class Link implements SessionHost {
   /** sendFrame writes one frame; writes of one tick are coalesced into one TLS write. */
   sendFrame(frame: Buffer): void {
     if (this.ws.readyState !== WebSocket.OPEN) return;
-    if (!this.corked && this.socket) {
-      this.corked = true;
-      this.socket.cork();
-      process.nextTick(this.uncork);
-    }
+    if (this.socket) coalesce(this.socket);
     this.ws.send(frame);
   }
 
@@ -271,11 +267,6 @@ export class Link implements SessionHost {
     this.closures.add(closing);
     void closing.finally(() => this.closures.delete(closing));
   }
-
-  private readonly uncork = (): void => {
-    this.corked = false;
-    this.socket?.uncork();
-  };
 
   private readonly onUpgrade = (res: IncomingMessage): void => {
     this.socket = res.socket as Socket;

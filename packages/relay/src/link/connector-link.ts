@@ -28,7 +28,7 @@ import type { PeerAuthenticator, PeerIdentity } from '../auth/peer-auth.js';
 import { watchExpiry, type ExpiryWatch } from '../auth/expiry.js';
 import { judgeReauth } from '../auth/reauth.js';
 import type { RelayLimits, RelayTiming } from '../config/limits.js';
-import { coalesce } from '../internal/cork.js';
+import { coalesce } from '@switchboard/common';
 import type { RelayMetrics } from '../metrics.js';
 import type { PolicyStore } from '../policy/store.js';
 import type { LinkSession, SessionHost } from './link-session.js';

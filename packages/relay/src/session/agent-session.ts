@@ -15,7 +15,7 @@ import type { RelayLimits, UnknownToolReply } from '../config/limits.js';
 import type { Enforcement } from '../enforce/enforcement.js';
 import { Req, isForwardedPlain, isGoverned, requestKind } from '../enforce/request-kind.js';
 import { SessionEnforcer } from '../enforce/session-enforcer.js';
-import { coalesce } from '../internal/cork.js';
+import { coalesce } from '@switchboard/common';
 import type { LinkSession, SessionHost } from '../link/link-session.js';
 import {
   MessageKind,

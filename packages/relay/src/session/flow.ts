@@ -1,6 +1,6 @@
 import type { Duplex } from 'node:stream';
 import WebSocket from 'ws';
-import { coalesce } from '../internal/cork.js';
+import { coalesce } from '@switchboard/common';
 import type { SessionHost } from '../link/link-session.js';
 
 /** AGENT_WRITE_HIGH_WATER is the agent socket backlog above which the relay withholds credit. */

@@ -1,7 +1,8 @@
 /**
- * Write coalescing: the first write to a socket in an event-loop turn corks it and a nextTick
- * uncorks it, so every frame written in that turn leaves in one writev (one TLS record batch, one
- * syscall) instead of one syscall per frame.
+ * Write coalescing: the first write to a stream in an event-loop turn corks it and a nextTick
+ * uncorks it, so everything written in that turn leaves in one writev (one TLS record batch, one
+ * syscall) instead of one syscall per frame or line. The relay uses it on its TLS sockets, the
+ * connector on its link and on each stdio server's stdin.
  */
 
 /** Corkable is the part of a stream.Writable that coalescing needs. */
