@@ -37,7 +37,7 @@ import type { PolicyStore } from '../policy/store.js';
 import { AuditGate } from './audit-gate.js';
 import { AGENT_WRITE_HIGH_WATER, SessionFlow } from './flow.js';
 import { SessionAudit } from './session-audit.js';
-import { TurnQueue } from './turns.js';
+import { TurnGroup, TurnQueue } from './turns.js';
 import {
   BATCH_REFUSED,
   DUPLICATE_KEY,
@@ -184,6 +184,8 @@ export class AgentSession implements LinkSession {
       limits: { window: init.ctx.limits.sessionWindowBytes, maxMessageBytes: init.ctx.limits.maxMessageBytes },
       onOverflow: () => this.close(CloseCode.SESSION_OVERFLOW, 'session buffer overflow: the server is not keeping up', true, false),
     });
+    // Both directions of a session take small turns once another session has messages too.
+    const turns = new TurnGroup();
     this.upTurns = new TurnQueue<Buffer | BinaryMessage>(
       (m) => (Buffer.isBuffer(m) ? this.handleAgentMessage(m, false) : this.handleAgentMessage(m.binary, true)),
       {
@@ -192,8 +194,9 @@ export class AgentSession implements LinkSession {
         bytes: (m) => (Buffer.isBuffer(m) ? m.length : m.binary.length),
         on: (held) => this.flow.holdForTurn(held),
       },
+      turns,
     );
-    this.downTurns = new TurnQueue<Buffer>((m) => this.serverData(m));
+    this.downTurns = new TurnQueue<Buffer>((m) => this.serverData(m), undefined, turns);
     // In audit.durability strict, recorded requests wait here (in order) until their record is durable.
     this.gate = new AuditGate<RequestKey>({
       send: (data) => this.flow.sendUp(data),

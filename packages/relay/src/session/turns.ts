@@ -1,15 +1,56 @@
+import { performance } from 'node:perf_hooks';
+
 /**
  * TURN_BUDGET is how many messages one session handles in one direction per event-loop callback
- * (or turn of its backlog) before the others on the relay get theirs (docs/protocol.md, "Flow control": fairness).
+ * (or turn of its backlog) while other sessions on the relay have messages too (docs/protocol.md,
+ * "Flow control": fairness).
  */
 export const TURN_BUDGET = 4;
 
 /**
+ * ALONE_BUDGET is the budget of a session no other session has contended with for
+ * {@link CONTENDED_MS}: nobody waits behind it, so its burst goes on in larger turns (fewer trips
+ * round the event loop, fewer and larger writes). The first message of another session waits for
+ * at most one such turn; from then on every session of the relay takes {@link TURN_BUDGET}.
+ */
+export const ALONE_BUDGET = 64;
+
+/** CONTENDED_MS is how long a session takes small turns after another session last had a message. */
+export const CONTENDED_MS = 50;
+
+// recent is the latest arrival on the relay (its group and time) and the latest of any other
+// group before it: for every group, "when did another session last have a message" in O(1).
+const recent: { group: TurnGroup | undefined; at: number; otherAt: number } = { group: undefined, at: -Infinity, otherAt: -Infinity };
+
+/**
+ * TurnGroup is what the turn queues of one session (both directions) share: the budget of their
+ * turns, small while another session has had messages within {@link CONTENDED_MS}.
+ */
+export class TurnGroup {
+  /** budget is the number of messages a turn (or a callback) may handle now. */
+  budget(): number {
+    const othersAt = recent.group === this ? recent.otherAt : recent.at;
+    return performance.now() - othersAt < CONTENDED_MS ? TURN_BUDGET : ALONE_BUDGET;
+  }
+
+  /** @internal arrived notes a message of this group's session (every push, both directions). */
+  arrived(): void {
+    const now = performance.now();
+    if (recent.group !== this) {
+      recent.otherAt = recent.at;
+      recent.group = this;
+    }
+    recent.at = now;
+  }
+}
+
+/**
  * TurnQueue gives one session's messages (one direction) at most {@link TURN_BUDGET} handlings
- * per event-loop callback. A socket read can carry hundreds of small messages, and a window of
- * credit thousands; handled in one go they hold every other session on the relay for the whole
- * burst. Past the budget, messages wait here in order and go on in the next turn (setImmediate),
- * after the I/O of the other sessions has run.
+ * per event-loop callback while other sessions have messages too ({@link ALONE_BUDGET} while
+ * none has had any for {@link CONTENDED_MS}; its {@link TurnGroup} tells). A socket read can carry
+ * hundreds of small messages, and a window of credit thousands; handled in one go they hold every
+ * other session on the relay for the whole burst. Past the budget, messages wait here in order and
+ * go on in the next turn (setImmediate), after the I/O of the other sessions has run.
  *
  * The queue holds what has already been read. With `hold`, the caller stops reading while more
  * than `hold.aboveBytes` wait (`hold.on(true)`) and reads again once they are handled
@@ -21,17 +62,20 @@ export const TURN_BUDGET = 4;
 export class TurnQueue<T> {
   private readonly handle: (m: T) => void;
   private readonly hold: TurnHold<T> | undefined;
+  private readonly group: TurnGroup;
   private held = false;
   private queuedBytes = 0;
   private used = 0;
+  private budget = TURN_BUDGET;
   private scheduled = false;
   private queue: T[] = [];
   private head = 0;
   private ended = false;
 
-  constructor(handle: (m: T) => void, hold?: TurnHold<T>) {
+  constructor(handle: (m: T) => void, hold?: TurnHold<T>, group: TurnGroup = new TurnGroup()) {
     this.handle = handle;
     this.hold = hold;
+    this.group = group;
   }
 
   /** waiting is how many messages wait for a later turn. */
@@ -42,13 +86,17 @@ export class TurnQueue<T> {
   /** push handles `m` now, within this turn's budget and behind nothing; otherwise queues it. */
   push(m: T): void {
     if (this.ended) return;
-    if (this.head === this.queue.length && this.used < TURN_BUDGET) {
-      // The budget is per callback of the event loop (one socket read, say): it is given back once
-      // this one has returned. A nextTick, not an immediate: a session that never goes past its
-      // budget costs no extra trip round the loop.
-      if (this.used++ === 0) process.nextTick(giveBack, this);
-      this.handle(m);
-      return;
+    this.group.arrived();
+    if (this.head === this.queue.length) {
+      if (this.used === 0) this.budget = this.group.budget();
+      if (this.used < this.budget) {
+        // The budget is per callback of the event loop (one socket read, say): it is given back
+        // once this one has returned. A nextTick, not an immediate: a session that never goes past
+        // its budget costs no extra trip round the loop.
+        if (this.used++ === 0) process.nextTick(giveBack, this);
+        this.handle(m);
+        return;
+      }
     }
     this.queue.push(m);
     this.queued(this.hold === undefined ? 0 : this.hold.bytes(m));
@@ -121,7 +169,8 @@ export class TurnQueue<T> {
   /** @internal a new turn: a fresh budget for what waits. */
   turn(): void {
     this.scheduled = false;
-    for (let n = 0; n < TURN_BUDGET && !this.ended && this.head < this.queue.length; n++) this.next();
+    const budget = this.group.budget();
+    for (let n = 0; n < budget && !this.ended && this.head < this.queue.length; n++) this.next();
     this.settle();
     // What still waits gets the next turn; a message read after this one starts a budget afresh.
     this.used = 0;

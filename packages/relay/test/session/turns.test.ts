@@ -1,16 +1,22 @@
-import { setImmediate as nextTurn } from 'node:timers/promises';
+import { setImmediate as nextTurn, setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
-import { TURN_BUDGET, TurnQueue } from '../../src/session/turns.js';
+import { ALONE_BUDGET, CONTENDED_MS, TURN_BUDGET, TurnGroup, TurnQueue } from '../../src/session/turns.js';
 
 // Each message "weighs" 10 bytes; the producer is held above 25 waiting (3 messages or more).
-function recorder(aboveBytes = 25) {
+// With `contended` (the default), another session has just had a message: the budget is TURN_BUDGET.
+function recorder(aboveBytes = 25, contended = true) {
   const handled: number[] = [];
   const backlog: boolean[] = [];
   const q = new TurnQueue<number>((m) => handled.push(m), { aboveBytes, bytes: () => 10, on: (held) => backlog.push(held) });
+  if (contended) otherSession().push(0);
   return { q, handled, backlog };
 }
 
-describe('TurnQueue: a session handles at most TURN_BUDGET messages per event-loop turn', () => {
+function otherSession(): TurnQueue<number> {
+  return new TurnQueue<number>(() => undefined, undefined, new TurnGroup());
+}
+
+describe('TurnQueue: a session handles at most TURN_BUDGET messages per event-loop turn while others have messages', () => {
   it('handles a burst a budget at a time, in order, and reports the backlog once each way', async () => {
     const { q, handled, backlog } = recorder();
     const n = TURN_BUDGET * 2 + 1;
@@ -79,5 +85,38 @@ describe('TurnQueue: a session handles at most TURN_BUDGET messages per event-lo
     await nextTurn();
     expect(handled.filter((m) => m >= 1000)).toEqual([]);
     expect(q.waiting).toBe(0);
+  });
+
+  it('takes ALONE_BUDGET while no other session has had a message for CONTENDED_MS, and TURN_BUDGET from the next turn after one has', async () => {
+    await sleep(CONTENDED_MS + 20);
+    const { q, handled } = recorder(1_000_000, false);
+    const n = ALONE_BUDGET * 3;
+    for (let i = 0; i < n; i++) q.push(i);
+    expect(handled).toHaveLength(ALONE_BUDGET);
+    await nextTurn();
+    expect(handled).toHaveLength(ALONE_BUDGET * 2);
+    // Another session's message: it is handled at once (its own budget), and ours shrinks.
+    const other: number[] = [];
+    const b = new TurnQueue<number>((m) => other.push(m), undefined, new TurnGroup());
+    b.push(7);
+    expect(other).toEqual([7]);
+    await nextTurn();
+    expect(handled).toHaveLength(ALONE_BUDGET * 2 + TURN_BUDGET);
+    await nextTurn();
+    expect(handled).toHaveLength(ALONE_BUDGET * 2 + TURN_BUDGET * 2);
+  });
+
+  it('shares the budget between the two directions of one session: its own messages never count as contention', async () => {
+    await sleep(CONTENDED_MS + 20);
+    const group = new TurnGroup();
+    const up: number[] = [];
+    const down: number[] = [];
+    const qUp = new TurnQueue<number>((m) => up.push(m), undefined, group);
+    const qDown = new TurnQueue<number>((m) => down.push(m), undefined, group);
+    for (let i = 0; i < ALONE_BUDGET + 1; i++) qUp.push(i);
+    for (let i = 0; i < ALONE_BUDGET + 1; i++) qDown.push(i);
+    expect([up.length, down.length]).toEqual([ALONE_BUDGET, ALONE_BUDGET]);
+    await nextTurn();
+    expect([up.length, down.length]).toEqual([ALONE_BUDGET + 1, ALONE_BUDGET + 1]);
   });
 });
