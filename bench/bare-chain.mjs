@@ -7,66 +7,180 @@
 // It is bench-only (never a relay option): bench/tunnel.mjs runs it as the `bare-chain` target
 // and prints switchboard's added latency and throughput as ratios of this one's.
 //
-//   node bench/bare-chain.mjs relay <port> <identity dir>
-//   node bench/bare-chain.mjs connector <wss url> <identity dir> <command> [args…]
+// With `inspect` (the `inspect-floor` target) it does, besides, only what any relay that inspects
+// and records every call cannot skip: the relay JSON.parses every message both ways, looks the
+// tool up in an allow-set, and appends two hash-chained records per call (request with the
+// arguments' digest, response with its latency) through @switchboard/audit's trail
+// (durability off, as the tunnel bench runs switchboard); the connector JSON.parses every line the
+// server writes before framing it. No strict scanning, credit, resumption, pinning, redaction,
+// rate limits, metrics, console or fairness turns. Its in-flight calls/s against the bare chain's is
+// the most an inspecting relay in this topology can keep here; switchboard is read against both.
+//
+// Writes of one event-loop turn are coalesced (one cork per turn per socket or pipe), as in
+// switchboard, so the ratios measure inspection and not a write strategy.
+//
+//   node bench/bare-chain.mjs relay <port> <identity dir> [inspect <audit file>]
+//   node bench/bare-chain.mjs connector <wss url> <identity dir> [inspect] <command> [args…]
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import https from 'node:https';
 import { join } from 'node:path';
 import tls from 'node:tls';
 import WebSocket, { WebSocketServer } from 'ws';
+import { AuditTrail, digestArguments } from '@switchboard/audit';
+import { coalesce } from '@switchboard/common';
 import { AGENT_SUBPROTOCOL, FrameType, HEADER_BYTES, LINK_SUBPROTOCOL, encodeControl, encodeData } from '@switchboard/protocol';
 
-const [role, where, idDir, ...command] = process.argv.slice(2);
+const [role, where, idDir, ...rest] = process.argv.slice(2);
+const inspect = rest[0] === 'inspect';
+const command = inspect ? rest.slice(1) : rest;
 const pem = (f) => readFileSync(join(idDir, f));
 const tlsOptions = { key: pem('svid_key.pem'), cert: pem('svid.pem'), ca: pem('bundle.pem'), minVersion: 'TLSv1.3' };
 const NEWLINE = Buffer.from('\n');
 
-if (role === 'relay') runRelay(Number(where));
+if (role === 'relay') runRelay(Number(where), inspect ? await AuditTrail.open({ path: command[0], durability: 'off' }) : undefined);
 else if (role === 'connector') runConnector(where, command);
 else {
   console.error('usage: bare-chain.mjs relay <port> <ids> | connector <url> <ids> <command…>');
   process.exit(2);
 }
 
-function runRelay(port) {
+function runRelay(port, trail) {
   const server = https.createServer({ ...tlsOptions, requestCert: true, rejectUnauthorized: true });
   const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: 16 * 1024 * 1024 + HEADER_BYTES });
   let link;
+  let linkSocket;
   let nextId = 0;
   const agents = new Map();
   server.on('upgrade', (req, socket, head) => {
     const isLink = req.url === '/v1/link';
     if (!isLink && !req.url.startsWith('/v1/agent/')) return socket.destroy();
-    wss.handleUpgrade(req, socket, head, (ws) => (isLink ? onLink(ws) : onAgent(ws)));
+    wss.handleUpgrade(req, socket, head, (ws) => (isLink ? onLink(ws, socket) : onAgent(ws, socket)));
   });
   wss.options.handleProtocols = (protocols) => (protocols.has(LINK_SUBPROTOCOL) ? LINK_SUBPROTOCOL : protocols.has(AGENT_SUBPROTOCOL) ? AGENT_SUBPROTOCOL : false);
-  const onLink = (ws) => {
+  const toLink = (frame) => {
+    if (link === undefined) return;
+    coalesce(linkSocket);
+    link.send(frame);
+  };
+  const onLink = (ws, socket) => {
     link = ws;
+    linkSocket = socket;
     ws.on('message', (buf) => {
       const id = buf.readUInt32BE(1);
-      const agent = agents.get(id);
-      if (agent === undefined) return;
-      if (buf[0] === FrameType.DATA) agent.send(buf.subarray(HEADER_BYTES), { binary: false });
-      else if (buf[0] === FrameType.CLOSE) agent.close(1000);
+      const a = agents.get(id);
+      if (a === undefined) return;
+      if (buf[0] === FrameType.DATA) {
+        const payload = buf.subarray(HEADER_BYTES);
+        if (trail !== undefined && !recordResponse(trail, a, payload)) return;
+        coalesce(a.socket);
+        a.ws.send(payload, { binary: false });
+      } else if (buf[0] === FrameType.CLOSE) a.ws.close(1000);
     });
     ws.on('close', () => {
       if (link === ws) link = undefined;
-      for (const a of agents.values()) a.close(1011);
+      for (const a of agents.values()) a.ws.close(1011);
     });
   };
-  const onAgent = (ws) => {
+  const onAgent = (ws, socket) => {
     if (link === undefined) return ws.close(1013, 'no connector');
     const id = ++nextId;
-    agents.set(id, ws);
-    link.send(encodeControl(FrameType.OPEN, id, {}));
-    ws.on('message', (data) => link?.send(encodeData(id, data)));
+    const san = socket.getPeerCertificate().subjectaltname ?? '';
+    const a = { ws, socket, sessionId: `bare/${id}`, agent: san.startsWith('URI:') ? san.slice(4).split(',')[0] : san, pending: new Map() };
+    agents.set(id, a);
+    toLink(encodeControl(FrameType.OPEN, id, {}));
+    ws.on('message', (data) => {
+      if (trail !== undefined) {
+        const refusal = recordRequest(trail, a, data);
+        if (refusal !== undefined) {
+          coalesce(socket);
+          ws.send(refusal, { binary: false });
+          return;
+        }
+      }
+      toLink(encodeData(id, data));
+    });
     ws.on('close', () => {
       agents.delete(id);
-      link?.send(encodeControl(FrameType.CLOSE, id, {}));
+      toLink(encodeControl(FrameType.CLOSE, id, {}));
     });
   };
   server.listen(port, '127.0.0.1');
+}
+
+// ---- inspect: what every inspecting relay must do per call ------------------------------------
+
+const ALLOWED_TOOLS = new Set(['echo']);
+const noop = () => undefined;
+const refusal = (id, code, message) => Buffer.from(JSON.stringify({ jsonrpc: '2.0', id, error: { code, message } }), 'utf8');
+
+// recordRequest parses one agent message, decides a tools/call by its tool name and records the
+// decision; it returns the reply for a message that must not go on (unparseable, denied).
+function recordRequest(trail, a, data) {
+  let msg;
+  try {
+    msg = JSON.parse(data.toString('utf8'));
+  } catch {
+    return refusal(null, -32700, 'parse error');
+  }
+  if (typeof msg?.method !== 'string' || msg.id === undefined) return undefined;
+  const requestId = JSON.stringify(msg.id);
+  const call = msg.method === 'tools/call';
+  const name = call ? String(msg.params?.name) : null;
+  const allow = !call || ALLOWED_TOOLS.has(name);
+  trail
+    .append({
+      type: 'request',
+      sessionId: a.sessionId,
+      server: 'echo',
+      agent: a.agent,
+      direction: 'agent-to-server',
+      requestId,
+      method: msg.method,
+      name,
+      decision: allow ? 'allow' : 'deny',
+      ruleId: allow ? 'bench' : null,
+      reason: allow ? 'allowed by bench' : 'no rule allows it',
+      argsDigest: call ? digestArguments(msg.params?.arguments ?? null) : null,
+    })
+    .catch(noop);
+  if (!allow) return refusal(msg.id, -32601, 'denied');
+  a.pending.set(requestId, { method: msg.method, name, t0: performance.now() });
+  return undefined;
+}
+
+// recordResponse parses one server message and records the answer to a recorded request; false drops it.
+function recordResponse(trail, a, payload) {
+  let msg;
+  try {
+    msg = JSON.parse(payload.toString('utf8'));
+  } catch {
+    return false;
+  }
+  if (msg === null || typeof msg !== 'object') return false;
+  if (msg.method !== undefined || msg.id === undefined) return true;
+  const requestId = JSON.stringify(msg.id);
+  const o = a.pending.get(requestId);
+  if (o === undefined) return false;
+  a.pending.delete(requestId);
+  const code = msg.error?.code;
+  trail
+    .append({
+      type: 'response',
+      sessionId: a.sessionId,
+      server: 'echo',
+      agent: a.agent,
+      requestId,
+      method: o.method,
+      name: o.name,
+      status: msg.error === undefined ? 'ok' : 'error',
+      ...(Number.isSafeInteger(code) ? { errorCode: code } : {}),
+      latencyMs: Math.round((performance.now() - o.t0) * 1000) / 1000,
+      bytes: payload.length,
+      redactions: {},
+    })
+    .catch(noop);
+  return true;
 }
 
 function runConnector(url, [cmd, ...args]) {
@@ -76,6 +190,14 @@ function runConnector(url, [cmd, ...args]) {
     checkServerIdentity: () => undefined,
     perMessageDeflate: false,
   });
+  let socket;
+  ws.on('upgrade', (res) => {
+    socket = res.socket;
+  });
+  const toLink = (frame) => {
+    if (socket !== undefined) coalesce(socket);
+    ws.send(frame);
+  };
   const children = new Map();
   ws.on('error', (err) => {
     console.error(`bare connector: ${err.message}`);
@@ -87,10 +209,9 @@ function runConnector(url, [cmd, ...args]) {
     if (buf[0] === FrameType.DATA) {
       const stdin = children.get(id)?.stdin;
       if (stdin === undefined) return;
-      stdin.cork();
+      coalesce(stdin);
       stdin.write(buf.subarray(HEADER_BYTES));
       stdin.write(NEWLINE);
-      stdin.uncork();
     } else if (buf[0] === FrameType.OPEN) {
       const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'ignore'] });
       children.set(id, child);
@@ -99,7 +220,10 @@ function runConnector(url, [cmd, ...args]) {
         let data = partial.length === 0 ? chunk : Buffer.concat([partial, chunk]);
         let nl = data.indexOf(0x0a);
         while (nl >= 0) {
-          if (nl > 0) ws.send(encodeData(id, data.subarray(0, nl)));
+          if (nl > 0) {
+            const line = data.subarray(0, nl);
+            if (!inspect || isJsonObject(line)) toLink(encodeData(id, line));
+          }
           data = data.subarray(nl + 1);
           nl = data.indexOf(0x0a);
         }
@@ -108,7 +232,7 @@ function runConnector(url, [cmd, ...args]) {
       child.on('exit', () => {
         if (children.get(id) === child) {
           children.delete(id);
-          ws.send(encodeControl(FrameType.CLOSE, id, {}));
+          toLink(encodeControl(FrameType.CLOSE, id, {}));
         }
       });
     } else if (buf[0] === FrameType.CLOSE) {
@@ -123,4 +247,14 @@ function runConnector(url, [cmd, ...args]) {
   };
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
+}
+
+// isJsonObject is the connector's check on a server's line: one JSON object (a JSON-RPC message).
+function isJsonObject(line) {
+  try {
+    const v = JSON.parse(line.toString('utf8'));
+    return v !== null && typeof v === 'object' && !Array.isArray(v);
+  } catch {
+    return false;
+  }
 }

@@ -48,7 +48,7 @@ const require = createRequire(import.meta.url);
 const SUPERGATEWAY = join(dirname(require.resolve('supergateway/package.json')), 'dist/index.js');
 const MCP_PROXY = join(dirname(require.resolve('mcp-proxy/package.json')), 'dist/bin/mcp-proxy.mjs');
 
-export const TARGETS = ['direct', 'supergateway-ws', 'supergateway-shttp', 'mcp-proxy', 'bare-chain', 'switchboard', 'switchboard-pool', 'switchboard-shared', 'http-direct', 'switchboard-http'];
+export const TARGETS = ['direct', 'supergateway-ws', 'supergateway-shttp', 'mcp-proxy', 'bare-chain', 'inspect-floor', 'switchboard', 'switchboard-pool', 'switchboard-shared', 'http-direct', 'switchboard-http'];
 /** POOL_SIZE is the warm pool of the switchboard-pool target (connector.yaml `pool.size`). */
 const POOL_SIZE = 4;
 const SESSIONS = 32;
@@ -457,22 +457,26 @@ function switchboardTarget(sdk, world, name = 'switchboard', server = 'echo') {
  * bareChainTarget is the same topology doing nothing (bench/bare-chain.mjs): a relay and a
  * connector process with mutual TLS on both hops and the same agent SDK, splicing frames with no
  * parsing, policy or audit. Switchboard's added latency and throughput are read against it.
+ * With `inspect` it is the `inspect-floor`: the same chain doing only what an inspecting relay
+ * cannot skip (JSON.parse both ways, an allow-set lookup, two hash-chained audit records per call).
  */
-function bareChainTarget(sdk, world, cmd) {
+function bareChainTarget(sdk, world, cmd, inspect = false) {
   let relay;
   let connector;
   let port;
   let identity = world.ids.agent;
   const open = () => sdk.connect({ relay: `wss://127.0.0.1:${port}`, server: 'echo', identity, resumption: false });
   return {
-    name: 'bare-chain',
+    name: inspect ? 'inspect-floor' : 'bare-chain',
     longLived: true,
     async start() {
       port = await freePort();
       const script = join(ROOT, 'bench/bare-chain.mjs');
-      relay = startProcess('bare relay', process.execPath, [script, 'relay', String(port), world.ids.relay]);
+      const relayArgs = inspect ? ['inspect', join(world.dir, 'inspect-floor-audit.log')] : [];
+      relay = startProcess(`${this.name} relay`, process.execPath, [script, 'relay', String(port), world.ids.relay, ...relayArgs]);
       await waitForPort(port, relay);
-      connector = startProcess('bare connector', process.execPath, [script, 'connector', `wss://127.0.0.1:${port}`, world.ids.connector, cmd.command, ...cmd.args]);
+      const connectorArgs = inspect ? ['inspect'] : [];
+      connector = startProcess(`${this.name} connector`, process.execPath, [script, 'connector', `wss://127.0.0.1:${port}`, world.ids.connector, ...connectorArgs, cmd.command, ...cmd.args]);
       if (typeof sdk.AgentIdentity?.fromDirectory === 'function') identity = await sdk.AgentIdentity.fromDirectory(world.ids.agent);
       const deadline = Date.now() + 20_000;
       let last;
@@ -486,7 +490,7 @@ function bareChainTarget(sdk, world, cmd) {
           await sleep(200);
         }
       }
-      throw new Error(`no session through the bare chain within 20 s: ${oneLine(last)}`);
+      throw new Error(`no session through the ${this.name} within 20 s: ${oneLine(last)}`);
     },
     open,
     pids: () => ({ relay: relay.pid, connector: connector.pid }),
@@ -656,6 +660,7 @@ export async function benchTunnel({ quick = false, idle = true, only } = {}) {
       try {
         world = await startSwitchboard(dir, cmd);
         if (!only || only.includes('bare-chain')) targets.push(bareChainTarget(sw.sdk, world, cmd));
+        if (!only || only.includes('inspect-floor')) targets.push(bareChainTarget(sw.sdk, world, cmd, true));
         targets.push(switchboardTarget(sw.sdk, world));
         if (!only || only.includes('switchboard-pool')) targets.push(switchboardTarget(sw.sdk, world, 'switchboard-pool', 'echo-pool'));
         if (!only || only.includes('switchboard-shared')) targets.push(switchboardTarget(sw.sdk, world, 'switchboard-shared', 'echo-shared'));
@@ -718,7 +723,7 @@ export function printTunnel(r) {
       `setup = median of ${opts.timedSetups} sequential session setups (connect + initialize).`,
   );
   console.log(
-    `server processes @${SESSIONS}: direct, supergateway-shttp, bare-chain, switchboard and switchboard-pool start one per session (switchboard-pool from a warm pool of ${POOL_SIZE}); supergateway-ws, mcp-proxy and switchboard-shared share one across all sessions; http-direct and switchboard-http call one Streamable-HTTP server (an MCP session each).`,
+    `server processes @${SESSIONS}: direct, supergateway-shttp, bare-chain, inspect-floor, switchboard and switchboard-pool start one per session (switchboard-pool from a warm pool of ${POOL_SIZE}); supergateway-ws, mcp-proxy and switchboard-shared share one across all sessions; http-direct and switchboard-http call one Streamable-HTTP server (an MCP session each).`,
   );
   if (r.auditDurability) console.log(`switchboard's relay runs audit.durability: ${r.auditDurability} (every record hashed, chained and written; the audit section measures batched and strict).`);
   for (const n of r.notes) console.log(`note: ${n}`);
@@ -782,6 +787,7 @@ export function printTunnel(r) {
   const pct = (a, b) => `${((a / b) * 100).toFixed(0)} %`;
   const mark = (cond, have) => (!have ? `not measured (${why})` : cond ? 'met' : 'NOT met');
   const bare = ok('bare-chain') ? rows['bare-chain'] : undefined;
+  const floor = ok('inspect-floor') ? rows['inspect-floor'] : undefined;
   console.log('\nGoals:');
   console.log('  against the bare chain (the same topology with mTLS on both hops, splicing frames, nothing inspected):');
   const added = sw && d && bare ? { sw: sw.p50 - d.p50, bare: bare.p50 - d.p50 } : undefined;
@@ -792,8 +798,14 @@ export function printTunnel(r) {
   console.log(`    (the same with ${SESSIONS} sessions, one call each: ${sw && bare ? `${f0(sw.rate32)} vs ${f0(bare.rate32)} = ${pct(sw.rate32, bare.rate32)}` : 'not measured'})`);
   if (sw?.cpuInflight && bare?.cpuInflight) {
     const c = (x) => `relay ${f0(x.relay)} µs + connector ${f0(x.connector)} µs`;
-    console.log(`    (CPU per call with ${SESSIONS} in flight: switchboard ${c(sw.cpuInflight)}, bare chain ${c(bare.cpuInflight)}; the rest is the agent's and the server's, the same in both)`);
+    const fc = floor?.cpuInflight ? `, inspect-floor ${c(floor.cpuInflight)}` : '';
+    console.log(`    (CPU per call with ${SESSIONS} in flight: switchboard ${c(sw.cpuInflight)}, bare chain ${c(bare.cpuInflight)}${fc}; the rest is the agent's and the server's, the same in all)`);
   }
+  console.log(
+    `    restated (docs/performance.md: inspect-floor, the bare chain doing only what an inspecting relay cannot skip — JSON.parse both ways, an allow-set lookup, two hash-chained audit records per call — ` +
+      `keeps ${floor && bare ? pct(floor.rateInflight, bare.rateInflight) : '–'} of the bare chain's) — ≥ 80 % of the inspect floor's: ` +
+      `${sw && floor ? `${f0(sw.rateInflight)} vs ${f0(floor.rateInflight)} = ${pct(sw.rateInflight, floor.rateInflight)} → ` : ''}${mark(sw && floor && sw.rateInflight >= 0.8 * floor.rateInflight, sw && floor)}`,
+  );
   const pool = ok('switchboard-pool') ? rows['switchboard-pool'] : undefined;
   const shared = ok('switchboard-shared') ? rows['switchboard-shared'] : undefined;
   const mp = ok('mcp-proxy') ? rows['mcp-proxy'] : undefined;
