@@ -14,13 +14,16 @@
 //                (open it in Chrome DevTools or read it with any cpuprofile tool).
 // --http         serves `echo` from a Streamable-HTTP backend (test/fixtures/http-mcp-server.mjs)
 //                instead of a stdio process per session.
+// --setups N     also opens N sessions one after another on a server with a warm pool of 4
+//                (`echo-pool`) and prints the median of each phase of a session's setup: TLS +
+//                WebSocket upgrade (to the first message sent), and the MCP initialize round trip.
 import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
-import { connect, AgentIdentity } from '@switchboard/agent-sdk';
+import { connect, AgentIdentity, RelayClientTransport } from '@switchboard/agent-sdk';
 import { createTestCA } from '@switchboard/pki/testing';
 import { CLI, FIXTURE, HTTP_FIXTURE, freePort, quantile } from './lib/processes.mjs';
 
@@ -37,6 +40,7 @@ const { values: o } = parseArgs({
     inflight: { type: 'string' },
     profile: { type: 'string' },
     http: { type: 'boolean', default: false },
+    setups: { type: 'string' },
   },
 });
 const calls = Math.min(1_000_000, Number(o.calls));
@@ -60,15 +64,16 @@ try {
     await ca.writeIdentity(ids[name], await ca.issue(id));
   }
   const port = await freePort();
+  const [relayAdmin, connectorAdmin] = [await freePort(), await freePort()];
   let backend = `{ command: ${JSON.stringify(process.execPath)}, args: [${JSON.stringify(FIXTURE)}] }`;
   if (o.http) {
     const hp = await freePort();
     procs.push(spawn(process.execPath, [HTTP_FIXTURE], { env: { ...process.env, PORT: String(hp) }, stdio: 'ignore' }));
     backend = `{ url: http://127.0.0.1:${hp}/mcp }`;
   }
-  await writeFile(join(dir, 'policy.yaml'), `trustDomain: ${TD}\nservers:\n  echo: { connectors: [${CONNECTOR}] }\nrules:\n  - id: bench\n    agents: [${AGENT}]\n    servers: [echo]\n    tools: { allow: [echo] }\n`);
-  await writeFile(join(dir, 'relay.yaml'), `listen: 127.0.0.1:${port}\nidentity: ${ids.relay}\npolicy: ${join(dir, 'policy.yaml')}\naudit: { path: ${join(dir, 'audit.log')}, durability: ${o.durability}, signingKey: none }\n`);
-  await writeFile(join(dir, 'connector.yaml'), `relays: [wss://127.0.0.1:${port}]\nidentity: ${ids.connector}\nservers:\n  echo: ${backend}\n`);
+  await writeFile(join(dir, 'policy.yaml'), `trustDomain: ${TD}\nservers:\n  echo: { connectors: [${CONNECTOR}] }\n  echo-pool: { connectors: [${CONNECTOR}] }\nrules:\n  - id: bench\n    agents: [${AGENT}]\n    servers: [echo, echo-pool]\n    tools: { allow: [echo] }\n`);
+  await writeFile(join(dir, 'relay.yaml'), `listen: 127.0.0.1:${port}\nidentity: ${ids.relay}\npolicy: ${join(dir, 'policy.yaml')}\naudit: { path: ${join(dir, 'audit.log')}, durability: ${o.durability}, signingKey: none }\nadmin: { listen: 127.0.0.1:${relayAdmin} }\n`);
+  await writeFile(join(dir, 'connector.yaml'), `relays: [wss://127.0.0.1:${port}]\nidentity: ${ids.connector}\nadmin: { listen: 127.0.0.1:${connectorAdmin} }\nservers:\n  echo: ${backend}\n  echo-pool: { command: ${JSON.stringify(process.execPath)}, args: [${JSON.stringify(FIXTURE)}], pool: { size: 4 } }\n`);
   const profDir = resolve('tunnel-profile');
   const flags = (name) => (o.profile === name ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : []);
   const relay = spawn(process.execPath, [...flags('relay'), CLI, 'relay', '--config', join(dir, 'relay.yaml')], { stdio: 'ignore' });
@@ -133,6 +138,46 @@ try {
       `${k} in flight on that session: ${Math.round((total / e) * 1000)} calls/s; CPU per call: relay ${Math.round((r3 - r2) / total)} µs, ` +
         `connector ${Math.round((c3 - c2) / total)} µs, agent ${Math.round((a3.user + a3.system) / total)} µs; machine ${Math.round((1 - idle / all) * 100)} % busy`,
     );
+  }
+  if (o.setups !== undefined) {
+    const n = Math.min(1000, Number(o.setups));
+    const phases = { upgrade: [], initialize: [], total: [] };
+    const send = RelayClientTransport.prototype.send;
+    let firstSend;
+    RelayClientTransport.prototype.send = function (m, ...rest) {
+      firstSend ??= performance.now();
+      return send.call(this, m, ...rest);
+    };
+    const scrape = async () => {
+      const out = new Map();
+      for (const [who, p] of [['relay', relayAdmin], ['connector', connectorAdmin]]) {
+        const text = await (await fetch(`http://127.0.0.1:${p}/metrics`)).text();
+        for (const m of text.matchAll(/^(switchboard_\w*(?:setup|start)\w*)_(sum|count)(\{[^}]*\})? (\S+)$/gm)) out.set(`${who} ${m[1]}${m[3] ?? ''} ${m[2]}`, Number(m[4]));
+      }
+      return out;
+    };
+    const before = await scrape();
+    for (let i = 0; i < n; i++) {
+      await sleep(300); // the pool refills in the background
+      firstSend = undefined;
+      const t = performance.now();
+      const c = await connect({ relay: `wss://127.0.0.1:${port}`, server: 'echo-pool', identity, resumption: false });
+      const end = performance.now();
+      phases.upgrade.push(firstSend - t);
+      phases.initialize.push(end - firstSend);
+      phases.total.push(end - t);
+      await c.close();
+    }
+    RelayClientTransport.prototype.send = send;
+    const med = (xs) => quantile(xs.sort((a, b) => a - b), 0.5).toFixed(2);
+    console.log(`${n} warm-pool session setups, median ms: TLS + upgrade ${med(phases.upgrade)}, initialize ${med(phases.initialize)}, total ${med(phases.total)}`);
+    const after = await scrape();
+    for (const [k, v] of after) {
+      if (!k.endsWith(' sum')) continue;
+      const base = k.slice(0, -4);
+      const count = (after.get(`${base} count`) ?? 0) - (before.get(`${base} count`) ?? 0);
+      if (count > 0) console.log(`  ${base}: ${count} × mean ${(((v - (before.get(k) ?? 0)) / count) * 1000).toFixed(2)} ms`);
+    }
   }
   await client.close();
   if (o.profile) {

@@ -12,6 +12,14 @@ const MAX_EARLY_MESSAGES = 16;
 /** Refill backoff after a pooled process fails to start or dies unused: 1 s doubling to 30 s. */
 const REFILL_BACKOFF_MS = 1000;
 const MAX_REFILL_BACKOFF_MS = 30_000;
+/**
+ * REFILL_DELAY_MS: a hand-out refills the pool this long after, not while the session it served is
+ * being set up. Spawning blocks the connector's event loop for milliseconds (before the session's
+ * OPEN_OK could go out), and the new process's start takes a core for a few hundred milliseconds
+ * (while the session's `initialize` runs); a process started now would not be ready for a session
+ * within this delay anyway.
+ */
+export const REFILL_DELAY_MS = 100;
 
 /** PoolCounters are what a warm pool counts (the connector's /metrics). */
 export interface PoolCounters {
@@ -88,7 +96,7 @@ class PooledBackend implements BackendSession {
 /**
  * WarmPool keeps `size` started processes of one stdio server ready, so a new session skips the
  * spawn (docs/performance.md, "Warm pools"). A process serves exactly one session and is never
- * reused; the pool refills in the background after each hand-out. A pool that handed out nothing
+ * reused; the pool refills in the background shortly after each hand-out ({@link REFILL_DELAY_MS}). A pool that handed out nothing
  * for `idleMs` lets its processes go and refills at the next session. Pre-spawned processes learn
  * their agent from `SWITCHBOARD_AGENT_FILE`, not from their environment (see {@link StdioBackend}).
  */
@@ -100,6 +108,7 @@ export class WarmPool {
   private lastTake: number;
   private idleTimer: NodeJS.Timeout | undefined;
   private refillTimer: NodeJS.Timeout | undefined;
+  private soonTimer: NodeJS.Timeout | undefined;
   private failures = 0;
 
   constructor(
@@ -140,7 +149,11 @@ export class WarmPool {
     while ((warm = this.ready.shift()) !== undefined && (warm.holding.dead || warm.backend.exited)) this.counters.poolRetired++;
     if (warm === undefined) this.counters.poolMisses++;
     else this.counters.poolHits++;
-    this.fill();
+    this.soonTimer ??= setTimeout(() => {
+      this.soonTimer = undefined;
+      this.fill();
+    }, REFILL_DELAY_MS);
+    this.soonTimer.unref();
     return warm === undefined ? undefined : new PooledBackend(warm, open, sink, logger);
   }
 
@@ -149,6 +162,7 @@ export class WarmPool {
     this.closed = true;
     clearInterval(this.idleTimer);
     clearTimeout(this.refillTimer);
+    clearTimeout(this.soonTimer);
     const all = this.ready.splice(0);
     await Promise.all(all.map((w) => w.backend.close()));
   }
