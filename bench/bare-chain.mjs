@@ -11,7 +11,8 @@
 // and records every call cannot skip: the relay JSON.parses every message both ways, looks the
 // tool up in an allow-set, and appends two hash-chained records per call (request with the
 // arguments' digest, response with its latency) through @switchboard/audit's trail
-// (durability off, as the tunnel bench runs switchboard); the connector JSON.parses every line the
+// (durability off, as the tunnel bench runs switchboard; records held up to 5 ms and built and
+// appended together, as switchboard's relay does); the connector JSON.parses every line the
 // server writes before framing it. No strict scanning, credit, resumption, pinning, redaction,
 // rate limits, metrics, console or fairness turns. Its in-flight calls/s against the bare chain's is
 // the most an inspecting relay in this topology can keep here; switchboard is read against both.
@@ -112,6 +113,22 @@ function runRelay(port, trail) {
 
 const ALLOWED_TOOLS = new Set(['echo']);
 const noop = () => undefined;
+
+// Records nothing waits on are held up to 5 ms (at most 256) and appended together, built only
+// then — as switchboard's relay does (docs/audit.md), so the floor pays what the relay pays.
+const held = [];
+let heldTimer;
+function record(trail, build) {
+  held.push(build);
+  if (held.length >= 256) appendHeld(trail);
+  else heldTimer ??= setTimeout(appendHeld, 5, trail);
+}
+function appendHeld(trail) {
+  clearTimeout(heldTimer);
+  heldTimer = undefined;
+  for (const build of held.splice(0)) trail.append(build()).catch(noop);
+  trail.writeSoon();
+}
 const refusal = (id, code, message) => Buffer.from(JSON.stringify({ jsonrpc: '2.0', id, error: { code, message } }), 'utf8');
 
 // recordRequest parses one agent message, decides a tools/call by its tool name and records the
@@ -128,22 +145,21 @@ function recordRequest(trail, a, data) {
   const call = msg.method === 'tools/call';
   const name = call ? String(msg.params?.name) : null;
   const allow = !call || ALLOWED_TOOLS.has(name);
-  trail
-    .append({
-      type: 'request',
-      sessionId: a.sessionId,
-      server: 'echo',
-      agent: a.agent,
-      direction: 'agent-to-server',
-      requestId,
-      method: msg.method,
-      name,
-      decision: allow ? 'allow' : 'deny',
-      ruleId: allow ? 'bench' : null,
-      reason: allow ? 'allowed by bench' : 'no rule allows it',
-      argsDigest: call ? digestArguments(msg.params?.arguments ?? null) : null,
-    })
-    .catch(noop);
+  const args = call ? msg.params?.arguments ?? null : undefined;
+  record(trail, () => ({
+    type: 'request',
+    sessionId: a.sessionId,
+    server: 'echo',
+    agent: a.agent,
+    direction: 'agent-to-server',
+    requestId,
+    method: msg.method,
+    name,
+    decision: allow ? 'allow' : 'deny',
+    ruleId: allow ? 'bench' : null,
+    reason: allow ? 'allowed by bench' : 'no rule allows it',
+    argsDigest: call ? digestArguments(args) : null,
+  }));
   if (!allow) return refusal(msg.id, -32601, 'denied');
   a.pending.set(requestId, { method: msg.method, name, t0: performance.now() });
   return undefined;
@@ -164,22 +180,21 @@ function recordResponse(trail, a, payload) {
   if (o === undefined) return false;
   a.pending.delete(requestId);
   const code = msg.error?.code;
-  trail
-    .append({
-      type: 'response',
-      sessionId: a.sessionId,
-      server: 'echo',
-      agent: a.agent,
-      requestId,
-      method: o.method,
-      name: o.name,
-      status: msg.error === undefined ? 'ok' : 'error',
-      ...(Number.isSafeInteger(code) ? { errorCode: code } : {}),
-      latencyMs: Math.round((performance.now() - o.t0) * 1000) / 1000,
-      bytes: payload.length,
-      redactions: {},
-    })
-    .catch(noop);
+  const latencyMs = Math.round((performance.now() - o.t0) * 1000) / 1000;
+  record(trail, () => ({
+    type: 'response',
+    sessionId: a.sessionId,
+    server: 'echo',
+    agent: a.agent,
+    requestId,
+    method: o.method,
+    name: o.name,
+    status: msg.error === undefined ? 'ok' : 'error',
+    ...(Number.isSafeInteger(code) ? { errorCode: code } : {}),
+    latencyMs,
+    bytes: payload.length,
+    redactions: {},
+  }));
   return true;
 }
 
