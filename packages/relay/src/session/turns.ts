@@ -28,19 +28,21 @@ const recent: { group: TurnGroup | undefined; at: number; otherAt: number } = { 
  */
 export class TurnGroup {
   /** budget is the number of messages a turn (or a callback) may handle now. */
-  budget(): number {
+  budget(now = performance.now()): number {
     const othersAt = recent.group === this ? recent.otherAt : recent.at;
-    return performance.now() - othersAt < CONTENDED_MS ? TURN_BUDGET : ALONE_BUDGET;
+    return now - othersAt < CONTENDED_MS ? TURN_BUDGET : ALONE_BUDGET;
   }
 
-  /** @internal arrived notes a message of this group's session (every push, both directions). */
-  arrived(): void {
+  /** @internal arrive notes a message of this group's session (every push, both directions) and returns the budget. */
+  arrive(): number {
     const now = performance.now();
+    const budget = this.budget(now);
     if (recent.group !== this) {
       recent.otherAt = recent.at;
       recent.group = this;
     }
     recent.at = now;
+    return budget;
   }
 }
 
@@ -66,7 +68,6 @@ export class TurnQueue<T> {
   private held = false;
   private queuedBytes = 0;
   private used = 0;
-  private budget = TURN_BUDGET;
   private scheduled = false;
   private queue: T[] = [];
   private head = 0;
@@ -86,10 +87,9 @@ export class TurnQueue<T> {
   /** push handles `m` now, within this turn's budget and behind nothing; otherwise queues it. */
   push(m: T): void {
     if (this.ended) return;
-    this.group.arrived();
+    const budget = this.group.arrive();
     if (this.head === this.queue.length) {
-      if (this.used === 0) this.budget = this.group.budget();
-      if (this.used < this.budget) {
+      if (this.used < budget) {
         // The budget is per callback of the event loop (one socket read, say): it is given back
         // once this one has returned. A nextTick, not an immediate: a session that never goes past
         // its budget costs no extra trip round the loop.
